@@ -1,0 +1,148 @@
+"""Synthetic subjects: scaled body models, electrode set-ups, and simulated trials with ground truth.
+
+A subject is the generic joint model of :mod:`myoedge.body.catalog` scaled to a random body mass and
+height (segment mass ∝ body mass, lengths ∝ height, inertia ∝ mass·length²), with per-muscle moment-arm
+scales (± 8 %) and strength scales (± 10 %, and ∝ mass^(2/3)), and per-channel electrode gains. Each
+session draws a gain drift (± 10 %) as electrodes are re-applied. Everything is a function of the seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from myoedge.body.catalog import BODY_MASS, HEIGHT, generic_model
+from myoedge.body.emg_synth import ElectrodeSetup, mvc_envelope, synthesize
+from myoedge.body.model import JointModel
+from myoedge.body.profile import SubjectProfile
+from myoedge.body.recording import Recording, RecordingMeta
+from myoedge.body.simulate import simulate
+from myoedge.body.trajectories import movement, paces, smooth_noise
+
+EMG_FS = 2000.0
+SIM_FS = 2000.0  # the simulator steps with the EMG clock
+MOTION_RATE = 500.0  # rate the motion is written at (every 4th simulation step)
+
+
+@dataclass(frozen=True)
+class SyntheticSubject:
+    name: str
+    seed: int
+    body_mass: float
+    height: float
+    model: JointModel
+    gain_volts: np.ndarray  # EMG RMS at full excitation, per channel, first session
+    crosstalk: np.ndarray
+
+
+def scale_model(model: JointModel, *, mass_scale: float, length_scale: float,
+                moment_arm_scale: np.ndarray, force_scale: np.ndarray) -> JointModel:
+    s = model.segment
+    seg = replace(s, mass=s.mass * mass_scale, com=s.com * length_scale,
+                  inertia=s.inertia * mass_scale * length_scale**2)
+    muscles = tuple(
+        replace(m, moment_arm=tuple(c * ls for c in m.moment_arm), max_force=m.max_force * fs,
+                optimal_fiber_length=m.optimal_fiber_length * length_scale,
+                tendon_slack_length=m.tendon_slack_length * length_scale)
+        for m, ls, fs in zip(model.muscles, length_scale * np.asarray(moment_arm_scale), force_scale)
+    )
+    return replace(model, segment=seg, muscles=muscles)
+
+
+def make_subject(joint: str, index: int, *, seed: int = 0) -> SyntheticSubject:
+    """Subject ``index`` of ``joint`` (deterministic in ``seed`` and ``index``)."""
+    rng = np.random.default_rng([seed, index, sum(map(ord, joint))])
+    generic = generic_model(joint)
+    n = len(generic.muscles)
+    body_mass, height = rng.uniform(55.0, 95.0), rng.uniform(1.55, 1.95)
+    mass_scale = body_mass / BODY_MASS
+    model = scale_model(generic, mass_scale=mass_scale, length_scale=height / HEIGHT,
+                        moment_arm_scale=rng.normal(1.0, 0.08, n).clip(0.8, 1.2),
+                        force_scale=mass_scale ** (2 / 3) * rng.normal(1.0, 0.10, n).clip(0.75, 1.25))
+    crosstalk = np.zeros((n, n))
+    for i in range(n - 1):
+        crosstalk[i, i + 1], crosstalk[i + 1, i] = rng.uniform(0.02, 0.10, 2)
+    return SyntheticSubject(name=f"{joint}{index:02d}", seed=seed, body_mass=body_mass, height=height,
+                            model=model, gain_volts=rng.uniform(0.3e-3, 1.2e-3, n), crosstalk=crosstalk)
+
+
+def session_gains(subject: SyntheticSubject, session: int) -> np.ndarray:
+    """Electrode gains of ``session`` (1-based): session 1 is the subject's, later ones drift."""
+    if session == 1:
+        return subject.gain_volts
+    rng = np.random.default_rng([subject.seed, session, 7919])
+    return subject.gain_volts * rng.normal(1.0, 0.10, len(subject.gain_volts)).clip(0.7, 1.3)
+
+
+def true_profile(subject: SyntheticSubject, *, session: int = 1) -> SubjectProfile:
+    return SubjectProfile(subject=subject.name, model=subject.model,
+                          mvc_volts=tuple(mvc_envelope(session_gains(subject, session), EMG_FS)),
+                          provenance={"method": "synthetic ground truth", "session": session,
+                                      "body_mass_kg": subject.body_mass, "height_m": subject.height})
+
+
+def simulate_session(subject: SyntheticSubject, *, session: int = 1, duration_s: float = 20.0,
+                     trial_paces: tuple[str, ...] | None = None) -> list[Recording]:
+    """One recording per pace (knee: walking speed), all simulated together."""
+    joint, model = subject.model.joint, subject.model
+    trial_paces = trial_paces or paces(joint)
+    rng = np.random.default_rng([subject.seed, session, 104729, sum(map(ord, subject.name))])
+    n, m, b = int(round(duration_s * SIM_FS)), len(model.muscles), len(trial_paces)
+    t = np.arange(n) / SIM_FS
+    desired = [np.stack(x) for x in zip(*(movement(joint, p, t, rng=rng, fs=SIM_FS) for p in trial_paces))]
+    level = rng.uniform(0.02, 0.10, (b, 1, m))
+    cocon = level * (1.0 + 0.5 * smooth_noise(rng, n, fs=SIM_FS, cutoff_hz=0.4, shape=(b, m)).transpose(1, 0, 2))
+    synergy = np.exp(0.3 * smooth_noise(rng, n, fs=SIM_FS, cutoff_hz=0.3, shape=(b, m)).transpose(1, 0, 2))
+    motion = simulate(model, desired, fs=SIM_FS, cocontraction=np.clip(cocon, 0.0, 0.5), synergy=synergy)
+
+    gains = session_gains(subject, session)
+    setup = ElectrodeSetup(gain_volts=gains, crosstalk=subject.crosstalk)
+    step = int(SIM_FS / MOTION_RATE)
+    recordings = []
+    for i, pace in enumerate(trial_paces):
+        emg = synthesize(motion.excitation[i], fs=EMG_FS, setup=setup, rng=rng,
+                         theta_ddot=motion.theta_ddot[i])
+        pick = slice(0, n, step)
+        meta = RecordingMeta(
+            joint=joint, muscles=model.muscle_names, subject=subject.name, session=f"s{session}",
+            trial=pace, extra={"source": "myoedge synthetic subject", "seed": subject.seed,
+                               "truth": {"mvc_volts": mvc_envelope(gains, EMG_FS).tolist(),
+                                         "gain_volts": gains.tolist()}})
+        recordings.append(Recording(
+            meta=meta, emg_fs=EMG_FS, emg=emg, emg_t0=0.0, time=t[pick], rate=MOTION_RATE,
+            theta=motion.theta[i, pick], theta_dot=motion.theta_dot[i, pick],
+            theta_ddot=motion.theta_ddot[i, pick], torque=motion.torque[i, pick],
+            forces=motion.forces[i, pick], moment_arms=motion.moment_arms[i, pick],
+            activations=motion.activation[i, pick], excitations=motion.excitation[i, pick]))
+    return recordings
+
+
+def write_dataset(out, *, joints: tuple[str, ...], n_subjects: int, sessions: int = 1,
+                  duration_s: float = 20.0, seed: int = 0, overwrite: bool = False, progress=None) -> dict:
+    """Simulate and write ``out/<subject>/profile.json`` and ``out/<subject>/<session>_<trial>/``.
+
+    Returns a summary: per subject its profile path, recordings and simulated seconds.
+    """
+    from pathlib import Path
+
+    from myoedge.body.recording import save_recording
+
+    out = Path(out)
+    summary = {"out": str(out), "subjects": []}
+    for joint in joints:
+        for index in range(1, n_subjects + 1):
+            subject = make_subject(joint, index, seed=seed)
+            folder = out / subject.name
+            profile_path = true_profile(subject).save(folder / "profile.json")
+            paths = []
+            for session in range(1, sessions + 1):
+                for rec in simulate_session(subject, session=session, duration_s=duration_s):
+                    paths.append(str(save_recording(rec, folder / f"{rec.meta.session}_{rec.meta.trial}",
+                                                    overwrite=overwrite)))
+                if progress is not None:
+                    progress.update(1, subject.name)
+            summary["subjects"].append({"subject": subject.name, "joint": joint, "profile": str(profile_path),
+                                        "recordings": paths, "body_mass_kg": round(subject.body_mass, 1),
+                                        "height_m": round(subject.height, 3)})
+    return summary

@@ -1,0 +1,3 @@
+from myoedge.cli import main
+
+raise SystemExit(main())
