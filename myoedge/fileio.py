@@ -10,6 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, keep_previous: bool = False) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename.
 
@@ -19,6 +25,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, keep_previous: b
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -49,6 +56,7 @@ def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Ite
         raise FileExistsError(f"{path} already exists (pass overwrite to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if path.exists():
