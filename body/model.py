@@ -76,7 +76,8 @@ class Muscle:
             raise InputError(f"muscle {self.name}: action must be one of {ACTIONS}, got {self.action!r}")
         object.__setattr__(self, "moment_arm", tuple(float(c) for c in self.moment_arm))
         if not 1 <= len(self.moment_arm) <= 6:
-            raise InputError(f"muscle {self.name}: 1 to 6 moment-arm coefficients, got {len(self.moment_arm)}")
+            n = len(self.moment_arm)
+            raise InputError(f"muscle {self.name}: 1 to 6 moment-arm coefficients, got {n}")
         for name in ("max_force", "optimal_fiber_length", "tendon_slack_length", "max_velocity"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
@@ -129,7 +130,8 @@ class JointModel:
         try:
             return self.muscle_names.index(muscle)
         except ValueError:
-            raise InputError(f"joint {self.joint} has no muscle {muscle!r}; it has {list(self.muscle_names)}") from None
+            known = list(self.muscle_names)
+            raise InputError(f"joint {self.joint} has no muscle {muscle!r}; it has {known}") from None
 
     def moment_arms(self, theta):
         return dynamics.moment_arms(theta, self.coeffs)

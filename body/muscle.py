@@ -89,4 +89,5 @@ class MuscleSet:
     def force_gains(self, theta, theta_dot):
         """(g, p) with forces = g·a + p: the affine dependence of force on activation at this state."""
         l, v, cos_a = self.fiber_state(theta, theta_dot)
-        return self.f0 * force_length(l) * force_velocity(v) * cos_a, self.f0 * passive_force_length(l) * cos_a
+        active = self.f0 * force_length(l) * force_velocity(v) * cos_a
+        return active, self.f0 * passive_force_length(l) * cos_a

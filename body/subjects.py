@@ -92,7 +92,8 @@ def simulate_session(subject: SyntheticSubject, *, session: int = 1, duration_s:
     t = np.arange(n) / SIM_FS
     desired = [np.stack(x) for x in zip(*(movement(joint, p, t, rng=rng, fs=SIM_FS) for p in trial_paces))]
     level = rng.uniform(0.02, 0.10, (b, 1, m))
-    cocon = level * (1.0 + 0.5 * smooth_noise(rng, n, fs=SIM_FS, cutoff_hz=0.4, shape=(b, m)).transpose(1, 0, 2))
+    wander = smooth_noise(rng, n, fs=SIM_FS, cutoff_hz=0.4, shape=(b, m)).transpose(1, 0, 2)
+    cocon = level * (1.0 + 0.5 * wander)
     synergy = np.exp(0.3 * smooth_noise(rng, n, fs=SIM_FS, cutoff_hz=0.3, shape=(b, m)).transpose(1, 0, 2))
     motion = simulate(model, desired, fs=SIM_FS, cocontraction=np.clip(cocon, 0.0, 0.5), synergy=synergy)
 
