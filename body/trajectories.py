@@ -28,8 +28,10 @@ def smooth_noise(rng: np.random.Generator, n: int, *, fs: float, cutoff_hz: floa
     pad = int(2 * fs / cutoff_hz)
     x = rng.standard_normal((n + 2 * pad, *shape))
     sos = signal.butter(2, cutoff_hz, fs=fs, output="sos")
-    y = signal.sosfiltfilt(sos, x, axis=0)[pad:-pad]
-    return y / np.maximum(y.std(axis=0), 1e-12)
+    y = signal.sosfiltfilt(sos, x, axis=0)
+    # normalise by the std of the whole padded run (≥ 4 cut-off periods): a short slice of slow noise
+    # has a tiny std of its own, and dividing by it would blow the slice up
+    return y[pad:-pad] / np.maximum(y.std(axis=0), 1e-12)
 
 
 def _derivatives(theta: np.ndarray, fs: float):

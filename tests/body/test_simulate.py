@@ -89,3 +89,11 @@ def test_simulate_cli_writes_profiles_and_recordings(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "overwrite" in err and len(err.splitlines()) == 1
     assert main(["simulate", "--duration", "0", "--out", str(tmp_path / "e")]) == 2
+
+
+@pytest.mark.parametrize("seconds", [0.5, 1.0])
+def test_short_trials_stay_finite(seconds):
+    # slow random signals over a short trial must not be blown up by their own tiny spread
+    for rec in simulate_session(make_subject("knee", 1), duration_s=seconds):
+        assert np.isfinite(rec.emg).all() and np.isfinite(rec.forces).all()
+        assert np.abs(rec.theta).max() < 2.5
