@@ -108,7 +108,8 @@ def run_vectors(predictor: Predictor, inputs: np.ndarray) -> dict[str, np.ndarra
 def verify_engine(bundle: Bundle, engine: str | os.PathLike, *, precision: str,
                   rtol: float | None = None) -> DeviationReport:
     """Run the bundle's test vectors through the engine and through ONNX Runtime; compare (not checked)."""
-    with TensorRTPredictor(bundle, engine) as gpu, OnnxCpuPredictor(bundle) as cpu:
+    # No sidecar check: a fresh engine is verified here *before* it gets one (the caller has keyed it).
+    with TensorRTPredictor(bundle, engine, check_sidecar=False) as gpu, OnnxCpuPredictor(bundle) as cpu:
         got = run_vectors(gpu, bundle.test_inputs)
         want = run_vectors(cpu, bundle.test_inputs)
     return compare_outputs(got, want, precision=precision, rtol=rtol)

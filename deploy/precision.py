@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from myoedge.edge.backends.engine_cache import PRECISIONS, check_precision
 from myoedge.errors import InputError
 
 __all__ = [
@@ -34,18 +35,11 @@ __all__ = [
     "check_precision", "compare_outputs", "tensorrt_major",
 ]
 
-PRECISIONS = ("fp32", "fp16")
+# PRECISIONS and check_precision are defined in edge (a sidecar's key is validated there) and re-exported.
 RELATIVE_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
 #: Deviations are divided by max(peak |reference|, SCALE_FLOOR) in the output's unit (rad, N), so an
 #: output that is all zeros on the test vectors (a silent muscle) is not judged relative to zero.
 SCALE_FLOOR = 1.0
-
-
-def check_precision(precision: object) -> str:
-    """Return ``precision`` if it is one of :data:`PRECISIONS`; otherwise raise InputError."""
-    if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    return str(precision)
 
 
 def tensorrt_major(version: str) -> int:

@@ -1,9 +1,10 @@
 """Inference backends for a model bundle, behind the one :class:`Predictor` interface.
 
 ``select_predictor`` picks TensorRT when an engine exists and TensorRT can be imported (the Jetson),
-ONNX Runtime on the CPU otherwise, and logs one line saying which and why. ``verify_bundle`` replays
-the bundle's test vectors, so a runtime proves it reproduces the training framework before it drives
-an exoskeleton.
+ONNX Runtime on the CPU otherwise, and logs one line saying which and why. An engine is loaded only when
+its sidecar vouches for it on this GPU, this TensorRT and this bundle (:mod:`.engine_cache`).
+``verify_bundle`` replays the bundle's test vectors, so a runtime proves it reproduces the training
+framework before it drives an exoskeleton.
 """
 
 from __future__ import annotations
@@ -16,18 +17,18 @@ from pathlib import Path
 import numpy as np
 
 from myoedge.edge.backends.base import BackendUnavailable, Predictor, TensorSpec
+from myoedge.edge.backends.engine_cache import ENGINE_FILE, StaleEngine
 from myoedge.edge.backends.onnx_cpu import OnnxCpuPredictor
 from myoedge.edge.backends.tensorrt import TensorRTPredictor
 from myoedge.edge.bundle import Bundle
 from myoedge.errors import InputError
 
 __all__ = [
-    "BACKENDS", "ENGINE_FILE", "BackendUnavailable", "OnnxCpuPredictor", "Predictor", "TensorRTPredictor",
-    "TensorSpec", "default_engine_path", "select_predictor", "verify_bundle",
+    "BACKENDS", "ENGINE_FILE", "BackendUnavailable", "OnnxCpuPredictor", "Predictor", "StaleEngine",
+    "TensorRTPredictor", "TensorSpec", "default_engine_path", "select_predictor", "verify_bundle",
 ]
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
-ENGINE_FILE = "model.engine"  # where an engine built for this machine is looked for, inside the bundle
 logger = logging.getLogger("myoedge.edge")
 
 
@@ -42,7 +43,8 @@ def select_predictor(bundle: Bundle, *, backend: str = "auto",
 
     "auto" uses TensorRT when an engine is given (or found at :func:`default_engine_path`) and the
     TensorRT runtime imports; otherwise ONNX Runtime. A given engine that does not exist, or an engine
-    that disagrees with the bundle, is an error rather than a silent fallback.
+    that disagrees with the bundle, is an error rather than a silent fallback; so is a stale engine (no
+    valid sidecar, or built for another GPU, TensorRT or model): :class:`StaleEngine`, an InputError.
     """
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")

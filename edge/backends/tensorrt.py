@@ -6,6 +6,12 @@ device address is set once with ``set_tensor_address``. Buffers — page-locked 
 allocations, one CUDA stream — are allocated once in ``__init__``; a call is copy-in, enqueue
 (``execute_async_v3``), copy-out, synchronise, with nothing allocated.
 
+Before the engine is deserialised its sidecar ``model.engine.json`` must vouch for it
+(:func:`.engine_cache.check_for_runtime`): built by this TensorRT version, for this GPU's compute
+capability, from this bundle's ONNX graph, and the file unchanged since. TensorRT may otherwise accept a
+plan from another minor version or for another model and run it, so a stale engine raises
+:class:`.engine_cache.StaleEngine` instead. The precision is whatever the sidecar records.
+
 ``tensorrt`` and ``pycuda`` exist only on the Jetson (JetPack), so they are imported when a predictor
 is built, never at module import; without them :class:`BackendUnavailable` says what to install.
 
@@ -22,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from myoedge.edge.backends.base import BackendUnavailable, Predictor, TensorSpec, bundle_specs, check_io_specs
+from myoedge.edge.backends.engine_cache import check_for_runtime
 from myoedge.edge.bundle import Bundle
 from myoedge.errors import InputError
 
@@ -52,24 +59,38 @@ def import_tensorrt():
 
 
 class TensorRTPredictor(Predictor):
-    """Runs ``engine_path`` (a serialised TensorRT engine of ``bundle``'s graph) on the GPU."""
+    """Runs ``engine_path`` (a serialised TensorRT engine of ``bundle``'s graph) on the GPU.
+
+    ``name`` becomes ``tensorrt-<precision>`` from the sidecar, so the backend log line says which plan
+    runs. ``check_sidecar=False`` is for the engine builder alone: it verifies a fresh engine against ONNX
+    Runtime *before* giving it a sidecar, and only a verified engine is ever vouched for.
+    """
 
     name = "tensorrt"
 
-    def __init__(self, bundle: Bundle, engine_path: str | os.PathLike, *, device: int = 0):
+    def __init__(self, bundle: Bundle, engine_path: str | os.PathLike, *, device: int = 0,
+                 check_sidecar: bool = True):
         trt, cuda = import_tensorrt()
         input_spec, output_specs = bundle_specs(bundle)
         super().__init__(input_spec, output_specs)
         self._cuda = cuda
         engine_path = Path(engine_path)
+        cuda.init()
+        dev = cuda.Device(device)
+        self.precision: str | None = None  # unknown for an engine loaded without its sidecar
+        if check_sidecar:
+            major, minor = dev.compute_capability()
+            key = check_for_runtime(engine_path, onnx_sha256=bundle.meta["onnx"]["sha256"],
+                                    tensorrt_version=str(trt.__version__),
+                                    compute_capability=f"{major}.{minor}")
+            self.precision, self.name = key.precision, f"tensorrt-{key.precision}"
         try:
             blob = engine_path.read_bytes()
         except OSError as exc:
             raise InputError(f"{engine_path}: cannot read the TensorRT engine: "
                              f"{exc.strerror or exc}") from None
 
-        cuda.init()
-        self._ctx = cuda.Device(device).retain_primary_context()
+        self._ctx = dev.retain_primary_context()
         self._ctx.push()  # TensorRT (CUDA runtime) and pycuda (driver API) share the primary context
         try:
             self._logger = trt.Logger(trt.Logger.WARNING)

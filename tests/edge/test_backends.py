@@ -16,6 +16,7 @@ from onnx_models import build_onnx, make_bundle, random_params, reference_output
 from myoedge.edge.backends import (
     BackendUnavailable,
     OnnxCpuPredictor,
+    StaleEngine,
     TensorRTPredictor,
     default_engine_path,
     select_predictor,
@@ -185,28 +186,39 @@ def test_tensorrt_module_imports_without_tensorrt(small):
 
 # --- TensorRT: only where it is installed (the Jetson, a CUDA workstation) --------------------------------
 
-def _build_engine(onnx_path, engine_path):
+def _build_engine(onnx_path, engine_path, onnx_sha256):
+    """Build an fp32 engine of ``onnx_path`` and vouch for it (as ``build-engine`` would) as a plan of the
+    bundle whose ONNX hash is ``onnx_sha256``."""
+    from myoedge.deploy.cache import EngineKey, store_engine  # the test plays the builder's part
+
     trt = pytest.importorskip("tensorrt")
-    pytest.importorskip("pycuda.driver")
+    cuda = pytest.importorskip("pycuda.driver")
     logger = trt.Logger(trt.Logger.ERROR)
     builder = trt.Builder(logger)
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
     assert parser.parse(onnx_path.read_bytes()), [parser.get_error(i) for i in range(parser.num_errors)]
     blob = builder.build_serialized_network(network, builder.create_builder_config())
-    engine_path.write_bytes(bytes(blob))
-    return engine_path
+    cuda.init()
+    major, minor = cuda.Device(0).compute_capability()
+    key = EngineKey(compute_capability=f"{major}.{minor}", tensorrt_version=str(trt.__version__),
+                    onnx_sha256=onnx_sha256, precision="fp32")
+    return store_engine(engine_path, bytes(blob), key=key)
 
 
 def test_tensorrt_reproduces_test_vectors(small, tmp_path):
     bundle, _ = small
-    engine = _build_engine(bundle.onnx_path, tmp_path / "model.engine")
+    engine = _build_engine(bundle.onnx_path, tmp_path / "model.engine", bundle.meta["onnx"]["sha256"])
     with TensorRTPredictor(bundle, engine) as p:
+        assert p.name == "tensorrt-fp32" and p.precision == "fp32"
         assert verify_bundle(p, bundle) < bundle.tolerance
         first = p.predict(bundle.test_inputs[0])
         assert p.predict(bundle.test_inputs[1])["forces"] is first["forces"]
     with select_predictor(bundle, engine_path=engine) as p:
-        assert p.name == "tensorrt"
+        assert p.name == "tensorrt-fp32"
+    engine.with_name(engine.name + ".json").unlink()  # an engine nothing vouches for is never loaded
+    with pytest.raises(StaleEngine, match="no sidecar"):
+        select_predictor(bundle, engine_path=engine)
 
 
 def test_tensorrt_refuses_engine_of_another_graph(small, tmp_path):
@@ -214,6 +226,6 @@ def test_tensorrt_refuses_engine_of_another_graph(small, tmp_path):
     other = random_params(window=WINDOW + 1, channels=3, muscles=3, filters=4, hidden=(8,))
     onnx_path = tmp_path / "other.onnx"
     onnx_path.write_bytes(build_onnx(other, window=WINDOW + 1))
-    engine = _build_engine(onnx_path, tmp_path / "other.engine")
+    engine = _build_engine(onnx_path, tmp_path / "other.engine", bundle.meta["onnx"]["sha256"])  # lies
     with pytest.raises(InputError, match="engine inputs disagree"):
         TensorRTPredictor(bundle, engine)
