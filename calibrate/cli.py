@@ -1,0 +1,146 @@
+"""``myoedge calibrate mvc`` and ``myoedge calibrate moment-arms``: a new wearer's first session.
+
+Both write the profile only after the whole calibration succeeded, atomically, keeping the previous
+file as ``<name>.prev``; a failed run leaves the existing profile byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from myoedge.errors import InputError
+
+
+def register(sub) -> None:
+    from myoedge.cli import add_verb
+
+    p = add_verb(sub, "calibrate", _no_subverb, help="calibrate a subject: MVC session, moment-arm re-fit",
+                 description="Per-subject calibration: measure each muscle's maximum voluntary contraction "
+                             "through the edge reader and envelope (mvc), and re-fit the moment arms to "
+                             "calibration trials (moment-arms). Both write a subject profile.")
+    verbs = p.add_subparsers(dest="calibrate_verb", metavar="SUBVERB", required=True)
+
+    m = verbs.add_parser("mvc", help="guided (or scripted) MVC session on a live amplifier",
+                         description="For each muscle: a prompt, a countdown, a hold with a live bar of the "
+                                     "envelope, rest; repeated until enough repetitions pass the checks "
+                                     "(clipping, flat channel, too weak, lost frames).")
+    m.add_argument("--port", required=True, help="amplifier URL: /dev/ttyUSB0, socket://HOST:PORT, a pty")
+    m.add_argument("--muscles", nargs="+", help="muscles to measure (default: every channel of the device)")
+    m.add_argument("--out", required=True, help="profile to write")
+    m.add_argument("--profile", help="profile to start from (default: --out when it exists)")
+    m.add_argument("--joint", help="start a new profile from the generic model of this joint")
+    m.add_argument("--subject", help="subject name of a new profile (default: the --out file's stem)")
+    m.add_argument("--auto", action="store_true",
+                   help="scripted session: no prompts, contractions are found in the stream "
+                        "(e.g. myoedge amp-sim --protocol mvc)")
+    m.add_argument("--repetitions", type=int, default=3, help="accepted repetitions per muscle (default 3)")
+    m.add_argument("--window", type=float, default=0.5, help="moving-average window in s (default 0.5)")
+    m.add_argument("--rest", type=float, default=3.0, help="guided: rest before a contraction, s (default 3)")
+    m.add_argument("--hold", type=float, default=5.0, help="guided: contraction hold, s (default 5)")
+    m.add_argument("--timeout", type=float, default=600.0, help="scripted: give up after this many s (600)")
+    m.add_argument("--stall", type=float, default=3.0,
+                   help="seconds without data that count as an unplugged port (default 3)")
+    m.add_argument("--json", action="store_true", help="print one JSON summary object as the last line")
+    m.set_defaults(handler=_mvc, verb="calibrate mvc")
+
+    a = verbs.add_parser("moment-arms", help="re-fit moment arms (and optionally segment terms) to trials",
+                         description="Constrained, regularised least squares of the equation of motion over "
+                                     "calibration trials (joint angle, joint torque, muscle forces or EMG).")
+    a.add_argument("--data", required=True, help="folder of calibration recordings (recording.json each)")
+    a.add_argument("--profile", required=True, help="profile to start from (its moment arms are the prior)")
+    a.add_argument("--out", required=True, help="profile to write (may equal --profile)")
+    a.add_argument("--forces", choices=["auto", "recording", "emg"], default="auto",
+                   help="muscle forces from the recordings or estimated from EMG (default: recordings if all "
+                        "have them)")
+    a.add_argument("--torque", choices=["auto", "recording", "dynamics"], default="auto",
+                   help="joint torque from the recordings, or computed from the profile's segment (default: "
+                        "recordings, else computed)")
+    a.add_argument("--fit-segment", action="store_true",
+                   help="also fit segment inertia, damping, gravity and stiffness (needs a measured torque)")
+    a.add_argument("--degree", type=int, help="polynomial degree of each moment arm (default: the profile's)")
+    a.add_argument("--prior-scale", type=float, default=0.3,
+                   help="how far (relative RMS) the prior may be off; sets the regularisation (default 0.3)")
+    a.add_argument("--regularisation", type=float, help="fixed regularisation weight instead of the rule")
+    a.add_argument("--max-factor", type=float, default=2.0,
+                   help="fitted moment arms stay within this factor of the prior's (default 2)")
+    a.add_argument("--json", action="store_true", help="print one JSON summary object as the last line")
+    a.set_defaults(handler=_moment_arms, verb="calibrate moment-arms")
+
+
+def _no_subverb(args: argparse.Namespace) -> dict:
+    raise InputError("choose a sub-verb: calibrate mvc or calibrate moment-arms")
+
+
+def _positive(value: float, flag: str) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"{flag} must be a positive number, got {value}")
+    return value
+
+
+def _mvc(args: argparse.Namespace) -> dict:
+    from myoedge.body.profile import SubjectProfile
+    from myoedge.calibrate import profile_update
+    from myoedge.calibrate.mvc import MvcConfig
+    from myoedge.calibrate.mvc_session import run_mvc_session
+
+    out = Path(args.out)
+    base_path = Path(args.profile) if args.profile else (out if out.exists() else None)
+    if base_path is None and not args.joint:
+        raise InputError(f"{out} does not exist yet: give --profile to start from, or --joint (and "
+                         "--subject) to start a new profile from the generic model")
+    base = SubjectProfile.load(base_path) if base_path is not None else None  # refuse a bad profile up front
+    config = MvcConfig(repetitions=args.repetitions, max_attempts=2 * args.repetitions,
+                       window_s=_positive(args.window, "--window"), rest_s=_positive(args.rest, "--rest"),
+                       hold_s=_positive(args.hold, "--hold"), countdown_s=min(3.0, args.rest))
+    muscles = args.muscles
+    if base is not None:
+        for name in muscles or ():
+            base.model.index(name)  # a clear error for a muscle the profile does not have
+    actions = {}
+    model = base.model if base is not None else None
+    if model is not None:
+        actions = {mu.name: f"push into {model.joint} {'flexion' if mu.action == 'flexor' else 'extension'} "
+                            f"({mu.name})" for mu in model.muscles}
+        muscles = muscles or list(model.muscle_names)
+    result = run_mvc_session(args.port, muscles=muscles, config=config, auto=args.auto, actions=actions,
+                             timeout_s=_positive(args.timeout, "--timeout"),
+                             stall_s=_positive(args.stall, "--stall"))
+    if base is not None:
+        profile = profile_update.with_mvc(base, result)
+    else:
+        profile = profile_update.new_profile(subject=args.subject or out.stem, joint=args.joint,
+                                             result=result)
+    profile.save(out)
+    for name, value in result.mvc_volts.items():
+        print(f"{name}: MVC {1e6 * value:.1f} µV")
+    kept = out.with_name(out.name + ".prev")
+    print(f"wrote {out}" + (f" (previous kept as {kept.name})" if kept.exists() else ""))
+    return {"profile": str(out), "mvc_volts": result.mvc_volts, "lost_frames": result.lost_frames,
+            "reconnects": result.reconnects, "mode": result.mode, "repetitions": result.session}
+
+
+def _moment_arms(args: argparse.Namespace) -> dict:
+    from myoedge.body.profile import SubjectProfile
+    from myoedge.body.recording import find_recordings, load_recording
+    from myoedge.calibrate import profile_update
+    from myoedge.calibrate.moment_arms import FitConfig
+    from myoedge.calibrate.refit import calibrate_moment_arms
+    from myoedge.calibrate.report import format_report
+
+    profile = SubjectProfile.load(args.profile)
+    paths = find_recordings(args.data)
+    if not paths:
+        raise InputError(f"no recordings (folders with recording.json) under {args.data}")
+    recordings = [load_recording(p) for p in paths]
+    config = FitConfig(degree=args.degree, prior_scale=_positive(args.prior_scale, "--prior-scale"),
+                       regularisation=args.regularisation, max_factor=args.max_factor)
+    calibration = calibrate_moment_arms(recordings, profile, forces=args.forces, torque=args.torque,
+                                        fit_segment_terms=args.fit_segment, config=config)
+    new = profile_update.with_moment_arms(calibration)
+    out = Path(args.out)
+    new.save(out)
+    print(format_report(calibration))
+    print(f"wrote {out}")
+    return {"profile": str(out), **calibration.record()}
