@@ -1,0 +1,56 @@
+"""The layering of design.md §2, checked: body and edge never need torch, and imports point down."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# layer -> layers it may import (besides itself and the root package)
+ALLOWED = {
+    "body": set(),
+    "edge": {"body"},
+    "calibrate": {"body", "edge"},
+    "train": {"body", "edge"},
+    "deploy": {"edge", "body"},
+}
+
+
+def imported_layers(path: Path) -> set[str]:
+    layers = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "myoedge" and len(parts) > 1 and parts[1] in ALLOWED:
+                layers.add(parts[1])
+    return layers
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_imports_point_down_only(layer):
+    bad = {}
+    for path in sorted((ROOT / layer).rglob("*.py")):
+        extra = imported_layers(path) - ALLOWED[layer] - {layer}
+        if extra:
+            bad[str(path.relative_to(ROOT))] = sorted(extra)
+    assert not bad, f"{layer} imports layers above it: {bad}"
+
+
+def test_the_device_side_never_loads_torch():
+    code = (
+        "import sys\n"
+        "from myoedge.cli import build_parser\n"
+        "build_parser()\n"
+        "import myoedge.body.subjects, myoedge.edge.runtime, myoedge.edge.bench, myoedge.calibrate.cli\n"
+        "import myoedge.deploy.cli\n"
+        "heavy = [m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT.parent)
