@@ -1,0 +1,103 @@
+"""Export: ONNX Runtime agrees with PyTorch, the bundle loads and its test vectors round-trip, and the
+``train`` / ``export`` verbs work end to end on a tiny data set."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from myoedge.body.subjects import make_subject, simulate_session, true_profile, write_dataset
+from myoedge.cli import main
+from myoedge.edge.bundle import load_bundle
+from myoedge.edge.envelope import design_envelope
+from myoedge.errors import InputError
+from myoedge.train.data import load_sequences, split_intra_session
+from myoedge.train.export import ParityError, check_parity, export_bundle, onnx_outputs, output_scales
+from myoedge.train.fit import TrainConfig, TrainedModel, fit
+
+SMALL_EDGE = {"dilations": (1, 2, 4), "filters": 16, "hidden": 16}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: one torch thread is faster, and far faster when other work shares the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained_and_test():
+    subject = make_subject("wrist", 1)
+    seqs = load_sequences(simulate_session(subject, duration_s=2.5, trial_paces=("slow", "fast")),
+                          profiles={subject.name: true_profile(subject)})
+    train, test = split_intra_session(seqs, seed=0)[subject.name]
+    return fit(train, TrainConfig.for_preset("edge", iterations=20, model=SMALL_EDGE, chunk=32), seed=0), test
+
+
+def test_bundle_loads_and_its_vectors_round_trip(trained_and_test, tmp_path):
+    trained, test = trained_and_test
+    w = trained.window
+    extra = np.stack([test[0].envelopes[:w], test[1].envelopes[-w:]])
+    report = export_bundle(trained, tmp_path / "bundle", extra_inputs=extra)
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.window == w and bundle.n_channels == 5 and bundle.muscles == trained.muscles
+    assert bundle.input_rate_hz == 100.0 and bundle.emg_rate_hz == 2000.0
+    assert bundle.envelope_hash == design_envelope(trained.envelope_config).coefficients_hash()
+    assert len(bundle.test_inputs) == report["vectors"] == len(trained.samples) + 2
+    assert onnx.load(str(bundle.onnx_path)).opset_import[0].version == 17
+    got = onnx_outputs(bundle.onnx_path.read_bytes(), bundle.test_inputs)
+    for name in ("theta", "forces"):
+        np.testing.assert_allclose(got[name], bundle.test_outputs[name], rtol=0, atol=bundle.tolerance)
+    assert report["max_scaled_error"] <= 1e-4 and report["max_abs_error"]["forces"] < bundle.tolerance
+    # the reference outputs are the PyTorch model's predictions in physical units
+    theta, forces = trained.predict(test[1])
+    np.testing.assert_allclose(bundle.test_outputs["theta"][-1, 0], theta[-1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bundle.test_outputs["forces"][-1], forces[-1], rtol=1e-4, atol=1e-3)
+    phys = bundle.meta["physiological_range"]
+    lo, hi = phys["theta_rad"]
+    assert lo <= min(s.theta.min() for s in test) and hi >= max(s.theta.max() for s in test)
+    assert all(pair[0] == 0.0 and pair[1] > 50.0 for pair in phys["forces_n"])
+    assert bundle.meta["training"]["model_config"]["preset"] == "edge"
+
+
+def test_parity_rule_fails_loudly(trained_and_test):
+    trained, _ = trained_and_test
+    scales = output_scales(trained)
+    ref = {"theta": np.zeros((2, 1), np.float32), "forces": np.zeros((2, 5), np.float32)}
+    ok = {"theta": ref["theta"] + 0.5e-4 * scales["theta"], "forces": ref["forces"]}
+    assert check_parity(ref, ok, scales)["max_scaled_error"] == pytest.approx(0.5e-4, rel=1e-3)
+    bad = {"theta": ref["theta"], "forces": ref["forces"] + 2e-4 * scales["forces"]}
+    with pytest.raises(ParityError, match="output stds"):
+        check_parity(ref, bad, scales)
+
+
+def test_only_edge_runs_export(trained_and_test, tmp_path):
+    trained, _ = trained_and_test
+    cfg = TrainConfig.for_preset("pi-cnn", iterations=1, model={"filters": 4, "hidden": 4})
+    paper = fit(trained_and_test[1], cfg, seed=0)
+    with pytest.raises(InputError, match="only edge runs export"):
+        export_bundle(paper, tmp_path / "b")
+    with pytest.raises(InputError, match="must be"):
+        export_bundle(trained, tmp_path / "b", extra_inputs=np.zeros((1, 3, 5)))
+
+
+def test_train_and_export_verbs(tmp_path, capsys):
+    write_dataset(tmp_path / "data", joints=("knee",), n_subjects=1, duration_s=3.0)
+    run, bundle = tmp_path / "run", tmp_path / "bundle"
+    args = ["train", str(tmp_path / "data"), "--out", str(run), "--iterations", "5", "--quiet", "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["preset"] == "edge" and set(summary["test"]["outputs"]) == {"theta", "F_BFSH", "F_RF"}
+    assert TrainedModel.load(run).info["mvc"]["knee01"]["source"] == "profile"
+    assert main(["export", str(run), "--out", str(bundle), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["max_scaled_error"] <= 1e-4 and load_bundle(bundle).muscles == ("BFSH", "RF")
+    assert main(["export", str(run), "--out", str(bundle)]) == 2  # exists, no --overwrite
+    assert "already exists" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "nothing"), "--out", str(run)]) == 2

@@ -1,0 +1,121 @@
+"""Training loop: loss terms logged per iteration, determinism per seed, checkpoint round trip, scoring."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from myoedge.body.subjects import make_subject, simulate_session, true_profile
+from myoedge.errors import InputError
+from myoedge.train.cli import accuracy, format_accuracy
+from myoedge.train.data import load_sequences, split_intra_session
+from myoedge.train.fit import LOSS_TERMS, TrainConfig, TrainedModel, fit
+
+SMALL_EDGE = {"dilations": (1, 2, 4), "filters": 16, "hidden": 16}
+
+
+@pytest.fixture(scope="module")
+def split():
+    subject = make_subject("knee", 2)
+    seqs = load_sequences(simulate_session(subject, duration_s=3.0),
+                          profiles={subject.name: true_profile(subject)})
+    return split_intra_session(seqs, seed=0)[subject.name]
+
+
+def _same_weights(a: TrainedModel, b: TrainedModel) -> bool:
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("preset, model", [("pi-cnn", {"filters": 16, "hidden": 16}), ("edge", SMALL_EDGE)])
+def test_same_seed_same_model_other_seed_other_model(split, preset, model):
+    train, test = split
+    cfg = TrainConfig.for_preset(preset, iterations=6, model=model, batch=4, chunk=32)
+    a, b, c = (fit(train, cfg, seed=s) for s in (1, 1, 2))
+    assert _same_weights(a, b) and not _same_weights(a, c)
+    pa, pb = a.predict(test[0]), b.predict(test[0])
+    np.testing.assert_array_equal(pa[0], pb[0])
+    np.testing.assert_array_equal(pa[1], pb[1])
+    assert pa[0].shape == (test[0].n,) and pa[1].shape == (test[0].n, 2)
+    assert len(a.history) == 6 and set(a.history[0]) == set(LOSS_TERMS)
+    assert a.history == b.history
+
+
+def test_loss_terms_are_weighted_as_configured(split):
+    train, _ = split
+    plain = fit(train, TrainConfig.for_preset("cnn", iterations=3, model={"filters": 8, "hidden": 8}), seed=0)
+    for h in plain.history:
+        assert h["L_P"] > 0 and h["total"] == pytest.approx(h["L_F"] + h["L_theta"], rel=1e-6)
+    cfg = TrainConfig.for_preset("pi-cnn", iterations=3, w_force=2.0, w_theta=0.5, w_physics=0.1,
+                                 model={"filters": 8, "hidden": 8})
+    for h in fit(train, cfg, seed=0).history:
+        assert h["total"] == pytest.approx(2 * h["L_F"] + 0.5 * h["L_theta"] + 0.1 * h["L_P"], rel=1e-5)
+
+
+def test_edge_training_lowers_the_loss_and_predicts_in_physical_units(split):
+    train, test = split
+    trained = fit(train, TrainConfig.for_preset("edge", iterations=150, model=SMALL_EDGE, batch=8, chunk=48),
+                  seed=0)
+    totals = [h["total"] for h in trained.history]
+    assert np.mean(totals[-20:]) < 0.5 * np.mean(totals[:5])
+    theta, forces = trained.predict(test[0])
+    assert abs(theta.mean() - test[0].theta.mean()) < 3 * test[0].theta.std() + 0.1  # radians, not z-scores
+    assert forces.mean() > 10.0  # newtons
+    acc = accuracy(trained.predict, train)
+    assert acc["outputs"]["F_RF"]["cc"] > 0.5 and acc["physics"]["pred"] > acc["physics"]["truth"] > 0
+
+
+def test_checkpoint_round_trip_predicts_identically(split, tmp_path):
+    train, test = split
+    trained = fit(train, TrainConfig.for_preset("edge", iterations=4, model=SMALL_EDGE, chunk=32), seed=0)
+    trained.save(tmp_path / "run")
+    loaded = TrainedModel.load(tmp_path / "run")
+    assert loaded.config == trained.config and loaded.model_config == trained.model_config
+    assert loaded.envelope_config == trained.envelope_config and loaded.muscles == trained.muscles
+    assert loaded.history == trained.history
+    np.testing.assert_array_equal(loaded.samples, trained.samples)
+    for a, b in zip(trained.predict(test[1]), loaded.predict(test[1])):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(InputError, match="already exists"):
+        trained.save(tmp_path / "run")
+    with pytest.raises(InputError, match="not a training run"):
+        TrainedModel.load(tmp_path)
+
+
+def test_accuracy_of_a_perfect_predictor(split):
+    train, _ = split
+    acc = accuracy(lambda s: (s.theta, s.forces), train)
+    assert set(acc["outputs"]) == {"theta", "F_BFSH", "F_RF"}
+    for o in acc["outputs"].values():
+        assert o["rmse"] == 0.0 and o["nrmse"] == 0.0 and o["cc"] == pytest.approx(1.0)
+    assert acc["steps"] == sum(s.n for s in train) and acc["physics"]["pred"] == acc["physics"]["truth"]
+    assert any("physics residual" in line for line in format_accuracy(acc))
+
+
+def test_bad_inputs_are_refused(split):
+    train, _ = split
+    with pytest.raises(InputError, match="no training sequences"):
+        fit([], TrainConfig(), seed=0)
+    other = make_subject("wrist", 1)
+    wrist = load_sequences(simulate_session(other, duration_s=1.0, trial_paces=("slow",)),
+                           profiles={other.name: true_profile(other)})
+    with pytest.raises(InputError, match="must share joint, muscles and rate"):
+        fit(train + wrist, TrainConfig(iterations=1), seed=0)
+    with pytest.raises(InputError, match="iterations must be a positive int"):
+        TrainConfig(iterations=0)
+    with pytest.raises(InputError, match="muscles"):
+        fit(train, TrainConfig(iterations=1, model={"filters": 4, "hidden": 4}), seed=0).predict(wrist[0])
+
+
+def test_edge_predictions_use_the_history_before_a_split_point(split):
+    train, test = split
+    trained = fit(train, TrainConfig.for_preset("edge", iterations=3, model=SMALL_EDGE, chunk=32), seed=0)
+    piece = next(s for s in test if s.lead is not None and len(s.lead) >= trained.window)
+    theta, _ = trained.predict(piece)
+    cold, _ = trained.predict(dataclasses.replace(piece, lead=None))
+    w = trained.window
+    assert not np.allclose(theta[: w - 1], cold[: w - 1])  # the first outputs differ ...
+    np.testing.assert_allclose(theta[w - 1:], cold[w - 1:], rtol=1e-6, atol=1e-6)  # ... the rest do not

@@ -1,0 +1,83 @@
+"""Network shapes, the presets' layer counts, causality of the edge model and time-shared dropout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from myoedge.errors import InputError
+from myoedge.train.models import ModelConfig, SharedDropout, build_model, n_parameters
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: one torch thread is faster, and far faster when other work shares the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _count(model, kind):
+    return sum(isinstance(m, kind) for m in model.modules())
+
+
+@pytest.mark.parametrize("preset, convs, linears", [("pi-cnn", 1, 3), ("cnn", 3, 4)])
+def test_paper_networks(preset, convs, linears):
+    cfg = ModelConfig.for_preset(preset, n_channels=5, n_muscles=5)
+    model = build_model(cfg).eval()
+    assert _count(model, nn.Conv1d) == convs and _count(model, nn.Linear) == linears  # FC blocks + head
+    convs_found = [c for c in model.modules() if isinstance(c, nn.Conv1d)]
+    assert all(c.out_channels == 128 and c.kernel_size == (3,) for c in convs_found)
+    blocks = convs + linears - 1
+    assert _count(model, SharedDropout) == blocks and _count(model, nn.BatchNorm1d) == blocks
+    out = model(torch.rand(40, 5), torch.linspace(0, 1, 40))
+    assert out.shape == (40, 6)
+    theta, forces = model.to_physical(out)
+    assert theta.shape == (40,) and forces.shape == (40, 5)
+    assert cfg.window == 1 and cfg.uses_time
+
+
+def test_edge_model_is_small_causal_and_sees_exactly_its_window():
+    torch.manual_seed(0)
+    cfg = ModelConfig.for_preset("edge", n_channels=2, n_muscles=2)
+    model = build_model(cfg).eval()
+    w = cfg.window
+    assert w == 1 + 2 * sum(cfg.dilations) and not cfg.uses_time
+    assert 2_000 <= n_parameters(model) <= 60_000
+    x = torch.rand(3, w + 20, 2)
+    out = model(x)
+    assert out.shape == (3, 21, 3)
+    last = out[:, -1]
+    y = x.clone()
+    y[:, : x.shape[1] - w] += 5.0  # older than the last output's window
+    torch.testing.assert_close(model(y)[:, -1], last, rtol=0, atol=0)
+    y = x.clone()
+    y[:, x.shape[1] - w] += 5.0  # the oldest frame of that window
+    assert not torch.equal(model(y)[:, -1], last)
+    y = x.clone()
+    y[:, -1] += 5.0  # the future of every output but the last
+    torch.testing.assert_close(model(y)[:, :-1], out[:, :-1], rtol=0, atol=0)
+
+
+def test_shared_dropout_keeps_one_mask_along_time():
+    torch.manual_seed(0)
+    per_step = SharedDropout(0.5, time_dim=0).train()
+    y = per_step(torch.ones(50, 16))
+    assert torch.equal(y, y[:1].expand(50, -1)) and 0 < (y == 0).sum() < 50 * 16
+    chunks = SharedDropout(0.5, time_dim=2).train()
+    z = chunks(torch.ones(4, 16, 30))
+    assert torch.equal(z, z[..., :1].expand(-1, -1, 30)) and not torch.equal(z[0], z[1])
+    assert torch.equal(per_step.eval()(torch.ones(3, 4)), torch.ones(3, 4))
+
+
+def test_config_round_trip_and_validation():
+    cfg = ModelConfig.for_preset("edge", n_channels=3, n_muscles=4, dilations=(1, 2), filters=8)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg and cfg.window == 7
+    with pytest.raises(InputError, match="preset must be one of"):
+        ModelConfig.for_preset("lstm", n_channels=1, n_muscles=1)
+    with pytest.raises(InputError, match="dropout"):
+        ModelConfig.for_preset("pi-cnn", n_channels=1, n_muscles=1, dropout=1.5)
+    with pytest.raises(InputError, match="unknown model config keys"):
+        ModelConfig.from_dict({**cfg.to_dict(), "layers": 3})

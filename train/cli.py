@@ -1,0 +1,153 @@
+"""Verbs of the training layer: ``myoedge train`` and ``myoedge export`` (``evaluate`` lives beside them).
+
+torch is imported inside the handlers only, so ``myoedge --help`` and the edge verbs never load it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+
+from myoedge.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    from myoedge.cli import add_verb
+
+    p = add_verb(sub, "train", _train, help="train a model (edge, pi-cnn or cnn) on recordings",
+                 description="Load recordings through the edge envelope code, hold out a contiguous part of "
+                             "every trial (intra-session protocol), train, save the run folder and print "
+                             "RMSE and CC per output on the held-out part.")
+    p.add_argument("data", help="folder of recordings (searched recursively for recording.json)")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--preset", choices=["edge", "pi-cnn", "cnn"], default="edge",
+                   help="edge: causal TCN that exports to a bundle (default); pi-cnn: the paper's network; "
+                        "cnn: the paper's baseline without the physics loss")
+    p.add_argument("--profiles", help="profile.json or a folder of them (default: profile.json beside the "
+                                      "recordings or one folder up)")
+    p.add_argument("--subject", action="append", help="train on this subject only (repeatable)")
+    p.add_argument("--joint", help="train on recordings of this joint only")
+    p.add_argument("--rate", type=float, default=100.0, help="model rate in Hz (default 100)")
+    p.add_argument("--test-fraction", type=float, default=0.2,
+                   help="fraction of every trial held out for the accuracy report (0: train on all)")
+    p.add_argument("--iterations", type=int, help="training iterations (default: the preset's)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
+    p.add_argument("--w-force", type=float, help="weight of L_F (default 1)")
+    p.add_argument("--w-theta", type=float, help="weight of L_theta (default 1)")
+    p.add_argument("--w-physics", type=float, help="weight of L_P (default 1; 0 for cnn)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads while training (default 1: the networks are small, and a second "
+                        "thread contending with other work slows training down)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = add_verb(sub, "export", _export, help="export an edge run as a model bundle (ONNX, meta, vectors)",
+                 description="Export a trained edge run to a bundle folder: ONNX (opset 17), meta.json and "
+                             "test vectors, after checking ONNX Runtime against PyTorch on those vectors "
+                             "(|onnx − torch| <= 1e-4 × the output's training std, else exit 1).")
+    p.add_argument("run", help="run folder written by `myoedge train`")
+    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--name", help="bundle name (default <joint>-<preset>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+
+    try:  # the evaluation verb is registered beside these when its module is present
+        evaluate = importlib.import_module("myoedge.train.evaluate_cli")
+    except ModuleNotFoundError as e:
+        if e.name != "myoedge.train.evaluate_cli":
+            raise
+    else:
+        evaluate.register(sub)
+
+
+def _train(args: argparse.Namespace) -> dict:
+    from myoedge.progress import Progress
+    from myoedge.train.data import discover_profiles, load_sequences, split_intra_session
+    from myoedge.train.fit import TrainConfig, fit
+
+    if not 0.0 <= args.test_fraction < 1.0:
+        raise InputError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
+    if args.threads < 1:
+        raise InputError(f"--threads must be at least 1, got {args.threads}")
+    given = {"iterations": args.iterations, "lr": args.lr, "w_force": args.w_force, "w_theta": args.w_theta,
+             "w_physics": args.w_physics}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    config = TrainConfig.for_preset(args.preset, **overrides)
+    profiles = discover_profiles(args.profiles) if args.profiles else None
+    seqs = load_sequences(args.data, rate_hz=args.rate, profiles=profiles)
+    if args.subject:
+        seqs = [s for s in seqs if s.subject in args.subject]
+    if args.joint:
+        seqs = [s for s in seqs if s.joint == args.joint]
+    if not seqs:
+        raise InputError(f"no recordings in {args.data} match --subject {args.subject} --joint {args.joint}")
+    joints = sorted({s.joint for s in seqs})
+    if len(joints) > 1:
+        raise InputError(f"{args.data} holds recordings of several joints {joints}; pick one with --joint")
+    if args.test_fraction > 0:
+        splits = split_intra_session(seqs, train_fraction=1.0 - args.test_fraction, seed=args.seed)
+        train = [s for tr, _ in splits.values() for s in tr]
+        test = [s for _, te in splits.values() for s in te]
+    else:
+        train, test = seqs, []
+    print(f"training {args.preset} on {len(train)} sequences ({sum(s.n for s in train)} steps at "
+          f"{args.rate:g} Hz) of {len({s.subject for s in seqs})} subject(s); physics: "
+          f"{', '.join(sorted({s.physics for s in train}))}")
+    with Progress(config.iterations, f"train {args.preset}", enabled=not args.quiet) as progress:
+        trained = fit(train, config, seed=args.seed, progress=progress, threads=args.threads)
+    trained.save(args.out, overwrite=args.overwrite)
+    final = trained.history[-1]
+    print(f"trained in {trained.info['train_seconds']:.1f} s ({trained.info['parameters']} parameters); "
+          "final " + ", ".join(f"{k} {v:.4g}" for k, v in final.items()) + f"; run saved to {args.out}")
+    summary = {"run": str(args.out), "preset": args.preset, "train_seconds": trained.info["train_seconds"],
+               "parameters": trained.info["parameters"], "final_loss": final,
+               "train_sequences": len(train), "test_sequences": len(test)}
+    if test:
+        summary["test"] = accuracy(trained.predict, test)
+        print(f"held-out accuracy ({args.test_fraction:g} of every trial):")
+        print("\n".join(format_accuracy(summary["test"])))
+    return summary
+
+
+def _export(args: argparse.Namespace) -> dict:
+    from myoedge.train.export import export_bundle
+    from myoedge.train.fit import TrainedModel
+
+    trained = TrainedModel.load(args.run)
+    report = export_bundle(trained, args.out, name=args.name, overwrite=args.overwrite)
+    errs = report["max_abs_error"]
+    print(f"exported {args.run} -> {report['bundle']}: parity on {report['vectors']} test vectors, max abs "
+          f"error theta {errs['theta']:.2g} rad, forces {errs['forces']:.2g} N "
+          f"({report['max_scaled_error']:.2g} output stds; limit 1e-4)")
+    return report
+
+
+def accuracy(predict, seqs) -> dict:
+    """Held-out accuracy of ``predict(seq) -> (θ (n,), F (n, M))`` over ``seqs``, with the evaluation's
+    definitions (:mod:`myoedge.train.metrics`): per output RMSE, range-normalised RMSE and Pearson CC
+    over the pooled samples (θ in degrees), and the RMS physics residual of the predictions (N·m)."""
+    from myoedge.train.metrics import residual_rms, score_outputs
+
+    seqs = list(seqs)
+    if not seqs:
+        raise InputError("no sequences to score")
+    predictions = [predict(s) for s in seqs]
+    return {"outputs": score_outputs(seqs, predictions), "physics": residual_rms(seqs, predictions),
+            "steps": int(sum(s.n for s in seqs))}
+
+
+def format_accuracy(acc: dict, *, indent: str = "      ") -> list[str]:
+    """The table lines of an :func:`accuracy` result."""
+    lines = [f"{indent}{'output':>10}  {'RMSE':>12}  {'nRMSE %':>7}  {'CC':>6}"]
+    for name, o in acc["outputs"].items():
+        unit = "deg" if name == "theta" else "N"
+        nrmse = 100 * o["nrmse"]
+        lines.append(f"{indent}{name:>10}  {o['rmse']:8.3g} {unit:<3}  {nrmse:7.1f}  {o['cc']:6.3f}")
+    phys = acc["physics"]
+    if phys["pred"] is not None:
+        lines.append(f"{indent}physics residual RMS ({phys['mode']}) {phys['pred']:.3g} N·m; ground truth "
+                     f"{phys['truth']:.3g} N·m; net muscle moment RMS {phys['moment']:.3g} N·m")
+    return lines

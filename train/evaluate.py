@@ -1,0 +1,304 @@
+"""The evaluation: every method × every subject × every protocol, scored the same way.
+
+Protocols (splits from :mod:`myoedge.train.data`, all per subject, all methods on identical data):
+
+- ``intra`` — the paper's intra-session protocol: a contiguous 20 % block of every trial is held out,
+  the rest trains (one fold per subject);
+- ``loto`` — leave one trial out: each trial (a walking speed or movement pace, or a session) is held
+  out in turn and the subject's other trials train (one fold per trial): does the model generalise
+  to a speed it has not seen?
+- ``size`` — the training-size sweep: the intra split with only a contiguous ``fraction`` of every
+  training piece kept (10, 20, 40, 60, 80, 100 %); the test block is unchanged. The 100 % point is
+  the intra fold itself (the same fit, reused). By default only the two networks the claim is about
+  (PI-CNN and CNN) are swept.
+
+Subjects are grouped by joint and channel set (a knee model cannot be scored on wrist data); each group
+gets its own tables. Every fit gets the same seed. A method that fails on a fold (e.g. a diverging
+fit) is recorded with its error and left out of the statistics, so one failure does not lose a long
+run; the report lists failures.
+
+``evaluate(seqs, config)`` returns a JSON-able result (plus ``traces`` and ``histories`` for the plots,
+which :mod:`myoedge.train.report` keeps out of report.json).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from myoedge.errors import InputError
+from myoedge.train import stats
+from myoedge.train.methods import DEFAULT_METHODS, get_method, parse_methods
+from myoedge.train.metrics import output_names, residual_rms, score_outputs
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("intra", "loto", "size")
+SIZE_FRACTIONS = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
+RESULT_FORMAT = "myoedge-evaluation"
+TRACE_POINTS = 1500  # samples of the example test trace kept for the plots
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationConfig:
+    """What to run. ``quick`` trains every method at demonstration size (tests, demos), never for reports."""
+
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    protocols: tuple[str, ...] = PROTOCOLS
+    size_fractions: tuple[float, ...] = SIZE_FRACTIONS
+    size_methods: tuple[str, ...] = ("pi-cnn", "cnn")
+    train_fraction: float = 0.8
+    seed: int = 0
+    quick: bool = False
+    baseline_lags_s: tuple[float, ...] = (0.0,)
+    alpha: float = 0.05
+
+    def __post_init__(self):
+        object.__setattr__(self, "methods", parse_methods(self.methods))
+        object.__setattr__(self, "size_methods", tuple(m for m in parse_methods(self.size_methods)
+                                                       if m in self.methods))
+        bad = [p for p in self.protocols if p not in PROTOCOLS]
+        if bad or not self.protocols:
+            raise InputError(f"protocols must be some of {PROTOCOLS}, got {list(self.protocols)}")
+        fr = tuple(float(f) for f in self.size_fractions)
+        if not fr or any(not 0.0 < f <= 1.0 for f in fr):
+            raise InputError(f"size fractions must be in (0, 1], got {list(self.size_fractions)}")
+        object.__setattr__(self, "size_fractions", tuple(sorted(set(fr))))
+        object.__setattr__(self, "baseline_lags_s", tuple(float(x) for x in self.baseline_lags_s))
+        if not 0.0 < self.train_fraction < 1.0:
+            raise InputError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Fold:
+    protocol: str
+    subject: str
+    name: str  # "80/20", the held-out trial, or "80/20@0.4"
+    train: list
+    test: list
+    fraction: float = 1.0
+
+
+def group_by_channels(seqs) -> dict[str, list]:
+    """Sequences grouped by (joint, muscles), keyed by joint (plus the muscles if a joint has two sets)."""
+    groups: dict[tuple, list] = {}
+    for s in seqs:
+        groups.setdefault((s.joint, tuple(s.muscles)), []).append(s)
+    names: dict[str, list] = {}
+    for (joint, muscles), group in groups.items():
+        clash = any(j == joint and m != muscles for j, m in groups)
+        key = f"{joint}-{'-'.join(muscles)}" if clash else joint
+        names[key] = group
+    return names
+
+
+def plan_folds(seqs, config: EvaluationConfig) -> list[Fold]:
+    """Every fold of every requested protocol, for one channel group."""
+    from myoedge.train.data import split_intra_session, split_leave_one_trial_out, subsample_train
+
+    folds: list[Fold] = []
+    if "intra" in config.protocols or "size" in config.protocols:
+        split = split_intra_session(seqs, train_fraction=config.train_fraction, seed=config.seed)
+        tag = f"{round(100 * config.train_fraction)}/{round(100 * (1 - config.train_fraction))}"
+        for subject in sorted(split):
+            train, test = split[subject]
+            if "intra" in config.protocols:
+                folds.append(Fold("intra", subject, tag, train, test))
+            if "size" in config.protocols:
+                for f in config.size_fractions:
+                    if f < 1.0 or "intra" not in config.protocols:
+                        folds.append(Fold("size", subject, f"{tag}@{f:g}",
+                                          subsample_train(train, f, seed=config.seed), test, f))
+    if "loto" in config.protocols:
+        subjects = {s.subject for s in seqs}
+        if any(sum(s.subject == subj for s in seqs) > 1 for subj in subjects):
+            for held, train, test in split_leave_one_trial_out(seqs):
+                folds.append(Fold("loto", test[0].subject, held, train, test))
+        else:
+            log.warning("leave-one-trial-out skipped: no subject has two trials")
+    return folds
+
+
+def _thin(x: np.ndarray, n: int) -> np.ndarray:
+    return x if len(x) <= n else x[np.linspace(0, len(x) - 1, n).round().astype(int)]
+
+
+def run_fold(fold: Fold, method: str, config: EvaluationConfig) -> tuple[dict, list | None, list]:
+    """Fit ``method`` on the fold's training data and score it on its test data.
+
+    Returns the run record, the predictions (None on failure) and the training history (per-iteration
+    loss terms; empty for closed-form methods and on failure).
+    """
+    record = {"protocol": fold.protocol, "subject": fold.subject, "fold": fold.name,
+              "fraction": fold.fraction, "method": method, "n_train": int(sum(s.n for s in fold.train)),
+              "n_test": int(sum(s.n for s in fold.test))}
+    options = {}
+    if method in ("elm", "ml-elm", "svr"):
+        options["lags_s"] = config.baseline_lags_s
+    t0 = time.perf_counter()
+    try:
+        model = get_method(method).fit(fold.train, seed=config.seed, quick=config.quick, **options)
+        record["fit_s"] = round(time.perf_counter() - t0, 3)
+        t1 = time.perf_counter()
+        predictions = [model.predict(s) for s in fold.test]
+        record["predict_s"] = round(time.perf_counter() - t1, 3)
+    except Exception as e:  # one failed fit must not lose hours of the others; the report lists it
+        log.warning("%s on %s %s failed: %s", method, fold.subject, fold.name, e,
+                    exc_info=not isinstance(e, InputError))
+        record.update(error=f"{type(e).__name__}: {e}", fit_s=round(time.perf_counter() - t0, 3))
+        return record, None, []
+    record["outputs"] = score_outputs(fold.test, predictions)
+    record["residual"] = residual_rms(fold.test, predictions)
+    chosen = getattr(model, "chosen", None)
+    if chosen:
+        record["chosen"] = chosen
+    history = list(getattr(model, "history", None) or [])
+    if history:
+        record["final_loss"] = history[-1]
+    return record, predictions, history
+
+
+@contextlib.contextmanager
+def one_thread():
+    """One torch thread and one BLAS thread while fitting. The networks and matrices here are small, and on
+    a 2-core machine shared with anything else, idle worker threads spinning for work made fits 5–20
+    times slower (measured); one thread is never much slower than two for these sizes."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _worker_job(fold: Fold, method: str, config: EvaluationConfig):
+    with one_thread():
+        return run_fold(fold, method, config)
+
+
+def evaluate(seqs, config: EvaluationConfig | None = None, *, show_progress: bool = False,
+             jobs: int = 1) -> dict:
+    """Run the configured protocols and methods on ``seqs`` (a progress bar on stderr per fit if asked).
+
+    ``jobs`` > 1 runs that many fits at once in worker processes (one thread each): on a 2-core machine
+    two single-threaded fits finish in about the time of one. Results do not depend on ``jobs``: every
+    fit is deterministic per seed. Protocols run one after another, so each one's wall time is its own.
+    """
+    from myoedge.progress import Progress
+
+    config = config or EvaluationConfig()
+    seqs = list(seqs)
+    if not seqs:
+        raise InputError("no sequences to evaluate")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InputError(f"jobs must be a positive int, got {jobs!r}")
+    groups = group_by_channels(seqs)
+    plans = {key: plan_folds(group, config) for key, group in groups.items()}
+    stages = [(key, protocol, [(fold, m) for fold in plans[key] if fold.protocol == protocol
+                               for m in config.methods if protocol != "size" or m in config.size_methods])
+              for key in groups for protocol in PROTOCOLS]
+    stages = [st for st in stages if st[2]]
+    t_start = time.perf_counter()
+    result = {"format": RESULT_FORMAT, "version": 1, "config": config.to_dict(), "joints": {},
+              "traces": {}, "histories": {}}
+    runs_by_key: dict[str, list] = {key: [] for key in groups}
+    seconds: dict[str, dict[str, float]] = {key: {} for key in groups}
+    total = sum(len(work) for *_, work in stages)
+    with Progress(total, "evaluate", enabled=show_progress) as progress, one_thread(), _pool(jobs) as pool:
+        for key, protocol, work in stages:
+            t0 = time.perf_counter()
+            if pool is None:
+                outcomes = (run_fold(fold, m, config) for fold, m in work)
+            else:
+                outcomes = pool.map(_worker_job, *zip(*work, strict=True), [config] * len(work))
+            for (fold, method), (record, predictions, history) in zip(work, outcomes, strict=True):
+                runs_by_key[key].append(record)
+                if protocol == "intra" and predictions is not None and fold.subject == plans[key][0].subject:
+                    _keep_trace(result, key, fold, method, predictions[0])
+                    if history:
+                        result["histories"].setdefault(key, {})[method] = history
+                progress.update(1, f"{key} {protocol} {fold.subject} {method}")
+            seconds[key][protocol] = time.perf_counter() - t0
+    for key, group in groups.items():
+        runs = runs_by_key[key]
+        if "intra" in config.protocols and "size" in config.protocols:  # the 100 % point is the intra fold
+            runs += [{**r, "protocol": "size", "fold": f"{r['fold']}@1"} for r in runs
+                     if r["protocol"] == "intra" and r["method"] in config.size_methods]
+        result["joints"][key] = _summarise(group, runs, config, seconds[key])
+    result["seconds"] = round(time.perf_counter() - t_start, 1)
+    result["jobs"] = jobs
+    return result
+
+
+@contextlib.contextmanager
+def _pool(jobs: int):
+    if jobs == 1:
+        yield None
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: forking a process whose torch/OpenMP threads have started can deadlock the child
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+def _keep_trace(result: dict, key: str, fold: Fold, method: str, prediction) -> None:
+    seq = fold.test[0]
+    names = output_names(seq.muscles)
+    trace = result["traces"].setdefault(key, {
+        "sequence": seq.name, "t": _thin(np.asarray(seq.t) - seq.t[0], TRACE_POINTS),
+        "truth": dict(zip(names, _thin(np.column_stack([np.degrees(seq.theta), seq.forces]), TRACE_POINTS).T,
+                          strict=True)),
+        "pred": {}})
+    theta, forces = prediction
+    cols = _thin(np.column_stack([np.degrees(theta), forces]), TRACE_POINTS).T
+    trace["pred"][method] = dict(zip(names, cols, strict=True))
+
+
+def _summarise(group: list, runs: list[dict], config: EvaluationConfig, seconds: dict) -> dict:
+    first = group[0]
+    outputs = output_names(first.muscles)
+    ok = [r for r in runs if "error" not in r]
+    methods = list(config.methods)
+    summary = {p: stats.summarise(ok, protocol=p, methods=methods, outputs=outputs, alpha=config.alpha)
+               for p in ("intra", "loto") if p in config.protocols}
+    table1 = {m: stats.per_subject(ok, protocol="intra", method=m, outputs=outputs) for m in methods} \
+        if "intra" in config.protocols else {}
+    return {
+        "joint": first.joint, "muscles": list(first.muscles), "outputs": outputs,
+        "subjects": sorted({s.subject for s in group}), "trials": sorted({s.trial for s in group}),
+        "physics": sorted({s.physics for s in group}), "mvc_source": sorted({s.mvc_source for s in group}),
+        "rate_hz": first.rate_hz, "seconds_by_protocol": {k: round(v, 1) for k, v in seconds.items()},
+        "runs": runs, "failures": [r for r in runs if "error" in r], "summary": summary,
+        "per_subject": table1,
+        "size_curve": stats.size_curve(ok, methods=list(config.size_methods), outputs=outputs)
+        if "size" in config.protocols else {},
+    }
+
+
+def finite_or_none(x):
+    """JSON has no NaN: map non-finite floats to None (used when writing report.json)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite_or_none(v) for v in x]
+    if isinstance(x, np.generic):
+        return finite_or_none(x.item())
+    if isinstance(x, np.ndarray):
+        return finite_or_none(x.tolist())
+    return x

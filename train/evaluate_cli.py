@@ -1,0 +1,106 @@
+"""``myoedge evaluate``: score every method on recordings and write the report folder.
+
+    myoedge evaluate --data DIR --out REPORTDIR [--methods pi-cnn,cnn,...] [--protocols intra,loto,size]
+                     [--quick] [--seed N] [--rate HZ] [--jobs N] [--json]
+
+The report folder is written whole or not at all (built beside it and renamed when complete).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+
+from myoedge.errors import InputError
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in _names(text))
+    except ValueError:
+        raise InputError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def register(sub) -> None:
+    from myoedge.cli import add_verb
+    from myoedge.train.evaluate import PROTOCOLS, SIZE_FRACTIONS
+    from myoedge.train.methods import DEFAULT_METHODS, METHODS
+
+    p = add_verb(sub, "evaluate", run_evaluate,
+                 help="compare PI-CNN, CNN, ML-ELM, ELM, SVR and the edge model; write a report",
+                 description="Train and score every method on every subject under the intra-session (80/20), "
+                             "leave-one-trial-out and training-size protocols; write report.md (Tables I and "
+                             "II), report.json and PNG figures into --out.")
+    p.add_argument("--data", required=True, help="folder of recordings (each with recording.json; subject "
+                                                 "profiles as <subject>/profile.json)")
+    p.add_argument("--out", required=True, help="report folder to write")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help=f"comma-separated, from {', '.join(METHODS)} (default: all)")
+    p.add_argument("--protocols", default=",".join(PROTOCOLS),
+                   help=f"comma-separated, from {', '.join(PROTOCOLS)} (default: all)")
+    p.add_argument("--size-methods", default="pi-cnn,cnn", help="methods run in the training-size sweep")
+    p.add_argument("--fractions", default=",".join(f"{f:g}" for f in SIZE_FRACTIONS),
+                   help="training fractions of the size sweep")
+    p.add_argument("--baseline-lags", default="0",
+                   help="envelope lags (s) given to ELM/ML-ELM/SVR, e.g. 0,0.03,0.06,0.1 (default 0: the "
+                        "PI-CNN's inputs)")
+    p.add_argument("--joint", default=None, help="only evaluate this joint")
+    p.add_argument("--rate", type=float, default=100.0, help="model rate in Hz (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="fits run at once in worker processes, one thread each (default 1; 2 on a 2-core "
+                        "machine halves the time; results are identical)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny training budgets (tests and demos; not results)")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
+
+
+def run_evaluate(args) -> dict:
+    from pathlib import Path
+
+    from myoedge.fileio import atomic_directory
+    from myoedge.train.data import load_sequences
+    from myoedge.train.evaluate import EvaluationConfig, evaluate, finite_or_none
+    from myoedge.train.report import check_targets, write_report
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise InputError(f"{out} already exists; pass --overwrite to replace it")
+    config = EvaluationConfig(methods=tuple(_names(args.methods)), protocols=tuple(_names(args.protocols)),
+                              size_methods=tuple(_names(args.size_methods)),
+                              size_fractions=_floats(args.fractions, "--fractions"),
+                              baseline_lags_s=_floats(args.baseline_lags, "--baseline-lags"),
+                              seed=args.seed, quick=args.quick)
+    t0 = time.monotonic()
+    seqs = load_sequences(args.data, rate_hz=args.rate)
+    if args.joint:
+        seqs = [s for s in seqs if s.joint == args.joint]
+        if not seqs:
+            raise InputError(f"no recordings of joint {args.joint!r} under {args.data}")
+    print(f"evaluating {len(config.methods)} methods on {len({s.subject for s in seqs})} subjects "
+          f"({len(seqs)} trials) under {', '.join(config.protocols)}", file=sys.stderr)
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {args.jobs}")
+    result = evaluate(seqs, config, show_progress=True, jobs=args.jobs)
+    command = "myoedge " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["evaluate"] else None
+    with atomic_directory(out, overwrite=args.overwrite) as tmp:
+        write_report(result, tmp, command=command, figures=not args.no_figures)
+    summary = {"out": str(out), "seconds": round(time.monotonic() - t0, 1), "joints": {}}
+    for key, joint in result["joints"].items():
+        intra = joint["summary"].get("intra", {}).get("table", {})
+        means = {m: {o: {"nrmse": v[o]["nrmse"]["mean"], "cc": v[o]["cc"]["mean"]} for o in joint["outputs"]}
+                 for m, v in intra.items()}
+        summary["joints"][key] = {
+            "subjects": joint["subjects"], "failures": len(joint["failures"]), "intra": means,
+            "targets": check_targets(joint, quick=args.quick)}
+        for t in summary["joints"][key]["targets"]:
+            state = {True: "met", False: "NOT MET", None: "not measured"}[t["met"]]
+            print(f"{key}: {t['target']}: {t['measured']} ({state})")
+    print(f"wrote {out}/report.md in {summary['seconds']:.0f} s")
+    return finite_or_none(summary)

@@ -1,0 +1,180 @@
+"""Export a trained edge model as a bundle: ONNX graph + meta.json + test vectors, checked for parity.
+
+The exported graph is what the device runs: input ``envelopes`` (1, W, C) float32, the last W
+normalised envelopes (oldest first); outputs ``theta`` (1, 1) rad and ``forces`` (1, M) N, with the
+input standardisation and the output de-normalisation inside the graph. Only the edge preset exports:
+the paper's networks take the trial's elapsed time as an input, which the bundle contract (envelopes
+only) cannot supply on a device.
+
+Parity rule (checked here, before anything is written): for every test vector, every output element
+must satisfy ``|onnxruntime − PyTorch| ≤ 1e-4 · s``, with ``s`` that output's training-set standard
+deviation (θ: σ_θ in rad; each force: its σ_F in N) — i.e. 1e-4 in the network's own normalised
+units. The bundle's single absolute ``test_vectors.tolerance`` is the loosest of those bounds,
+``1e-4 · max(σ_θ, σ_F…)``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from myoedge.edge.bundle import INPUT_NAME, write_bundle
+from myoedge.edge.envelope import design_envelope
+from myoedge.errors import InputError
+from myoedge.train.fit import TrainedModel
+
+OPSET = 17
+PARITY_RTOL = 1e-4
+OUTPUT_NAMES = ("theta", "forces")
+
+
+class ParityError(RuntimeError):
+    """ONNX Runtime disagrees with PyTorch beyond the parity rule (an exporter or runtime fault)."""
+
+
+class _Deployed(nn.Module):
+    """(1, W, C) envelopes -> θ (1, 1) rad, F (1, M) N: the last step of the causal model, de-normalised."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, envelopes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        theta, forces = self.model.to_physical(self.model(envelopes)[:, -1])
+        return theta.unsqueeze(-1), forces
+
+
+def _deployed(trained: TrainedModel) -> _Deployed:
+    if trained.model_config.preset != "edge":
+        raise InputError(f"only edge runs export (this run is {trained.model_config.preset!r}): the paper's "
+                         "networks take the trial's elapsed time as an input, which a bundle cannot supply")
+    if trained.envelope_config is None:
+        raise InputError("the run does not record its envelope configuration, so a bundle cannot say how to "
+                         "compute its input")
+    trained.model.eval()
+    return _Deployed(trained.model).eval()
+
+
+def onnx_bytes(trained: TrainedModel, *, opset: int = OPSET) -> bytes:
+    """The ONNX graph (fixed batch 1) of an edge run."""
+    module = _deployed(trained)
+    example = torch.zeros(1, trained.window, len(trained.muscles))
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # torch >= 2.9 prefers the torch.export-based exporter, which needs onnxscript; the TorchScript
+        # exporter is still shipped and handles this small static graph exactly.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(module, (example,), buf, opset_version=opset, dynamo=False,
+                          input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), do_constant_folding=True)
+    return buf.getvalue()
+
+
+def reference_outputs(trained: TrainedModel, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """PyTorch's outputs for each (W, C) window of ``inputs`` (K, W, C), one at a time as on the device."""
+    module = _deployed(trained)
+    theta, forces = [], []
+    with torch.no_grad():
+        for x in np.asarray(inputs, dtype=np.float32):
+            th, f = module(torch.from_numpy(x)[None])
+            theta.append(th.numpy()[0])
+            forces.append(f.numpy()[0])
+    return {"theta": np.stack(theta).astype(np.float32), "forces": np.stack(forces).astype(np.float32)}
+
+
+def onnx_outputs(model: bytes, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """ONNX Runtime's outputs (CPU, one thread) for each window of ``inputs``."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    runs = [session.run(list(OUTPUT_NAMES), {INPUT_NAME: x[None]})
+            for x in np.asarray(inputs, dtype=np.float32)]
+    return {name: np.stack([r[i][0] for r in runs]) for i, name in enumerate(OUTPUT_NAMES)}
+
+
+def output_scales(trained: TrainedModel) -> dict[str, np.ndarray]:
+    """Training-set std of each output element (the unit of the parity rule)."""
+    m = trained.model
+    return {"theta": m.theta_std.detach().numpy().astype(np.float64)[:1],
+            "forces": m.force_std.detach().numpy().astype(np.float64)}
+
+
+def check_parity(reference: dict, candidate: dict, scales: dict) -> dict:
+    """Max abs error per output and the worst error in units of the output scale; raises ParityError."""
+    report = {"max_abs_error": {}, "max_scaled_error": 0.0, "rule": f"|onnx - torch| <= {PARITY_RTOL:g} * "
+                                                                     "training std of the output"}
+    for name in OUTPUT_NAMES:
+        err = np.abs(candidate[name].astype(np.float64) - reference[name].astype(np.float64))
+        report["max_abs_error"][name] = float(err.max())
+        report["max_scaled_error"] = max(report["max_scaled_error"], float((err / scales[name]).max()))
+    if report["max_scaled_error"] > PARITY_RTOL:
+        raise ParityError(f"ONNX Runtime differs from PyTorch by {report['max_scaled_error']:.3g} output "
+                          f"stds (limit {PARITY_RTOL:g}); max abs errors {report['max_abs_error']}")
+    return report
+
+
+def physiological_range(trained: TrainedModel) -> dict:
+    """θ: the joint's anatomical range (widened to the training data); F: 0 … max(1.8 F0, 1.2 × seen max)."""
+    lo, hi = trained.info["theta_range"]
+    force_hi = 1.2 * np.asarray(trained.info["force_max"], dtype=float)
+    limits = trained.info.get("models")
+    if limits:
+        lo, hi = min(lo, limits["theta_rad"][0]), max(hi, limits["theta_rad"][1])
+        force_hi = np.maximum(force_hi, 1.8 * np.asarray(limits["max_force_n"]))  # eccentric ceiling of Hill
+    else:
+        span = hi - lo
+        lo, hi = lo - 0.1 * span, hi + 0.1 * span
+    return {"theta_rad": [float(lo), float(hi)], "forces_n": [[0.0, float(max(f, 1.0))] for f in force_hi]}
+
+
+def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_inputs=None,
+                  overwrite: bool = False) -> dict:
+    """Export ``trained`` to the bundle folder ``out`` after the parity check; returns the check's report.
+
+    Test vectors are the run's stored training windows plus ``extra_inputs`` (K, W, C), if given.
+    """
+    model = onnx_bytes(trained)
+    shape = (trained.window, len(trained.muscles))
+    parts = [] if trained.samples is None else [trained.samples]
+    if extra_inputs is not None:
+        parts.append(np.asarray(extra_inputs, dtype=np.float32))
+    for part in parts:
+        if part.ndim != 3 or part.shape[1:] != shape or not np.all(np.isfinite(part)):
+            raise InputError(f"test inputs must be finite (K, {shape[0]}, {shape[1]}), got {part.shape}")
+    if not parts:
+        raise InputError("no test vectors: the run stores no sample windows and none were given")
+    inputs = np.concatenate(parts).astype(np.float32)
+    reference = reference_outputs(trained, inputs)
+    scales = output_scales(trained)
+    report = check_parity(reference, onnx_outputs(model, inputs), scales)
+    design = design_envelope(trained.envelope_config)
+    w, m = trained.window, len(trained.muscles)
+    meta = {
+        "name": name or f"{trained.joint}-{trained.model_config.preset}",
+        "joint": trained.joint, "muscles": list(trained.muscles),
+        "input": {"name": INPUT_NAME, "shape": [1, w, m], "dtype": "float32", "window": w,
+                  "rate_hz": trained.rate_hz},
+        "emg_rate_hz": trained.envelope_config.fs_hz,
+        "envelope": {"config": trained.envelope_config.to_dict(), "coefficients": design.coefficients(),
+                     "hash": design.coefficients_hash()},
+        "outputs": [{"name": "theta", "shape": [1, 1], "unit": "rad"},
+                    {"name": "forces", "shape": [1, m], "unit": "N"}],
+        "physiological_range": physiological_range(trained),
+        "training": {"config": trained.config.to_dict(), "model_config": trained.model_config.to_dict(),
+                     **{k: trained.info.get(k) for k in ("seed", "train_seconds", "parameters", "sequences",
+                                                         "physics_modes", "normalisation", "mvc")},
+                     "parity": report},
+        "onnx": {"file": "model.onnx", "opset": OPSET},
+        "test_vectors": {"file": "test_vectors.npz", "tolerance": PARITY_RTOL * float(max(
+            scales["theta"].max(), scales["forces"].max()))},
+    }
+    path = write_bundle(Path(out), onnx_bytes=model, meta=meta, test_inputs=inputs, test_outputs=reference,
+                        overwrite=overwrite)
+    return {"bundle": str(path), "vectors": int(len(inputs)), "tolerance": meta["test_vectors"]["tolerance"],
+            **report}

@@ -1,0 +1,394 @@
+"""Training: ``fit(train_seqs, TrainConfig) -> TrainedModel`` and the model it returns.
+
+Loss = w_F·L_F + w_θ·L_θ + w_P·L_P, each term in comparable, unit-free numbers:
+
+* L_F = mean over steps and muscles of ((F̂ − F)/σ_F)², σ_F the training-set std of each muscle's force
+  (the network predicts standardised forces, so this is also its output error);
+* L_θ = mean of ((θ̂ − θ)/σ_θ)²;
+* L_P = mean of (residual / τ_s)², the residual from :func:`myoedge.train.physics.sequence_residual` on
+  the de-normalised predictions and τ_s the training-set std of the recorded Σ r F (or τ_ID).
+
+Default weights 1, 1, 0.1: the second difference turns step-to-step jitter of θ̂ into residual ×1/dt²,
+so at weight 1 the physics term makes a network flatten its outputs (numbers in docs/training.md);
+gradients are clipped to norm 1 because an untrained network's L_P is ~1e4.
+
+The paper preset steps once per whole training trial (SGD, momentum 0.9, lr 0.01, 1200 iterations);
+the edge preset steps on a batch of contiguous chunks with Adam, so L_P can difference consecutive
+outputs. Runs are deterministic per seed on the CPU (seeded torch and numpy generators, deterministic
+algorithms) — two fits with one seed give identical weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from myoedge.edge.envelope import EnvelopeConfig
+from myoedge.errors import InputError
+from myoedge.fileio import atomic_directory
+from myoedge.train.data import Sequence
+from myoedge.train.models import PRESETS, ModelConfig, Normalised, build_model, n_parameters
+from myoedge.train.physics import physics_residual, sequence_residual
+
+LOSS_TERMS = ("L_F", "L_theta", "L_P", "total")
+RUN_FORMAT = "myoedge-run"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How to train; ``model`` holds :class:`ModelConfig` overrides (e.g. ``{"filters": 64}``)."""
+
+    preset: str = "pi-cnn"
+    iterations: int = 1200
+    optimizer: str = "sgd"  # "sgd" | "adam"
+    lr: float = 0.01
+    momentum: float = 0.9
+    w_force: float = 1.0
+    w_theta: float = 1.0
+    w_physics: float = 0.1  # chosen on a development subject (docs/training.md)
+    chunk: int = 128  # edge: outputs per training chunk
+    batch: int = 16  # edge: chunks per iteration
+    grad_clip: float = 1.0  # max gradient norm (0: off): L_P of an untrained net is ~1e4
+    model: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise InputError(f"preset must be one of {PRESETS}, got {self.preset!r}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise InputError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        for name in ("iterations", "chunk", "batch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError(f"{name} must be a positive int, got {v!r}")
+        for name in ("lr", "momentum", "w_force", "w_theta", "w_physics", "grad_clip"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise InputError(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.lr == 0:
+            raise InputError("lr must be > 0")
+        try:  # JSON-normal (tuples -> lists) so a config read back from run.json compares equal
+            object.__setattr__(self, "model", json.loads(json.dumps(dict(self.model))))
+        except (TypeError, ValueError):
+            raise InputError(f"model overrides must be JSON values, got {self.model!r}") from None
+
+    @classmethod
+    def for_preset(cls, preset: str, **overrides) -> TrainConfig:
+        """Defaults: pi-cnn as in the paper; cnn the same without L_P; edge with Adam on chunks."""
+        base = {"pi-cnn": {}, "cnn": {"w_physics": 0.0},
+                "edge": {"optimizer": "adam", "lr": 3e-3, "iterations": 1500}}
+        if preset not in base:
+            raise InputError(f"preset must be one of {PRESETS}, got {preset!r}")
+        return cls(preset=preset, **{**base[preset], **overrides})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _stats(seqs: list[Sequence]) -> dict[str, np.ndarray]:
+    """Training-set normalisation: means and stds (floored so a constant signal cannot divide by 0)."""
+    env = np.concatenate([s.envelopes for s in seqs]).astype(np.float64)
+    t = np.concatenate([s.t for s in seqs])
+    theta = np.concatenate([s.theta for s in seqs])
+    forces = np.concatenate([s.forces for s in seqs])
+
+    def std(x):
+        return np.maximum(x.std(axis=0), 1e-3 * np.abs(x.mean(axis=0)) + 1e-9)
+
+    applied = []
+    for s in seqs:
+        if s.physics == "id":
+            applied.append(s.torque)
+        elif s.physics == "eom":
+            r = s.model.moment_arms(s.theta) if s.model_moment_arms else s.moment_arms
+            applied.append((r * s.forces).sum(-1))
+    torque_scale = float(np.concatenate(applied).std()) if applied else 1.0
+    return {"env_mean": env.mean(0), "env_std": std(env), "time_mean": np.array([t.mean()]),
+            "time_std": np.array([std(t)]).ravel(), "theta_mean": np.array([theta.mean()]),
+            "theta_std": np.array([std(theta)]).ravel(), "force_mean": forces.mean(0),
+            "force_std": std(forces), "torque_scale": np.array([max(torque_scale, 1e-6)])}
+
+
+def _check(seqs, config: TrainConfig) -> list[Sequence]:
+    seqs = list(seqs)
+    if not seqs:
+        raise InputError("no training sequences")
+    first = seqs[0]
+    for s in seqs[1:]:
+        if (s.muscles, s.joint, s.rate_hz) != (first.muscles, first.joint, first.rate_hz):
+            raise InputError(f"training sequences must share joint, muscles and rate: {first.name} is "
+                             f"{first.joint} {list(first.muscles)} at {first.rate_hz:g} Hz, {s.name} is "
+                             f"{s.joint} {list(s.muscles)} at {s.rate_hz:g} Hz")
+    if config.w_physics > 0 and all(s.physics == "none" for s in seqs):
+        raise InputError("w_physics > 0 but no training sequence has physics (no profile, torque or moment "
+                         "arms); set w_physics to 0")
+    return seqs
+
+
+@dataclass(eq=False)
+class TrainedModel:
+    """A trained network with what it needs to predict and to be exported."""
+
+    model: Normalised
+    config: TrainConfig
+    model_config: ModelConfig
+    joint: str
+    muscles: tuple[str, ...]
+    rate_hz: float
+    envelope_config: EnvelopeConfig | None
+    history: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+    samples: np.ndarray | None = None  # (K, W, C) training envelope windows, for export test vectors
+
+    @property
+    def window(self) -> int:
+        return self.model_config.window
+
+    def predict(self, seq: Sequence) -> tuple[np.ndarray, np.ndarray]:
+        """θ (n,) rad and F (n, M) N for every step of ``seq`` (edge: fed ``seq.history`` before t[0])."""
+        if tuple(seq.muscles) != self.muscles:
+            raise InputError(f"{seq.name} has muscles {list(seq.muscles)}; this model was trained on "
+                             f"{list(self.muscles)}")
+        self.model.eval()
+        with torch.no_grad():
+            env = torch.as_tensor(seq.envelopes, dtype=torch.float32)
+            if self.model_config.preset == "edge":
+                pad = torch.as_tensor(seq.history(self.window - 1), dtype=torch.float32)
+                out = self.model(torch.cat([pad, env])[None])[0]
+            else:
+                out = self.model(env, torch.as_tensor(seq.t, dtype=torch.float32))
+            theta, forces = self.model.to_physical(out)
+        return theta.double().numpy(), forces.double().numpy()
+
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write the run folder: ``model.pt`` (state dict), ``run.json``, ``history.csv``, ``samples.npz``."""
+        path = Path(path)
+        doc = {"format": RUN_FORMAT, "version": 1, "config": self.config.to_dict(),
+               "model_config": self.model_config.to_dict(), "joint": self.joint,
+               "muscles": list(self.muscles), "rate_hz": self.rate_hz, "info": self.info,
+               "envelope_config": None if self.envelope_config is None else self.envelope_config.to_dict()}
+        try:
+            with atomic_directory(path, overwrite=overwrite) as tmp:
+                torch.save(self.model.state_dict(), tmp / "model.pt")
+                (tmp / "run.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+                table = np.array([[h[k] for k in LOSS_TERMS] for h in self.history]).reshape(-1, 4)
+                np.savetxt(tmp / "history.csv", table, fmt="%.17g", delimiter=",",
+                           header=",".join(LOSS_TERMS), comments="")
+                if self.samples is not None:
+                    np.savez(tmp / "samples.npz", envelopes=self.samples)
+        except FileExistsError as e:
+            raise InputError(f"{e}; choose another folder or overwrite") from None
+        return path
+
+    @classmethod
+    def load(cls, path) -> TrainedModel:
+        path = Path(path)
+        try:
+            doc = json.loads((path / "run.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"{path}: not a training run (no run.json)") from None
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path / 'run.json'}: not valid JSON ({e.msg})") from None
+        if doc.get("format") != RUN_FORMAT or doc.get("version") != 1:
+            raise InputError(f"{path / 'run.json'}: not a version-1 {RUN_FORMAT} file")
+        mcfg = ModelConfig.from_dict(doc["model_config"])
+        model = build_model(mcfg)
+        model.load_state_dict(torch.load(path / "model.pt", weights_only=True))
+        model.eval()
+        table = np.loadtxt(path / "history.csv", delimiter=",", skiprows=1, ndmin=2)
+        history = [dict(zip(LOSS_TERMS, map(float, row))) for row in table]
+        samples = None
+        if (path / "samples.npz").is_file():
+            with np.load(path / "samples.npz") as npz:
+                samples = npz["envelopes"]
+        env = doc.get("envelope_config")
+        try:
+            config = TrainConfig(**doc["config"])
+        except TypeError as e:
+            raise InputError(f"{path / 'run.json'}: config does not match this myoedge ({e})") from None
+        return cls(model=model, config=config, model_config=mcfg, joint=doc["joint"],
+                   muscles=tuple(doc["muscles"]), rate_hz=float(doc["rate_hz"]),
+                   envelope_config=None if env is None else EnvelopeConfig.from_dict(env), history=history,
+                   info=doc["info"], samples=samples)
+
+
+def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
+        threads: int | None = 1) -> TrainedModel:
+    """Train ``config.preset`` on ``train_seqs``; ``progress.update(1, note)`` is called per iteration.
+
+    ``threads`` sets torch's CPU threads while training (None: leave as is). One is the default: these
+    networks' matrices are small, so a second thread gains little (≈ 20 % on a quiet 2-core machine)
+    while contending with any other work on the cores costs up to 10× (measured).
+    """
+    seqs = _check(train_seqs, config)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise InputError(f"threads must be a positive int or None, got {threads!r}")
+    first = seqs[0]
+    mcfg = ModelConfig.for_preset(config.preset, n_channels=len(first.muscles), n_muscles=len(first.muscles),
+                                  **config.model)
+    stats = _stats(seqs)
+    previous = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        model = build_model(mcfg)
+        with torch.no_grad():
+            for name, value in stats.items():
+                if hasattr(model, name):
+                    getattr(model, name).copy_(torch.as_tensor(value, dtype=torch.float32))
+        if config.optimizer == "sgd":
+            opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+        else:
+            opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+        steps = _chunk_steps if mcfg.preset == "edge" else _sequence_steps
+        t0 = time.perf_counter()
+        history = []
+        model.train()
+        for terms in steps(model, seqs, config, stats, rng):
+            total = config.w_force * terms["L_F"] + config.w_theta * terms["L_theta"]
+            if config.w_physics > 0:
+                total = total + config.w_physics * terms["L_P"]
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            history.append({k: float(v.detach()) for k, v in {**terms, "total": total}.items()})
+            if not math.isfinite(history[-1]["total"]):
+                raise InputError(f"training diverged at iteration {len(history)} (loss {history[-1]}); "
+                                 "lower lr or the loss weights")
+            if progress is not None:
+                progress.update(1, f"loss {history[-1]['total']:.4g}")
+        seconds = time.perf_counter() - t0
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.set_num_threads(previous[1])
+    model.eval()
+    info = {"seed": seed, "train_seconds": round(seconds, 3), "parameters": n_parameters(model),
+            "sequences": [s.name for s in seqs], "steps": int(sum(s.n for s in seqs)),
+            "physics_modes": sorted({s.physics for s in seqs}),
+            "normalisation": {k: v.tolist() for k, v in stats.items()},
+            "theta_range": [float(min(s.theta.min() for s in seqs)), float(max(s.theta.max() for s in seqs))],
+            "force_max": np.max([s.forces.max(0) for s in seqs], axis=0).tolist(),
+            "models": _model_limits(seqs),
+            "emg_rate_hz": None if first.envelope_config is None else first.envelope_config.fs_hz,
+            "mvc": {s.subject: {"volts": list(s.mvc_volts), "source": s.mvc_source} for s in seqs}}
+    return TrainedModel(model=model, config=config, model_config=mcfg, joint=first.joint,
+                        muscles=tuple(first.muscles), rate_hz=first.rate_hz,
+                        envelope_config=first.envelope_config, history=history, info=info,
+                        samples=_sample_windows(seqs, mcfg.window, rng) if mcfg.preset == "edge" else None)
+
+
+def _model_limits(seqs: list[Sequence]) -> dict | None:
+    """Anatomical angle range and max isometric forces of the physics models that name these muscles."""
+    models = [s.model for s in seqs if s.model is not None and s.model_moment_arms]
+    if not models:
+        return None
+    return {"theta_rad": [min(m.segment.range_lo for m in models), max(m.segment.range_hi for m in models)],
+            "max_force_n": np.max([[mu.max_force for mu in m.muscles] for m in models], axis=0).tolist()}
+
+
+def _sample_windows(seqs: list[Sequence], window: int, rng: np.random.Generator, k: int = 32) -> np.ndarray:
+    long = [s for s in seqs if s.n >= window] or seqs
+    picks = []
+    for _ in range(k):
+        s = long[int(rng.integers(len(long)))]
+        env = s.envelopes if s.n >= window else np.concatenate([np.repeat(s.envelopes[:1], window - s.n, 0),
+                                                                 s.envelopes])
+        start = int(rng.integers(0, env.shape[0] - window + 1))
+        picks.append(env[start:start + window])
+    return np.stack(picks).astype(np.float32)
+
+
+def _terms(model: Normalised, out, theta_t, forces_t, physics, stats) -> dict:
+    """Loss terms for normalised outputs ``out`` (..., 1+M) against physical targets."""
+    theta_n = (theta_t - model.theta_mean[0]) / model.theta_std[0]
+    forces_n = (forces_t - model.force_mean) / model.force_std
+    terms = {"L_F": torch.mean((out[..., 1:] - forces_n) ** 2),
+             "L_theta": torch.mean((out[..., 0] - theta_n) ** 2)}
+    theta, forces = model.to_physical(out)
+    residual = physics(theta, forces)  # logged even when w_P = 0, to compare with the physics-informed runs
+    scale = float(stats["torque_scale"][0])
+    terms["L_P"] = torch.zeros(()) if residual is None else torch.mean((residual / scale) ** 2)
+    return terms
+
+
+def _sequence_steps(model, seqs, config, stats, rng):
+    """Paper preset: one iteration = one whole training trial (its steps are the batch)."""
+    tensors = [(torch.as_tensor(s.envelopes, dtype=torch.float32), torch.as_tensor(s.t, dtype=torch.float32),
+                torch.as_tensor(s.theta, dtype=torch.float32), torch.as_tensor(s.forces, dtype=torch.float32))
+               for s in seqs]
+    order: list[int] = []
+    for _ in range(config.iterations):
+        if not order:
+            order = list(rng.permutation(len(seqs)))
+        i = order.pop()
+        env, t, theta, forces = tensors[i]
+        out = model(env, t)
+        yield _terms(model, out, theta, forces, lambda th, f, s=seqs[i]: sequence_residual(s, th, f), stats)
+
+
+def _physics_key(s: Sequence) -> tuple:
+    """Sequences with equal keys share one residual computation (same mode, model and moment-arm source)."""
+    model = None if s.model is None else json.dumps(s.model.to_dict(), sort_keys=True)
+    return s.physics, model, s.model_moment_arms, s.rate_hz
+
+
+def _chunk_steps(model, seqs, config, stats, rng):
+    """Edge preset: a batch of contiguous chunks of ``chunk`` outputs, each output after a full window of
+    genuine input (the sequence's own envelopes, or its ``lead`` from before a split point)."""
+    w = model.config.window
+    hist = {id(s): 0 if s.lead is None else min(len(s.lead), w - 1) for s in seqs}
+    full = {id(s): s.envelopes if not hist[id(s)] else np.concatenate([s.lead[-hist[id(s)]:], s.envelopes])
+            for s in seqs}
+    first = {id(s): w - 1 - hist[id(s)] for s in seqs}  # earliest output step with a full window
+    length = min(config.chunk, max(s.n - first[id(s)] for s in seqs))
+    usable = [s for s in seqs if s.n - first[id(s)] >= length]
+    if length < 3 or not usable:
+        raise InputError(f"the edge model needs sequences of at least {w + 2} steps ({w}-step window + 3 "
+                         f"outputs); the longest has {max(s.n for s in seqs)}")
+    keys = {id(s): _physics_key(s) for s in usable}
+    weights = np.array([s.n - first[id(s)] - length + 1 for s in usable], dtype=float)
+    weights /= weights.sum()
+    for _ in range(config.iterations):
+        picks = rng.choice(len(usable), size=config.batch, p=weights)
+        env, theta, forces, physics = [], [], [], []
+        for i in picks:
+            s = usable[int(i)]
+            a = int(rng.integers(first[id(s)], s.n - length + 1))
+            shift = hist[id(s)]
+            env.append(full[id(s)][a + shift - w + 1:a + shift + length])
+            theta.append(s.theta[a:a + length])
+            forces.append(s.forces[a:a + length])
+            physics.append((s, a))
+        out = model(torch.as_tensor(np.stack(env), dtype=torch.float32))
+        target_theta = torch.as_tensor(np.stack(theta), dtype=torch.float32)
+        target_forces = torch.as_tensor(np.stack(forces), dtype=torch.float32)
+
+        def chunk_physics(th, f, physics=physics):
+            groups: dict[tuple, list[int]] = {}
+            for j, (s, _) in enumerate(physics):
+                if s.physics != "none":
+                    groups.setdefault(keys[id(s)], []).append(j)
+            parts = []
+            for idx in groups.values():
+                s = physics[idx[0]][0]
+                arms = None if s.model_moment_arms else np.stack([q.moment_arms[a:a + length]
+                                                                  for q, a in (physics[j] for j in idx)])
+                torque = None if s.physics != "id" else np.stack([q.torque[a:a + length]
+                                                                  for q, a in (physics[j] for j in idx)])
+                parts.append(physics_residual(th[idx], f[idx], dt=1.0 / s.rate_hz, model=s.model,
+                                              moment_arms=arms, torque=torque, mode=s.physics).reshape(-1))
+            return torch.cat(parts) if parts else None
+
+        yield _terms(model, out, target_theta, target_forces, chunk_physics, stats)
+

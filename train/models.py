@@ -1,0 +1,197 @@
+"""The networks: the paper's PI-CNN, its plain-CNN baseline, and the causal edge model.
+
+``build_model(ModelConfig)`` is the only constructor; the checkpoint carries the ``ModelConfig`` that
+rebuilt it (nanoGPT style). Every network holds its input/output normalisation as buffers (set by
+:mod:`myoedge.train.fit` from the training set) and returns *normalised* outputs, shape (..., 1 + M):
+column 0 is (θ − θ_mean)/θ_std, columns 1… are (F − F_mean)/F_std; :meth:`Normalised.to_physical`
+undoes that, and the exported graph includes it.
+
+* ``pi-cnn`` (Zhang et al. 2023): per time step the vector [normalised time, envelopes(t)] is a
+  1-channel signal over which Conv1d(k=3, 128 filters) slides, then ReLU, BatchNorm, dropout 0.3, two
+  fully connected blocks of 128 (ReLU, BatchNorm, dropout 0.3) and a linear head. A training batch is
+  one whole trial, its time steps being the batch.
+* ``cnn``: the same with 3 conv blocks and 3 FC blocks (the paper's baseline; trained without L_P).
+* ``edge``: a causal temporal CNN — dilated convolutions (k=3, dilations 1 … 32) over the last W = 127
+  envelopes (1.27 s at 100 Hz, about one gait cycle) with residual connections, then a pointwise head.
+  W equals the receptive field, so an output depends on exactly the window the device buffers.
+
+Dropout masks are shared along time (one mask per sequence, as in variational dropout): with
+independent masks per step the predicted θ would carry white noise that the second difference in
+the physics term amplifies by 1/dt², drowning L_P.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from myoedge.errors import InputError
+
+PRESETS = ("pi-cnn", "cnn", "edge")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Everything that fixes a network's shape (the checkpoint stores it)."""
+
+    preset: str
+    n_channels: int
+    n_muscles: int
+    filters: int = 128
+    conv_blocks: int = 1
+    hidden: int = 128
+    fc_blocks: int = 2
+    dropout: float = 0.3
+    kernel: int = 3
+    dilations: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise InputError(f"model preset must be one of {PRESETS}, got {self.preset!r}")
+        for name in ("n_channels", "n_muscles", "filters", "conv_blocks", "hidden", "kernel"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError(f"model {name} must be a positive int, got {v!r}")
+        if isinstance(self.fc_blocks, bool) or not isinstance(self.fc_blocks, int) or self.fc_blocks < 0:
+            raise InputError(f"model fc_blocks must be an int >= 0, got {self.fc_blocks!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"model dropout must be in [0, 1), got {self.dropout}")
+        object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
+        if self.preset == "edge" and (not self.dilations or min(self.dilations) < 1):
+            raise InputError(f"the edge model needs dilations >= 1, got {self.dilations}")
+
+    @classmethod
+    def for_preset(cls, preset: str, *, n_channels: int, n_muscles: int, **overrides) -> ModelConfig:
+        """The preset's published (pi-cnn, cnn) or chosen (edge) sizes, with ``overrides`` applied."""
+        base = {"pi-cnn": {}, "cnn": {"conv_blocks": 3, "fc_blocks": 3},
+                "edge": {"filters": 32, "hidden": 32, "fc_blocks": 1, "dropout": 0.1,
+                         "dilations": (1, 2, 4, 8, 16, 32)}}
+        if preset not in base:
+            raise InputError(f"model preset must be one of {PRESETS}, got {preset!r}")
+        return cls(preset=preset, n_channels=n_channels, n_muscles=n_muscles, **{**base[preset], **overrides})
+
+    @property
+    def window(self) -> int:
+        """Envelope steps one output depends on: the receptive field (1 for the per-step models)."""
+        if self.preset != "edge":
+            return 1
+        return 1 + (self.kernel - 1) * sum(self.dilations)
+
+    @property
+    def uses_time(self) -> bool:
+        """The paper's models take the normalised time step as an input; the edge model does not."""
+        return self.preset != "edge"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["dilations"] = list(self.dilations)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(f"unknown model config keys {unknown}")
+        return cls(**{**d, "dilations": tuple(d.get("dilations", ()))})
+
+
+class SharedDropout(nn.Module):
+    """Dropout whose mask is drawn once per call and shared by every row along ``time_dim``."""
+
+    def __init__(self, p: float, *, time_dim: int):
+        super().__init__()
+        self.p, self.time_dim = p, time_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        shape = list(x.shape)
+        shape[self.time_dim] = 1
+        if self.time_dim != 0:
+            shape[0] = x.shape[0]  # one mask per sequence of the batch
+        mask = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p) / (1.0 - self.p)
+        return x * mask
+
+
+class Normalised(nn.Module):
+    """Holds the normalisation buffers shared by all presets."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        c, m = cfg.n_channels, cfg.n_muscles
+        for name, size in (("env_mean", c), ("env_std", c), ("time_mean", 1), ("time_std", 1),
+                           ("theta_mean", 1), ("theta_std", 1), ("force_mean", m), ("force_std", m)):
+            self.register_buffer(name, torch.zeros(size) if name.endswith("mean") else torch.ones(size))
+
+    def to_physical(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised (..., 1 + M) -> θ (...) rad and F (..., M) N."""
+        theta = out[..., 0] * self.theta_std[0] + self.theta_mean[0]
+        return theta, out[..., 1:] * self.force_std + self.force_mean
+
+
+class PerStepCNN(Normalised):
+    """The paper's network (pi-cnn / cnn): input (N, C) envelopes and (N,) time, output (N, 1 + M)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        length, layers, width = cfg.n_channels + 1, [], 1
+        for _ in range(cfg.conv_blocks):
+            layers += [nn.Conv1d(width, cfg.filters, cfg.kernel, padding=cfg.kernel // 2), nn.ReLU(),
+                       nn.BatchNorm1d(cfg.filters), SharedDropout(cfg.dropout, time_dim=0)]
+            width = cfg.filters
+            length = length + 2 * (cfg.kernel // 2) - cfg.kernel + 1
+        layers.append(nn.Flatten())
+        width = width * length
+        for _ in range(cfg.fc_blocks):
+            layers += [nn.Linear(width, cfg.hidden), nn.ReLU(), nn.BatchNorm1d(cfg.hidden),
+                       SharedDropout(cfg.dropout, time_dim=0)]
+            width = cfg.hidden
+        layers.append(nn.Linear(width, 1 + cfg.n_muscles))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, envelopes: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        x = (envelopes - self.env_mean) / self.env_std
+        t = ((time - self.time_mean) / self.time_std).unsqueeze(-1)
+        return self.net(torch.cat([t, x], dim=-1).unsqueeze(1))
+
+
+class CausalTCN(Normalised):
+    """The edge model: input (B, T, C) envelopes, output (B, T − W + 1, 1 + M), one per full window."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.convs = nn.ModuleList()
+        width = cfg.n_channels
+        for d in cfg.dilations:
+            self.convs.append(nn.Conv1d(width, cfg.filters, cfg.kernel, dilation=d))
+            width = cfg.filters
+        self.drop = SharedDropout(cfg.dropout, time_dim=2)
+        head = []
+        for _ in range(cfg.fc_blocks):
+            head += [nn.Conv1d(width, cfg.hidden, 1), nn.ReLU()]
+            width = cfg.hidden
+        head.append(nn.Conv1d(width, 1 + cfg.n_muscles, 1))
+        self.head = nn.Sequential(*head)
+
+    def forward(self, envelopes: torch.Tensor) -> torch.Tensor:
+        x = ((envelopes - self.env_mean) / self.env_std).transpose(1, 2)
+        for i, conv in enumerate(self.convs):
+            y = torch.relu(conv(x))
+            x = y + x[..., x.shape[-1] - y.shape[-1]:] if i > 0 else y
+        return self.head(self.drop(x)).transpose(1, 2)
+
+
+def build_model(config: ModelConfig) -> Normalised:
+    """The network for ``config`` (weights from the current torch RNG state)."""
+    if not isinstance(config, ModelConfig):
+        raise InputError(f"build_model needs a ModelConfig, got {type(config).__name__}")
+    return CausalTCN(config) if config.preset == "edge" else PerStepCNN(config)
+
+
+def n_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,93 @@
+"""The physics term of the loss: how far a predicted (θ, F) sequence is from obeying the joint's dynamics.
+
+The equation itself lives in :mod:`myoedge.body.dynamics` (array-agnostic, written once); this module
+only differentiates the predicted angle sequence and picks the form of the residual:
+
+* ``mode="eom"`` — ``M θ̈ + C(θ, θ̇) + G(θ) + P(θ) − Σ r_n F_n`` with the segment of ``model``; needs
+  segment parameters (a subject profile, or the generic model of the joint).
+* ``mode="id"`` — ``Σ r_n F_n − τ_ID`` against a recorded inverse-dynamics moment; for recordings that
+  carry τ_ID but no trustworthy segment parameters. No derivatives are involved.
+
+θ̇ and θ̈ are central finite differences of the *predicted* sequence (step ``dt``), so the residual is
+defined at the interior steps 1 … n−2 only; both modes return those steps so their shapes agree.
+Moment arms come from ``model`` as r(θ̂) at the predicted angle, or from ``moment_arms`` (recorded,
+per step) when given. Everything works on torch tensors (with gradients) and on numpy arrays.
+"""
+
+from __future__ import annotations
+
+from myoedge.body import dynamics
+from myoedge.body.model import JointModel
+from myoedge.errors import InputError
+
+MODES = ("eom", "id")
+
+
+def central_differences(theta, *, dt: float):
+    """(θ, θ̇, θ̈) at the interior steps of ``theta`` (..., n): second-order accurate, error O(dt²)."""
+    if theta.shape[-1] < 3:
+        raise InputError(f"finite differences need at least 3 steps, got {theta.shape[-1]}")
+    before, mid, after = theta[..., :-2], theta[..., 1:-1], theta[..., 2:]
+    return mid, (after - before) / (2.0 * dt), (after - 2.0 * mid + before) / (dt * dt)
+
+
+def _as_namespace(value, like):
+    """``value`` (numpy array) in the array library of ``like`` with its dtype."""
+    xp = dynamics.namespace(like)
+    if xp.__name__ == "torch":
+        return xp.as_tensor(value, dtype=like.dtype, device=like.device)
+    return xp.asarray(value, dtype=like.dtype)
+
+
+def physics_residual(theta_seq, forces_seq, *, dt: float, model: JointModel | None = None, moment_arms=None,
+                     torque=None, mode: str = "eom"):
+    """Residual (N·m) at the interior steps of a predicted sequence, shape (..., n − 2).
+
+    ``theta_seq`` is (..., n) rad and ``forces_seq`` (..., n, M) N, as predicted. ``moment_arms``
+    (..., n, M) m replaces the model's r(θ̂) when given; ``torque`` (..., n) N·m is required for "id".
+    """
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {MODES}, got {mode!r}")
+    if not dt > 0:
+        raise InputError(f"dt must be > 0 s, got {dt!r}")
+    if forces_seq.shape[:-1] != theta_seq.shape:
+        raise InputError(f"forces must have shape {tuple(theta_seq.shape)} + (M,), got "
+                         f"{tuple(forces_seq.shape)}")
+    th, th_dot, th_ddot = central_differences(theta_seq, dt=dt)
+    forces = forces_seq[..., 1:-1, :]
+    if moment_arms is not None:
+        if moment_arms.shape != forces_seq.shape:
+            raise InputError(f"moment_arms must have the shape of forces {tuple(forces_seq.shape)}, got "
+                             f"{tuple(moment_arms.shape)}")
+        r = _as_namespace(moment_arms, theta_seq)[..., 1:-1, :]
+        applied = (r * forces).sum(-1)
+    elif model is not None:
+        if len(model.muscles) != forces_seq.shape[-1]:
+            raise InputError(f"model has {len(model.muscles)} muscles {list(model.muscle_names)} but forces "
+                             f"have {forces_seq.shape[-1]}")
+        applied = dynamics.muscle_torque(th, forces, _as_namespace(model.coeffs, theta_seq))
+    else:
+        raise InputError("the physics residual needs moment arms: a model or recorded moment_arms")
+    if mode == "id":
+        if torque is None:
+            raise InputError("mode 'id' needs the recorded inverse-dynamics torque")
+        if tuple(torque.shape) != tuple(theta_seq.shape):
+            raise InputError(f"torque must have the shape of theta {tuple(theta_seq.shape)}, got "
+                             f"{tuple(torque.shape)}")
+        return applied - _as_namespace(torque, theta_seq)[..., 1:-1]
+    if model is None:
+        raise InputError("mode 'eom' needs a model with segment parameters (or use mode 'id' with a torque)")
+    return dynamics.required_torque(th, th_dot, th_ddot, seg=model.segment) - applied
+
+
+def sequence_residual(seq, theta, forces):
+    """The residual of predictions ``theta`` (n,), ``forces`` (n, M) for sequence ``seq`` in its own mode.
+
+    Returns None when the sequence has no physics ("none"). Chooses the model's r(θ) when the model
+    names the sequence's muscles, else the recorded moment arms (see :class:`~myoedge.train.data.Sequence`).
+    """
+    if seq.physics == "none":
+        return None
+    arms = None if seq.model_moment_arms else seq.moment_arms
+    return physics_residual(theta, forces, dt=1.0 / seq.rate_hz, model=seq.model, moment_arms=arms,
+                            torque=seq.torque if seq.physics == "id" else None, mode=seq.physics)
