@@ -27,13 +27,14 @@ from scipy import signal
 from myoedge.body.model import JointModel
 from myoedge.body.muscle import MIN_ACTIVATION, TAU_ACT, TAU_DEACT, MuscleSet
 from myoedge.body.recording import Recording
-from myoedge.edge.envelope import EnvelopeConfig, design_envelope, envelope_from_volts
+from myoedge.edge.envelope import (
+    OFFLINE_INPUT_BITS,
+    OFFLINE_VOLTS_PER_COUNT,
+    EnvelopeConfig,
+    design_envelope,
+    envelope_from_volts,
+)
 from myoedge.errors import InputError
-
-#: How recorded volts are quantised before the fixed-point envelope: a 24-bit ADC at 0.1 µV per count
-#: (±0.84 V range), the values training uses, so both see the same envelope of the same recording.
-OFFLINE_INPUT_BITS = 24
-OFFLINE_VOLTS_PER_COUNT = 1e-7
 
 
 def envelope_config(emg_fs: float) -> EnvelopeConfig:

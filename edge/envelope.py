@@ -330,6 +330,13 @@ def volts_to_counts(volts: np.ndarray, *, volts_per_count, input_bits: int) -> n
     return np.clip(np.rint(volts / vpc), -limit, limit - 1).astype(np.int32)
 
 
+#: The ADC that offline processing (training, calibration) assumes when it quantises recorded volts:
+#: a 24-bit biopotential front end at 0.1 µV per count (±0.84 V), so every offline consumer sees the same
+#: envelope of the same recording.
+OFFLINE_INPUT_BITS = 24
+OFFLINE_VOLTS_PER_COUNT = 1e-7
+
+
 def envelope_from_volts(emg_volts: np.ndarray, *, fs_hz: float, config: EnvelopeConfig, volts_per_count,
                         mvc_volts=None) -> np.ndarray:
     """Offline envelope of a recording in volts (n, ch): quantise as the ADC would, then run the edge filter.

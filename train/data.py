@@ -32,15 +32,20 @@ from myoedge.body.catalog import JOINTS, generic_model
 from myoedge.body.model import JointModel
 from myoedge.body.profile import SubjectProfile
 from myoedge.body.recording import Recording, find_recordings, load_recording
-from myoedge.edge.envelope import EnvelopeConfig, envelope_from_volts
+from myoedge.edge.envelope import (
+    OFFLINE_INPUT_BITS,
+    OFFLINE_VOLTS_PER_COUNT,
+    EnvelopeConfig,
+    envelope_from_volts,
+)
 from myoedge.errors import InputError
 
 log = logging.getLogger(__name__)
 
 PHYSICS_MODES = ("eom", "id", "none")
-#: ADC assumed when quantising recorded volts: a 24-bit biopotential front end at 0.1 µV per count.
-DEFAULT_INPUT_BITS = 24
-DEFAULT_VOLTS_PER_COUNT = 1e-7
+#: ADC assumed when quantising recorded volts (one definition, shared with calibration).
+DEFAULT_INPUT_BITS = OFFLINE_INPUT_BITS
+DEFAULT_VOLTS_PER_COUNT = OFFLINE_VOLTS_PER_COUNT
 PROFILE_NAME = "profile.json"
 MAX_LEAD_S = 10.0  # seconds of input history a part keeps from before its start
 
