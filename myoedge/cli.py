@@ -40,7 +40,9 @@ def add_verb(sub, name: str, handler: Callable[[argparse.Namespace], dict | None
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="myoedge", description="Physics-consistent muscle forces, joint angle and torque from surface EMG.")
+        prog="myoedge",
+        description="Physics-consistent muscle forces, joint angle and torque from surface EMG.",
+    )
     parser.add_argument("--version", action="version", version=f"myoedge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from myoedge.edge import protocol as p
 from myoedge.edge.crc import CRC_CHECK, crc32, crc32_reference, crc32_table
-
 from myoedge.errors import InputError
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"

@@ -8,6 +8,7 @@ from itertools import pairwise
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from myoedge.edge import protocol as p
 from myoedge.edge.crc import crc32
 
