@@ -3,9 +3,10 @@
 ``paper``: the paper's size, a 128-filter temporal convolution (k = 3) over a 50-step window, two
 dense layers of 128 and two heads. ``edge``: the shipped edge model's size, four dilated convolutions
 (k = 3, dilations 1, 2, 4, 8) of 32 filters over a 31-step window (its receptive field), one dense
-layer of 32 and two heads. Both are built with ``onnx.helper`` (imported only here, so the runtime
-never needs it) with random He-scaled weights from a fixed seed: a real model's compute, meaningless
-outputs. They take envelopes at ``MODEL_RATE_HZ`` and physical outputs like any bundle.
+layer of 32 and two heads. Both are built by :mod:`myoedge.edge.synthetic_net` (``onnx`` is imported
+only there, when building, so the runtime never needs it) with random He-scaled weights from a fixed
+seed: a real model's compute, meaningless outputs. They take envelopes at ``MODEL_RATE_HZ`` and
+physical outputs like any bundle.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from myoedge.body.model import JointModel, Muscle
 from myoedge.body.profile import SubjectProfile
 from myoedge.edge.bundle import INPUT_NAME, Bundle, write_bundle
 from myoedge.edge.envelope import EnvelopeConfig, design_envelope
+from myoedge.edge.synthetic_net import OPSET, build_onnx, random_params
 from myoedge.errors import InputError
 
 __all__ = ["MODEL_KINDS", "MODEL_RATE_HZ", "MVC_VOLTS", "bench_profile", "synthetic_bundle"]
@@ -31,52 +33,23 @@ _SIZES = {"paper": {"window": 50, "filters": 128, "hidden": (128, 128), "dilatio
           "edge": {"window": 31, "filters": 32, "hidden": (32,), "dilations": (1, 2, 4, 8)}}
 
 
+# The bench graphs' weight scales: biases ~ N(0, 0.1·sqrt(0.2)), theta head × 0.3 (rad), forces head
+# × 100 without offset (N).
+_SCALES = {"bias_std": 0.1 * np.sqrt(0.2), "theta_scale": 0.3, "forces_scale": 100.0, "forces_bias": 0.0}
+
+
 def _onnx_graph(kind: str, *, channels: int, seed: int) -> tuple[bytes, int]:
     """The synthetic network as ONNX bytes and its parameter count (random He-scaled fixed weights)."""
+    size = _SIZES[kind]
+    params = random_params(window=size["window"], channels=channels, muscles=channels,
+                           filters=size["filters"], hidden=size["hidden"], dilations=size["dilations"],
+                           seed=seed, **_SCALES)
     try:
-        import onnx
-        from onnx import TensorProto, helper, numpy_helper
-    except ImportError:
+        onnx_bytes = build_onnx(params, window=size["window"], name=f"myoedge_bench_{kind}")
+    except InputError:
         raise InputError("building a synthetic model needs the onnx package (`pip install onnx`); or "
                          "pass --model BUNDLE") from None
-    size, rng = _SIZES[kind], np.random.default_rng(seed)
-    inits, nodes, n_params = [], [helper.make_node("Transpose", [INPUT_NAME], ["h_c0"], perm=[0, 2, 1])], 0
-
-    def weight(name: str, shape: tuple[int, ...], fan_in: int, scale: float = 1.0) -> str:
-        nonlocal n_params
-        inits.append(numpy_helper.from_array(
-            (rng.normal(0.0, np.sqrt(2.0 / fan_in), shape) * scale).astype(np.float32), name))
-        n_params += int(np.prod(shape))
-        return name
-
-    width, length, h = channels, size["window"], "h_c0"
-    for i, d in enumerate(size["dilations"], start=1):
-        nodes += [helper.make_node("Conv", [h, weight(f"cw{i}", (size["filters"], width, 3), 3 * width),
-                                            weight(f"cb{i}", (size["filters"],), 10, 0.1)],
-                                   [f"c{i}"], kernel_shape=[3], dilations=[d]),
-                  helper.make_node("Relu", [f"c{i}"], [f"h_c{i}"])]
-        width, length, h = size["filters"], length - 2 * d, f"h_c{i}"
-    inits.append(numpy_helper.from_array(np.array([1, -1], dtype=np.int64), "flat"))
-    nodes.append(helper.make_node("Reshape", [h, "flat"], ["h0"]))
-    h, width = "h0", width * length
-    for i, n in enumerate(size["hidden"], start=1):
-        nodes += [helper.make_node("Gemm", [h, weight(f"w{i}", (width, n), width),
-                                            weight(f"b{i}", (n,), 10, 0.1)], [f"z{i}"]),
-                  helper.make_node("Relu", [f"z{i}"], [f"h{i}"])]
-        h, width = f"h{i}", n
-    nodes += [helper.make_node("Gemm", [h, weight("tw", (width, 1), width, 0.3), weight("tb", (1,), 10, 0.1)],
-                               ["theta"]),
-              helper.make_node("Gemm", [h, weight("fw", (width, channels), width, 100.0),
-                                        weight("fb", (channels,), 10, 0.1)], ["forces_lin"]),
-              helper.make_node("Relu", ["forces_lin"], ["forces"])]
-    graph = helper.make_graph(
-        nodes, f"myoedge_bench_{kind}",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [1, size["window"], channels])],
-        [helper.make_tensor_value_info("theta", TensorProto.FLOAT, [1, 1]),
-         helper.make_tensor_value_info("forces", TensorProto.FLOAT, [1, channels])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    onnx.checker.check_model(model)
-    return model.SerializeToString(), n_params
+    return onnx_bytes, params.n_params
 
 
 def synthetic_bundle(path: str | os.PathLike, *, kind: str, muscles: tuple[str, ...], fs_hz: float,
@@ -107,7 +80,7 @@ def synthetic_bundle(path: str | os.PathLike, *, kind: str, muscles: tuple[str, 
                     {"name": "forces", "shape": [1, m], "unit": "N"}],
         "physiological_range": {"theta_rad": [-3.2, 3.2], "forces_n": [[0.0, 5000.0]] * m},
         "training": {"model": f"synthetic {kind}-size graph, random fixed weights (seed {seed})"},
-        "onnx": {"opset": 17}, "test_vectors": {"tolerance": 1e-4}}
+        "onnx": {"opset": OPSET}, "test_vectors": {"tolerance": 1e-4}}
     path = write_bundle(path, onnx_bytes=onnx_bytes, meta=meta, test_inputs=inputs, overwrite=True,
                         test_outputs={"theta": np.concatenate([o[0] for o in outs]),
                                       "forces": np.concatenate([o[1] for o in outs])})

@@ -113,6 +113,33 @@ def df1_32x64_q31_inplace(buf, coeffs, state, post_shift):
             state[ch, st, 3] = y2
 
 
+# Envelope helpers (myoedge.edge.envelope): ADC counts -> Q31, and the saturating rectifier.
+@njit(cache=True)
+def _counts_to_q31(counts, lo, hi, shift, out):
+    """out = counts << shift; returns the flat index of the first count outside lo..hi, or -1."""
+    n, nch = counts.shape
+    for i in range(n):
+        for c in range(nch):
+            v = counts[i, c]
+            if v < lo or v > hi:
+                return i * nch + c
+    for i in range(n):
+        for c in range(nch):
+            out[i, c] = np.int64(counts[i, c]) << shift
+    return -1
+
+
+@njit(cache=True)
+def _rectify_shift(buf, shift):
+    """buf = |buf| >> shift in place; |INT32_MIN| saturates to INT32_MAX instead of wrapping."""
+    n, nch = buf.shape
+    for i in range(n):
+        for c in range(nch):
+            v = np.int64(buf[i, c])
+            v = min(-v if v < 0 else v, INT32_MAX)
+            buf[i, c] = v >> shift
+
+
 class _BiquadCascade:
     """Shared shell: validation, per-channel state, chunked processing."""
 

@@ -23,9 +23,10 @@ from numba import njit
 from scipy import signal
 
 from myoedge.edge.biquad_q31 import (
-    INT32_MAX,
     BiquadCascadeQ31,
     BiquadCascadeQ31x64,
+    _counts_to_q31,
+    _rectify_shift,
     cmsis_q31_to_sos,
     headroom_bits,
     sos_to_cmsis_q31,
@@ -204,29 +205,11 @@ def design_envelope(config: EnvelopeConfig) -> EnvelopeDesign:
 
 
 @njit(cache=True)
-def _counts_to_q31(counts, lo, hi, shift, out):
-    """out = counts << shift; returns the flat index of the first count outside lo..hi, or -1."""
-    n, nch = counts.shape
-    for i in range(n):
-        for c in range(nch):
-            v = counts[i, c]
-            if v < lo or v > hi:
-                return i * nch + c
-    for i in range(n):
-        for c in range(nch):
-            out[i, c] = np.int64(counts[i, c]) << shift
-    return -1
-
-
-@njit(cache=True)
-def _rectify_shift(buf, shift):
-    """buf = |buf| >> shift in place; |INT32_MIN| saturates to INT32_MAX instead of wrapping."""
-    n, nch = buf.shape
-    for i in range(n):
-        for c in range(nch):
-            v = np.int64(buf[i, c])
-            v = min(-v if v < 0 else v, INT32_MAX)
-            buf[i, c] = v >> shift
+def _decimate_scale(raw, start, k, scale, out):
+    """out[j] = float32(raw[start + j*k] * scale) for every picked row (as numpy's multiply, then astype)."""
+    for j in range((raw.shape[0] - start + k - 1) // k):
+        for c in range(raw.shape[1]):
+            out[j, c] = np.float32(raw[start + j * k, c] * scale[c])
 
 
 class EnvelopeFilter:
@@ -253,6 +236,7 @@ class EnvelopeFilter:
         self._lowpass = BiquadCascadeQ31x64(d.lowpass_coeffs, d.lowpass_post_shift, self.n_channels)
         self._limit = 2 ** (config.input_bits - 1)
         self._phase = 0  # input samples consumed since the last output sample
+        self._scratch = np.empty((64, self.n_channels), dtype=np.int32)  # process(out=); grows to a chunk
 
     def reset(self) -> None:
         self._band.reset()
@@ -282,11 +266,43 @@ class EnvelopeFilter:
 
         Consumes the input like :meth:`process` (the decimation phase advances too).
         """
+        self._check_counts(counts)
+        return self._raw(counts, np.empty(counts.shape, dtype=np.int32))
+
+    def process(self, counts: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+        """ADC counts int32 (n, ch) -> normalised envelopes float32 (m, ch) at ``out_rate_hz``.
+
+        The output samples are the input samples whose running index i satisfies i % k == k - 1.
+        ``out``: a writeable float32 (rows, ch) array with rows >= m (``n // k + 1`` always suffices);
+        the result is then the view ``out[:m]`` and the int32 intermediate goes to a scratch buffer kept
+        by the filter (grown to the largest chunk seen), so steady streaming allocates nothing else.
+        """
+        self._check_counts(counts)
+        k, phase, n = self.config.decimation, self._phase, counts.shape[0]
+        m = (phase + n) // k
+        if out is None:
+            out, buf = np.empty((m, self.n_channels), dtype=np.float32), np.empty(counts.shape, np.int32)
+        else:
+            if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.ndim != 2 \
+                    or out.shape[1] != self.n_channels or out.shape[0] < m or not out.flags.writeable:
+                got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out)
+                raise InputError(f"out must be writeable float32 of shape (>= {m}, {self.n_channels}), "
+                                 f"got {got}")
+            if n > self._scratch.shape[0]:
+                self._scratch = np.empty((n, self.n_channels), dtype=np.int32)
+            buf = self._scratch[:n]
+        raw = self._raw(counts, buf)
+        _decimate_scale(raw, (k - 1 - phase) % k, k, self._scale, out)
+        return out[:m]
+
+    def _check_counts(self, counts) -> None:
         if not isinstance(counts, np.ndarray) or counts.dtype != np.int32 or counts.ndim != 2 \
                 or counts.shape[1] != self.n_channels:
             got = f"{counts.dtype} {counts.shape}" if isinstance(counts, np.ndarray) else type(counts)
             raise InputError(f"counts must be int32 of shape (n_samples, {self.n_channels}), got {got}")
-        buf = np.empty(counts.shape, dtype=np.int32)
+
+    def _raw(self, counts: np.ndarray, buf: np.ndarray) -> np.ndarray:
+        """The process_raw chain on checked ``counts``, in ``buf`` (int32, counts' shape, C-contiguous)."""
         bad = _counts_to_q31(counts, -self._limit, self._limit - 1, self.design.input_shift, buf)
         if bad >= 0:
             row, col = divmod(int(bad), self.n_channels)
@@ -299,16 +315,6 @@ class EnvelopeFilter:
         self._lowpass.process(buf, out=buf)
         self._phase = (self._phase + counts.shape[0]) % self.config.decimation
         return buf
-
-    def process(self, counts: np.ndarray) -> np.ndarray:
-        """ADC counts int32 (n, ch) -> normalised envelopes float32 (m, ch) at ``out_rate_hz``.
-
-        The output samples are the input samples whose running index i satisfies i % k == k - 1.
-        """
-        k, phase = self.config.decimation, self._phase
-        raw = self.process_raw(counts)
-        picked = raw[(k - 1 - phase) % k :: k]
-        return (picked * self._scale).astype(np.float32)
 
 
 def _per_channel(value, n_channels: int, name: str) -> np.ndarray:

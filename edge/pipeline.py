@@ -8,9 +8,9 @@ Steady state without allocation where it is ours to avoid: the window ring, its 
 the safety state and the latency arrays are allocated once; the predictor writes into its own
 preallocated outputs; the torque, with the profile's moment-arm polynomials, is a compiled scalar loop
 (the equation of ``myoedge.body.dynamics.muscle_torque``, which a test holds it to, without that
-function's array temporaries). Still allocated per frame: the frame itself (the parser's) and the
-envelope filter's small result arrays (``EnvelopeFilter.process`` has no ``out=``); per estimate, the
-``Estimate`` record, which publishers and callbacks may keep.
+function's array temporaries); the envelope filter writes into a preallocated ``out=`` (and its own
+scratch). Still allocated per frame: the frame itself (the parser's); per estimate, the ``Estimate``
+record, which publishers and callbacks may keep.
 
 The ring holds the window twice over (``2W`` rows, each sample written at ``p`` and ``p + W``), so the
 last ``W`` samples are always one contiguous slice, oldest first, and no copy is made to feed the model.
@@ -99,7 +99,8 @@ def warm_up(config: EnvelopeConfig, *, n_channels: int) -> None:
     """
     zeros = np.zeros((1, n_channels), dtype=np.int32)
     zeros.setflags(write=False)
-    EnvelopeFilter(config, n_channels=n_channels, volts_per_count=1.0, mvc_volts=1.0).process(zeros)
+    EnvelopeFilter(config, n_channels=n_channels, volts_per_count=1.0, mvc_volts=1.0).process(
+        zeros, out=np.empty((1, n_channels), dtype=np.float32))
     SafetyMonitor(SafetyConfig(), n_channels=n_channels, sample_bits=16, fs_hz=config.fs_hz, hold=1,
                   physiological_range=PhysiologicalRange((0.0, 1.0), ((0.0, 1.0),))).scan(zeros)
     _torque(0.0, np.zeros(n_channels, dtype=np.float32), np.zeros((n_channels, 2)))
@@ -130,6 +131,8 @@ class Pipeline:
         self.envelope = EnvelopeFilter(config, n_channels=c, volts_per_count=device_info.scale_v,
                                        mvc_volts=profile.mvc)
         warm_up(config, n_channels=c)
+        self._decimation = config.decimation  # envelope out rows: n // k + 1 suffice for an n-sample frame
+        self._env_out = np.empty((device_info.samples_per_frame // config.decimation + 1, c), np.float32)
         self.safety = SafetyMonitor(self.safety_config, n_channels=c, sample_bits=device_info.sample_bits,
                                     fs_hz=config.fs_hz, hold=w,
                                     physiological_range=PhysiologicalRange.from_meta(bundle.meta))
@@ -166,7 +169,9 @@ class Pipeline:
             return
         self.frames += 1
         self.safety.scan(samples)
-        env = self.envelope.process(samples)
+        if samples.shape[0] // self._decimation + 1 > self._env_out.shape[0]:  # a longer frame: grow once
+            self._env_out = np.empty((samples.shape[0] // self._decimation + 1, self.n_channels), np.float32)
+        env = self.envelope.process(samples, out=self._env_out)
         t1 = _now()
         infer = publish = 0
         for row in env:  # usually 0 or 1 model-rate samples per frame

@@ -70,6 +70,31 @@ def test_chunked_processing_equals_one_pass_and_keeps_the_decimation_phase():
     np.testing.assert_array_equal(np.concatenate(pieces), whole)
 
 
+def test_process_into_out_equals_process_and_returns_a_view_of_out():
+    _, counts = emg_counts(CFG_2K, seconds=0.6, n_channels=3, vpc=1e-7, seed=6)
+    vpc, mvc = np.array([1e-7, 2e-7, 1e-7]), np.array([1e-4, 2e-4, 3e-4])
+    plain = EnvelopeFilter(CFG_2K, n_channels=3, volts_per_count=vpc, mvc_volts=mvc)
+    into = EnvelopeFilter(CFG_2K, n_channels=3, volts_per_count=vpc, mvc_volts=mvc)
+    out = np.full((200 // 20 + 1, 3), np.nan, dtype=np.float32)
+    rng = np.random.default_rng(7)
+    start = shared = 0
+    while start < len(counts):
+        size = int(rng.choice([0, 1, 2, 19, 20, 21, 64, 100, 200]))  # 100 grows the scratch, 200 again
+        block = np.ascontiguousarray(counts[start : start + size])
+        block.setflags(write=False)  # as the parser delivers frames
+        expected, got = plain.process(block), into.process(block, out=out)
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))  # bit for bit
+        assert got.base is out and (len(got) == 0 or np.shares_memory(got, out))
+        shared += len(got) > 0
+        start += len(block)
+    assert shared > 10
+    np.testing.assert_array_equal(into.process_raw(counts[:50]), plain.process_raw(counts[:50]))
+    for bad in (np.empty((1, 3), np.float32), np.empty((11, 3), np.float64), np.empty((11, 2), np.float32)):
+        with pytest.raises(InputError, match="out must be"):
+            into.process(np.zeros((40, 3), np.int32), out=bad)
+
+
 def test_decimation_picks_every_kth_sample_of_the_raw_envelope_and_scales_to_mvc():
     _, counts = emg_counts(CFG_1K, seconds=0.3, n_channels=2, vpc=3e-7, seed=2)
     a = EnvelopeFilter(CFG_1K, n_channels=2, volts_per_count=3e-7, mvc_volts=[1e-4, 5e-5])

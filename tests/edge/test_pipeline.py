@@ -191,3 +191,29 @@ def test_steady_state_keeps_no_memory(parts):
     finally:
         tracemalloc.stop()
     assert min(grown) < 2000, f"bytes retained per 500 frames: {grown}"
+
+
+def test_per_frame_path_peak_stays_small_after_warm_up(parts):
+    """2000 frames (400 model-rate samples) after warm-up: the traced peak grows by under 4 KB, so the
+    envelope writes into the pipeline's preallocated rows and nothing accumulates across frames."""
+    bundle, profile, info = parts
+    frames = FrameParser().feed(stream(emg(5.0, seed=6), info))
+    warm, measured = frames[:500], frames[500:2500]  # slices made before tracing starts
+    pipe = Pipeline(bundle=bundle, predictor=OnnxCpuPredictor(bundle), profile=profile, device_info=info,
+                    publishers=[CallbackPublisher(lambda e: None)],
+                    latency=LatencyRecorder(capacity=4096, deadline_ns=10**6))
+    for frame in warm:
+        pipe.process(frame, t_read_ns=0)
+    env_out = pipe._env_out
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        for frame in measured:
+            pipe.process(frame, t_read_ns=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(measured) == 2000 and pipe.model_samples == 500
+    assert pipe._env_out is env_out  # sized once for the device's frames, never regrown
+    assert peak - before < 4096, f"traced peak grew by {peak - before} bytes over 2000 frames"
