@@ -24,14 +24,18 @@ which :mod:`myoedge.train.report` keeps out of report.json).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
-import math
+import pickle
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from myoedge.errors import InputError
+from myoedge.fileio import atomic_write_bytes
 from myoedge.train import stats
 from myoedge.train.methods import DEFAULT_METHODS, get_method, parse_methods
 from myoedge.train.metrics import output_names, residual_rms, score_outputs
@@ -188,13 +192,48 @@ def _worker_job(fold: Fold, method: str, config: EvaluationConfig):
         return run_fold(fold, method, config)
 
 
+class FitCache:
+    """Finished fits on disk (one pickle per fit), so a killed evaluation resumes where it stopped.
+
+    A fit is found again only for the same joint group, fold, method, data (a digest of every training
+    and test array) and settings that change a fit (seed, quick, baseline lags, train fraction). It
+    cannot see code changes: start from an empty cache after changing a method.
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.hits = 0
+
+    def name(self, key: str, fold: Fold, method: str, config: EvaluationConfig) -> str:
+        digest = hashlib.sha256()
+        for s in (*fold.train, *fold.test):
+            digest.update(f"{s.name}:{s.n}".encode())
+            for a in (s.envelopes, s.theta, s.forces):
+                digest.update(np.ascontiguousarray(a).tobytes())
+        ident = [key, fold.protocol, fold.subject, fold.name, fold.fraction, method, config.seed,
+                 config.quick, list(config.baseline_lags_s), config.train_fraction, digest.hexdigest()]
+        return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:32]
+
+    def get(self, name: str):
+        path = self.folder / f"{name}.pkl"
+        if not path.is_file():
+            return None
+        self.hits += 1
+        return pickle.loads(path.read_bytes())  # written by put() below, never from outside
+
+    def put(self, name: str, outcome) -> None:
+        atomic_write_bytes(self.folder / f"{name}.pkl", pickle.dumps(outcome))
+
+
 def evaluate(seqs, config: EvaluationConfig | None = None, *, show_progress: bool = False,
-             jobs: int = 1) -> dict:
+             jobs: int = 1, cache: FitCache | None = None) -> dict:
     """Run the configured protocols and methods on ``seqs`` (a progress bar on stderr per fit if asked).
 
     ``jobs`` > 1 runs that many fits at once in worker processes (one thread each): on a 2-core machine
     two single-threaded fits finish in about the time of one. Results do not depend on ``jobs``: every
-    fit is deterministic per seed. Protocols run one after another, so each one's wall time is its own.
+    fit is deterministic per seed. Protocols run one after another, so each one's wall time is its own
+    (for a protocol resumed from ``cache``, the cached fits add their own fit time ÷ ``jobs``).
     """
     from myoedge.progress import Progress
 
@@ -215,28 +254,45 @@ def evaluate(seqs, config: EvaluationConfig | None = None, *, show_progress: boo
               "traces": {}, "histories": {}}
     runs_by_key: dict[str, list] = {key: [] for key in groups}
     seconds: dict[str, dict[str, float]] = {key: {} for key in groups}
+    resumed: dict[str, list[str]] = {key: [] for key in groups}
     total = sum(len(work) for *_, work in stages)
     with Progress(total, "evaluate", enabled=show_progress) as progress, one_thread(), _pool(jobs) as pool:
         for key, protocol, work in stages:
             t0 = time.perf_counter()
-            if pool is None:
-                outcomes = (run_fold(fold, m, config) for fold, m in work)
+            names = [cache.name(key, fold, m, config) if cache else None for fold, m in work]
+            done = {i: cache.get(n) for i, n in enumerate(names)} if cache else {}
+            done = {i: o for i, o in done.items() if o is not None}
+            todo = [w for i, w in enumerate(work) if i not in done]
+            if pool is None or not todo:
+                fresh = (run_fold(fold, m, config) for fold, m in todo)
             else:
-                outcomes = pool.map(_worker_job, *zip(*work, strict=True), [config] * len(work))
-            for (fold, method), (record, predictions, history) in zip(work, outcomes, strict=True):
+                fresh = pool.map(_worker_job, *zip(*todo, strict=True), [config] * len(todo))
+            cached_s = 0.0
+            for i, (fold, method) in enumerate(work):
+                if i in done:
+                    outcome = done[i]
+                    cached_s += outcome[0].get("fit_s", 0.0) + outcome[0].get("predict_s", 0.0)
+                else:
+                    outcome = next(fresh)
+                    if cache:
+                        cache.put(names[i], outcome)
+                record, predictions, history = outcome
                 runs_by_key[key].append(record)
                 if protocol == "intra" and predictions is not None and fold.subject == plans[key][0].subject:
                     _keep_trace(result, key, fold, method, predictions[0])
                     if history:
                         result["histories"].setdefault(key, {})[method] = history
                 progress.update(1, f"{key} {protocol} {fold.subject} {method}")
-            seconds[key][protocol] = time.perf_counter() - t0
+            seconds[key][protocol] = time.perf_counter() - t0 + cached_s / jobs
+            if done:
+                resumed[key].append(protocol)
     for key, group in groups.items():
         runs = runs_by_key[key]
         if "intra" in config.protocols and "size" in config.protocols:  # the 100 % point is the intra fold
             runs += [{**r, "protocol": "size", "fold": f"{r['fold']}@1"} for r in runs
                      if r["protocol"] == "intra" and r["method"] in config.size_methods]
         result["joints"][key] = _summarise(group, runs, config, seconds[key])
+        result["joints"][key]["resumed_protocols"] = resumed[key]
     result["seconds"] = round(time.perf_counter() - t_start, 1)
     result["jobs"] = jobs
     return result
@@ -287,18 +343,3 @@ def _summarise(group: list, runs: list[dict], config: EvaluationConfig, seconds:
         "size_curve": stats.size_curve(ok, methods=list(config.size_methods), outputs=outputs)
         if "size" in config.protocols else {},
     }
-
-
-def finite_or_none(x):
-    """JSON has no NaN: map non-finite floats to None (used when writing report.json)."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {str(k): finite_or_none(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [finite_or_none(v) for v in x]
-    if isinstance(x, np.generic):
-        return finite_or_none(x.item())
-    if isinstance(x, np.ndarray):
-        return finite_or_none(x.tolist())
-    return x

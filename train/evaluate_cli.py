@@ -3,12 +3,15 @@
     myoedge evaluate --data DIR --out REPORTDIR [--methods pi-cnn,cnn,...] [--protocols intra,loto,size]
                      [--quick] [--seed N] [--rate HZ] [--jobs N] [--json]
 
-The report folder is written whole or not at all (built beside it and renamed when complete).
+The report folder is written whole or not at all (built beside it and renamed when complete). Each
+finished fit is kept in a cache folder beside it, so running the same command again after an
+interruption resumes instead of starting over.
 """
 
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 import time
 
@@ -58,6 +61,10 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true",
                    help="tiny training budgets (tests and demos; not results)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--cache", default=None,
+                   help="folder of finished fits, so a killed run resumes when run again (default: "
+                        ".<out name>.cache beside --out, removed once the report is written)")
+    p.add_argument("--no-cache", action="store_true", help="keep no cache of finished fits")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
 
 
@@ -66,8 +73,8 @@ def run_evaluate(args) -> dict:
 
     from myoedge.fileio import atomic_directory
     from myoedge.train.data import load_sequences
-    from myoedge.train.evaluate import EvaluationConfig, evaluate, finite_or_none
-    from myoedge.train.report import check_targets, write_report
+    from myoedge.train.evaluate import EvaluationConfig, FitCache, evaluate
+    from myoedge.train.report import check_targets, finite_or_none, write_report
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -87,10 +94,16 @@ def run_evaluate(args) -> dict:
           f"({len(seqs)} trials) under {', '.join(config.protocols)}", file=sys.stderr)
     if args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {args.jobs}")
-    result = evaluate(seqs, config, show_progress=True, jobs=args.jobs)
+    cache_dir = None if args.no_cache else Path(args.cache or out.parent / f".{out.name}.cache")
+    cache = FitCache(cache_dir) if cache_dir else None
+    result = evaluate(seqs, config, show_progress=True, jobs=args.jobs, cache=cache)
+    if cache and cache.hits:
+        print(f"resumed: {cache.hits} fits came from {cache_dir}", file=sys.stderr)
     command = "myoedge " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["evaluate"] else None
     with atomic_directory(out, overwrite=args.overwrite) as tmp:
         write_report(result, tmp, command=command, figures=not args.no_figures)
+    if cache_dir is not None and args.cache is None:
+        shutil.rmtree(cache_dir, ignore_errors=True)  # the default cache has served its purpose
     summary = {"out": str(out), "seconds": round(time.monotonic() - t0, 1), "joints": {}}
     for key, joint in result["joints"].items():
         intra = joint["summary"].get("intra", {}).get("table", {})

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from myoedge.fileio import atomic_write_text
-from myoedge.train.evaluate import finite_or_none
 from myoedge.train.methods import METHODS, label
 from myoedge.train.metrics import THETA, output_unit
 from myoedge.train.stats import significance_mark
@@ -53,6 +52,21 @@ def _header(first: str, outputs: list[str], metric: str) -> list[str]:
 
 def _digits(metric: str) -> int:
     return 3 if metric == "cc" else 2
+
+
+def finite_or_none(x):
+    """JSON has no NaN: map non-finite floats to None (used when writing report.json)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite_or_none(v) for v in x]
+    if isinstance(x, np.generic):
+        return finite_or_none(x.item())
+    if isinstance(x, np.ndarray):
+        return finite_or_none(x.tolist())
+    return x
 
 
 # --------------------------------------------------------------------------------------------- targets
@@ -200,7 +214,12 @@ def render_markdown(result: dict, *, figures: dict[str, list[str]], command: str
         lines += _size_table(joint)
         secs = joint["seconds_by_protocol"]
         wall = ", ".join(f"{p} {s / 60:.1f} min" for p, s in secs.items())
-        lines += [f"Wall time by protocol: {wall}.", ""]
+        lines += [f"Wall time by protocol ({result.get('jobs', 1)} fit(s) at a time): {wall}."]
+        if joint.get("resumed_protocols"):
+            again = ", ".join(joint["resumed_protocols"])
+            lines.append(f"Resumed from the fit cache after an interruption: {again} (their time adds each "
+                         "cached fit's own time ÷ the fits run at a time).")
+        lines.append("")
         if joint["failures"]:
             lines += ["Failed fits (left out of the statistics):", ""]
             lines += [f"- {label(r['method'])}, {r['protocol']} {r['subject']} {r['fold']}: {r['error']}"

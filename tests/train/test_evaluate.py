@@ -12,7 +12,7 @@ from myoedge.cli import main
 from myoedge.errors import InputError
 from myoedge.train import methods
 from myoedge.train.data import Sequence
-from myoedge.train.evaluate import EvaluationConfig, evaluate, group_by_channels, plan_folds
+from myoedge.train.evaluate import EvaluationConfig, FitCache, evaluate, group_by_channels, plan_folds
 
 
 def trial(subject: str, name: str, *, joint: str = "knee", muscles=("A", "B"), n: int = 200) -> Sequence:
@@ -71,7 +71,21 @@ def test_a_failing_method_is_recorded_and_left_out(monkeypatch):
     assert knee["per_subject"]["elm"]["k1"]["theta"]["cc"] > 0.9
 
 
-@pytest.mark.slow  # starting worker processes (each imports torch) takes seconds
+def test_a_rerun_resumes_from_the_fit_cache(tmp_path):
+    config = EvaluationConfig(methods=("elm",), protocols=("intra", "loto"), quick=True)
+    first_cache = FitCache(tmp_path / "cache")
+    first = evaluate(SEQS, config, cache=first_cache)
+    assert first_cache.hits == 0 and len(list((tmp_path / "cache").glob("*.pkl"))) == 6
+    again = FitCache(tmp_path / "cache")
+    second = evaluate(SEQS, config, cache=again)
+    assert again.hits == 6
+    assert second["joints"]["knee"]["runs"] == first["joints"]["knee"]["runs"]
+    assert second["joints"]["knee"]["resumed_protocols"] == ["intra", "loto"]
+    other = FitCache(tmp_path / "cache")
+    evaluate(SEQS, EvaluationConfig(methods=("elm",), protocols=("intra",), quick=True, seed=1), cache=other)
+    assert other.hits == 0  # another seed is another fit
+
+
 def test_worker_processes_give_the_same_numbers():
     config = EvaluationConfig(methods=("elm",), protocols=("intra", "loto"), quick=True)
     one, two = evaluate(SEQS, config), evaluate(SEQS, config, jobs=2)
@@ -102,6 +116,7 @@ def test_evaluate_verb_end_to_end(tiny_data, tmp_path, capsys):
     assert set(knee["intra"]) == {"pi-cnn", "elm"}
     assert {"report.md", "report.json", "traces_knee.png", "loss_knee.png", "size_knee.png",
             "rmse_knee.png"} <= {p.name for p in out.iterdir()}
+    assert not (tmp_path / ".report.cache").exists()  # the default fit cache goes once the report is out
     doc = json.loads((out / "report.json").read_text(encoding="utf-8"))
     runs = doc["joints"]["knee"]["runs"]
     assert len([r for r in runs if r["protocol"] == "loto"]) == 3 * 2  # 3 trials held out × 2 methods
