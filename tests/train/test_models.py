@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from myoedge.errors import InputError
-from myoedge.train.models import ModelConfig, SharedDropout, build_model, n_parameters
+from myoedge.train.models import FeatureConv, ModelConfig, SharedDropout, build_model, n_parameters
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -37,6 +37,22 @@ def test_paper_networks(preset, convs, linears):
     theta, forces = model.to_physical(out)
     assert theta.shape == (40,) and forces.shape == (40, 5)
     assert cfg.window == 1 and cfg.uses_time
+
+
+@pytest.mark.parametrize("c_in, length, kernel, bias", [(1, 3, 3, True), (128, 6, 3, True), (4, 5, 5, False)])
+def test_feature_conv_is_the_convolution(c_in, length, kernel, bias):
+    torch.manual_seed(0)
+    fast = FeatureConv(c_in, 16, kernel, padding=kernel // 2, bias=bias)
+    plain = nn.Conv1d(c_in, 16, kernel, padding=kernel // 2, bias=bias)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(50, c_in, length, requires_grad=True)
+    y_fast, y_plain = fast(x), plain(x)
+    assert y_fast.shape == y_plain.shape == (50, 16, length)
+    assert torch.allclose(y_fast, y_plain, atol=1e-5)
+    g = torch.randn_like(y_plain)
+    (gx_fast,) = torch.autograd.grad(y_fast, x, g)
+    (gx_plain,) = torch.autograd.grad(y_plain, x, g)
+    assert torch.allclose(gx_fast, gx_plain, atol=1e-5)
 
 
 def test_edge_model_is_small_causal_and_sees_exactly_its_window():
