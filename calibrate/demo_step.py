@@ -32,14 +32,14 @@ def run_calibration_step(data_dir: str | Path, profile_path: str | Path, *, join
 
     subject = make_subject(joint, subject_index, seed=seed)
     truth = true_profile(subject)
-    sim = AmplifierSimulator(mvc_protocol_signal(joint=joint, subject=subject_index, seed=seed),
-                             samples_per_frame=20, fast=True, loop=False).start()
+    protocol = mvc_protocol_signal(joint=joint, subject=subject_index, seed=seed)
+    sim = AmplifierSimulator(protocol, samples_per_frame=20, fast=True, loop=False).start()
     try:
         mvc = run_mvc_session(sim.address, auto=True, timeout_s=120, say=lambda line: None)
     finally:
         sim.stop()
     profile = new_profile(subject=subject.name, joint=joint, result=mvc)
-    mvc_error = profile.mvc / truth.mvc - 1
+    mvc_error = profile.mvc / protocol.true_mvc_volts - 1  # the level the device's envelope reads at MVC
     say("      MVC session (amp-sim MVC protocol, scripted): "
         + ", ".join(f"{m} {1e6 * v:.0f} µV ({100 * e:+.1f}% vs true)"
                     for m, v, e in zip(profile.muscles, profile.mvc, mvc_error)))

@@ -69,6 +69,17 @@ def channel_labels(names) -> tuple[str, ...]:
     return labels
 
 
+def device_mvc_volts(gain_volts: np.ndarray, fs: float) -> np.ndarray:
+    """True MVC envelope (V) of synthetic channels as the device measures it: the body model's
+    ``mvc_envelope`` through the default envelope's own band-pass and notch (``design_envelope``), so a
+    perfect MVC session on the device reads exactly this."""
+    from myoedge.body.emg_synth import mvc_envelope
+    from myoedge.edge.envelope import EnvelopeConfig, design_envelope
+
+    design = design_envelope(EnvelopeConfig(fs_hz=fs, out_rate_hz=fs, input_bits=24))
+    return mvc_envelope(gain_volts, fs, band_sos=design.band_sos)
+
+
 def _resample(volts: np.ndarray, fs_from: float, fs_to: float) -> np.ndarray:
     if fs_to == fs_from:
         return volts
@@ -79,7 +90,6 @@ def _resample(volts: np.ndarray, fs_from: float, fs_to: float) -> np.ndarray:
 def synthetic_signal(*, joint: str = "knee", subject: int = 1, seed: int = 0, session: int = 1,
                      duration_s: float = 10.0, fs: float = 2000.0) -> AmpSignal:
     """A simulated session of synthetic subject ``subject``: every pace of the joint, one after another."""
-    from myoedge.body.emg_synth import mvc_envelope
     from myoedge.body.subjects import EMG_FS, make_subject, session_gains, simulate_session
 
     if not 0.1 <= duration_s <= 3600:
@@ -90,7 +100,7 @@ def synthetic_signal(*, joint: str = "knee", subject: int = 1, seed: int = 0, se
     paces = "+".join(r.meta.trial for r in recordings)
     return AmpSignal(volts=volts, fs=fs, labels=subj.model.muscle_names,
                      description=f"synthetic {subj.name} session {session} ({paces}, {duration_s:g} s each)",
-                     true_mvc_volts=mvc_envelope(session_gains(subj, session), fs))
+                     true_mvc_volts=device_mvc_volts(session_gains(subj, session), fs))
 
 
 def recording_signal(path: str | os.PathLike) -> AmpSignal:
@@ -143,8 +153,8 @@ def mvc_protocol_signal(*, joint: str = "knee", subject: int = 1, seed: int = 0,
                         fs: float = 2000.0, rest_s: float = 3.0, contraction_s: float = 5.0,
                         repetitions: int = 3, ramp_s: float = 1.0) -> AmpSignal:
     """An isometric MVC session of a synthetic subject, synthesised by the body model's EMG model with
-    the subject's electrodes, so the true MVC envelope of every channel is known (``mvc_envelope``)."""
-    from myoedge.body.emg_synth import ElectrodeSetup, mvc_envelope, synthesize
+    the subject's electrodes, so every channel's true MVC envelope is known (:func:`device_mvc_volts`)."""
+    from myoedge.body.emg_synth import ElectrodeSetup, synthesize
     from myoedge.body.subjects import make_subject, session_gains
 
     subj = make_subject(joint, subject, seed=seed)
@@ -156,7 +166,7 @@ def mvc_protocol_signal(*, joint: str = "knee", subject: int = 1, seed: int = 0,
     rng = np.random.default_rng([seed, subject, session, 3571])
     volts = synthesize(excitation, fs=fs, setup=ElectrodeSetup(gain_volts=gains, crosstalk=subj.crosstalk),
                        rng=rng)
-    return AmpSignal(volts=volts, fs=fs, labels=labels, true_mvc_volts=mvc_envelope(gains, fs),
+    return AmpSignal(volts=volts, fs=fs, labels=labels, true_mvc_volts=device_mvc_volts(gains, fs),
                      contractions=schedule,
                      description=f"MVC protocol of synthetic {subj.name} session {session} ({repetitions} x "
                                  f"{contraction_s:g} s per muscle)")

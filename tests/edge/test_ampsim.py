@@ -16,7 +16,7 @@ from sim_helpers import Collector, noise_signal, streaming, wait_until
 
 from myoedge.body.recording import Recording, RecordingMeta, save_recording
 from myoedge.edge.ampsim import AMP_SCALE_V, AmplifierSimulator, volts_to_counts
-from myoedge.edge.ampsim_signals import AmpSignal, mvc_protocol_signal, recording_signal
+from myoedge.edge.ampsim_signals import AmpSignal, device_mvc_volts, mvc_protocol_signal, recording_signal
 from myoedge.edge.faults import FaultPlan
 from myoedge.edge.protocol import SEQ_MODULUS
 from myoedge.errors import InputError
@@ -154,3 +154,21 @@ def test_the_cli_streams_until_sigterm_and_prints_a_json_summary() -> None:
     assert len(summary["contractions"]) == 2 and summary["faults"]["drops"] > 0
     assert stats.parser.lost == summary["expected_lost"] and stats.frames == summary["frames_sent"]
     assert "amp-sim: stopped after" in err
+
+
+def test_true_mvc_is_the_level_the_device_band_passes():
+    """The closed form (gain · √(2/π) · √(power through the device's band-pass and notch)) against a
+    long full-effort synthetic EMG run through those filters and rectified."""
+    from myoedge.body.emg_synth import ElectrodeSetup, mvc_envelope, synthesize
+    from myoedge.edge.envelope import EnvelopeConfig, design_envelope
+
+    fs, gains = 2000.0, np.array([100e-6, 250e-6])
+    setup = ElectrodeSetup(gain_volts=gains, crosstalk=np.zeros((2, 2)), baseline_noise_volts=0.0,
+                           mains_volts=0.0, artefact_volts_per_rad_s2=0.0)
+    emg = synthesize(np.ones((400_000, 2)), fs=fs, setup=setup, rng=np.random.default_rng(5))
+    band = design_envelope(EnvelopeConfig(fs_hz=fs, out_rate_hz=fs, input_bits=24)).band_sos
+    level = np.abs(sps.sosfilt(np.array(band), emg, axis=0)[4000:]).mean(axis=0)
+    expected = device_mvc_volts(gains, fs)
+    np.testing.assert_allclose(level, expected, rtol=0.004)
+    ideal = mvc_envelope(gains, fs)
+    assert np.all(expected < 0.995 * ideal) and np.all(expected > 0.98 * ideal)  # edges and notch: −0.9 %
