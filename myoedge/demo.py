@@ -80,7 +80,8 @@ def _train_and_export(out: Path, *, seed: int) -> dict:
     from myoedge.train.cli import accuracy, format_accuracy
     from myoedge.train.data import load_sequences, split_intra_session
     from myoedge.train.export import export_bundle
-    from myoedge.train.fit import TrainConfig, fit
+    from myoedge.train.fit import fit
+    from myoedge.train.run import TrainConfig
 
     seqs = load_sequences(out / "data")
     train, test = (sum(part, []) for part in zip(*split_intra_session(seqs, seed=seed).values()))

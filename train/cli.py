@@ -66,7 +66,8 @@ def register(sub) -> None:
 def _train(args: argparse.Namespace) -> dict:
     from myoedge.progress import Progress
     from myoedge.train.data import discover_profiles, load_sequences, split_intra_session
-    from myoedge.train.fit import TrainConfig, fit
+    from myoedge.train.fit import fit
+    from myoedge.train.run import TrainConfig
 
     if not 0.0 <= args.test_fraction < 1.0:
         raise InputError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
@@ -114,7 +115,7 @@ def _train(args: argparse.Namespace) -> dict:
 
 def _export(args: argparse.Namespace) -> dict:
     from myoedge.train.export import export_bundle
-    from myoedge.train.fit import TrainedModel
+    from myoedge.train.run import TrainedModel
 
     trained = TrainedModel.load(args.run)
     report = export_bundle(trained, args.out, name=args.name, overwrite=args.overwrite)

@@ -26,7 +26,7 @@ from torch import nn
 from myoedge.edge.bundle import INPUT_NAME, write_bundle
 from myoedge.edge.envelope import design_envelope
 from myoedge.errors import InputError
-from myoedge.train.fit import TrainedModel
+from myoedge.train.run import TrainedModel
 
 OPSET = 17
 PARITY_RTOL = 1e-4

@@ -38,7 +38,8 @@ class Method:
 def _network(preset: str) -> Callable[..., Any]:
     def fit_network(train, *, seed: int = 0, quick: bool = False, progress=None,
                     iterations: int | None = None, **overrides):
-        from myoedge.train.fit import TrainConfig, fit
+        from myoedge.train.fit import fit
+        from myoedge.train.run import TrainConfig
 
         if quick and iterations is None:
             iterations = QUICK_ITERATIONS[preset]

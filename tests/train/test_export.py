@@ -17,7 +17,8 @@ from myoedge.edge.envelope import design_envelope
 from myoedge.errors import InputError
 from myoedge.train.data import load_sequences, split_intra_session
 from myoedge.train.export import ParityError, check_parity, export_bundle, onnx_outputs, output_scales
-from myoedge.train.fit import TrainConfig, TrainedModel, fit
+from myoedge.train.fit import fit
+from myoedge.train.run import TrainConfig, TrainedModel
 
 SMALL_EDGE = {"dilations": (1, 2, 4), "filters": 16, "hidden": 16}
 

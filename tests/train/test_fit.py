@@ -12,7 +12,8 @@ from myoedge.body.subjects import make_subject, simulate_session, true_profile
 from myoedge.errors import InputError
 from myoedge.train.cli import accuracy, format_accuracy
 from myoedge.train.data import load_sequences, split_intra_session
-from myoedge.train.fit import LOSS_TERMS, TrainConfig, TrainedModel, fit
+from myoedge.train.fit import fit
+from myoedge.train.run import LOSS_TERMS, TrainConfig, TrainedModel
 
 SMALL_EDGE = {"dilations": (1, 2, 4), "filters": 16, "hidden": 16}
 

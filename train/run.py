@@ -1,0 +1,165 @@
+"""A trained run: ``TrainConfig`` (how to train), ``TrainedModel`` (the network with what it needs to
+predict and be exported) and the run folder it is saved to and loaded from.
+
+The training loop that makes a ``TrainedModel`` is :func:`myoedge.train.fit.fit`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from myoedge.edge.envelope import EnvelopeConfig
+from myoedge.errors import InputError
+from myoedge.fileio import atomic_directory
+from myoedge.train.data import Sequence
+from myoedge.train.models import PRESETS, ModelConfig, Normalised, build_model
+
+LOSS_TERMS = ("L_F", "L_theta", "L_P", "total")
+RUN_FORMAT = "myoedge-run"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How to train; ``model`` holds :class:`ModelConfig` overrides (e.g. ``{"filters": 64}``)."""
+
+    preset: str = "pi-cnn"
+    iterations: int = 1200
+    optimizer: str = "sgd"  # "sgd" | "adam"
+    lr: float = 0.01
+    momentum: float = 0.9
+    w_force: float = 1.0
+    w_theta: float = 1.0
+    w_physics: float = 0.1  # chosen on a development subject (docs/training.md)
+    chunk: int = 128  # edge: outputs per training chunk
+    batch: int = 16  # edge: chunks per iteration
+    grad_clip: float = 1.0  # max gradient norm (0: off): L_P of an untrained net is ~1e4
+    model: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise InputError(f"preset must be one of {PRESETS}, got {self.preset!r}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise InputError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        for name in ("iterations", "chunk", "batch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError(f"{name} must be a positive int, got {v!r}")
+        for name in ("lr", "momentum", "w_force", "w_theta", "w_physics", "grad_clip"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise InputError(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.lr == 0:
+            raise InputError("lr must be > 0")
+        try:  # JSON-normal (tuples -> lists) so a config read back from run.json compares equal
+            object.__setattr__(self, "model", json.loads(json.dumps(dict(self.model))))
+        except (TypeError, ValueError):
+            raise InputError(f"model overrides must be JSON values, got {self.model!r}") from None
+
+    @classmethod
+    def for_preset(cls, preset: str, **overrides) -> TrainConfig:
+        """Defaults: pi-cnn as in the paper; cnn the same without L_P; edge with Adam on chunks."""
+        base = {"pi-cnn": {}, "cnn": {"w_physics": 0.0},
+                "edge": {"optimizer": "adam", "lr": 3e-3, "iterations": 1500}}
+        if preset not in base:
+            raise InputError(f"preset must be one of {PRESETS}, got {preset!r}")
+        return cls(preset=preset, **{**base[preset], **overrides})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+
+@dataclass(eq=False)
+class TrainedModel:
+    """A trained network with what it needs to predict and to be exported."""
+
+    model: Normalised
+    config: TrainConfig
+    model_config: ModelConfig
+    joint: str
+    muscles: tuple[str, ...]
+    rate_hz: float
+    envelope_config: EnvelopeConfig | None
+    history: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+    samples: np.ndarray | None = None  # (K, W, C) training envelope windows, for export test vectors
+
+    @property
+    def window(self) -> int:
+        return self.model_config.window
+
+    def predict(self, seq: Sequence) -> tuple[np.ndarray, np.ndarray]:
+        """θ (n,) rad and F (n, M) N for every step of ``seq`` (edge: fed ``seq.history`` before t[0])."""
+        if tuple(seq.muscles) != self.muscles:
+            raise InputError(f"{seq.name} has muscles {list(seq.muscles)}; this model was trained on "
+                             f"{list(self.muscles)}")
+        self.model.eval()
+        with torch.no_grad():
+            env = torch.as_tensor(seq.envelopes, dtype=torch.float32)
+            if self.model_config.preset == "edge":
+                pad = torch.as_tensor(seq.history(self.window - 1), dtype=torch.float32)
+                out = self.model(torch.cat([pad, env])[None])[0]
+            else:
+                out = self.model(env, torch.as_tensor(seq.t, dtype=torch.float32))
+            theta, forces = self.model.to_physical(out)
+        return theta.double().numpy(), forces.double().numpy()
+
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write the run folder: ``model.pt`` (state dict), ``run.json``, ``history.csv``, ``samples.npz``."""
+        path = Path(path)
+        doc = {"format": RUN_FORMAT, "version": 1, "config": self.config.to_dict(),
+               "model_config": self.model_config.to_dict(), "joint": self.joint,
+               "muscles": list(self.muscles), "rate_hz": self.rate_hz, "info": self.info,
+               "envelope_config": None if self.envelope_config is None else self.envelope_config.to_dict()}
+        try:
+            with atomic_directory(path, overwrite=overwrite) as tmp:
+                torch.save(self.model.state_dict(), tmp / "model.pt")
+                (tmp / "run.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+                table = np.array([[h[k] for k in LOSS_TERMS] for h in self.history]).reshape(-1, 4)
+                np.savetxt(tmp / "history.csv", table, fmt="%.17g", delimiter=",",
+                           header=",".join(LOSS_TERMS), comments="")
+                if self.samples is not None:
+                    np.savez(tmp / "samples.npz", envelopes=self.samples)
+        except FileExistsError as e:
+            raise InputError(f"{e}; choose another folder or overwrite") from None
+        return path
+
+    @classmethod
+    def load(cls, path) -> TrainedModel:
+        path = Path(path)
+        try:
+            doc = json.loads((path / "run.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"{path}: not a training run (no run.json)") from None
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path / 'run.json'}: not valid JSON ({e.msg})") from None
+        if doc.get("format") != RUN_FORMAT or doc.get("version") != 1:
+            raise InputError(f"{path / 'run.json'}: not a version-1 {RUN_FORMAT} file")
+        mcfg = ModelConfig.from_dict(doc["model_config"])
+        model = build_model(mcfg)
+        model.load_state_dict(torch.load(path / "model.pt", weights_only=True))
+        model.eval()
+        table = np.loadtxt(path / "history.csv", delimiter=",", skiprows=1, ndmin=2)
+        history = [dict(zip(LOSS_TERMS, map(float, row))) for row in table]
+        samples = None
+        if (path / "samples.npz").is_file():
+            with np.load(path / "samples.npz") as npz:
+                samples = npz["envelopes"]
+        env = doc.get("envelope_config")
+        try:
+            config = TrainConfig(**doc["config"])
+        except TypeError as e:
+            raise InputError(f"{path / 'run.json'}: config does not match this myoedge ({e})") from None
+        return cls(model=model, config=config, model_config=mcfg, joint=doc["joint"],
+                   muscles=tuple(doc["muscles"]), rate_hz=float(doc["rate_hz"]),
+                   envelope_config=None if env is None else EnvelopeConfig.from_dict(env), history=history,
+                   info=doc["info"], samples=samples)
+
+
