@@ -12,7 +12,8 @@ Default weights 1, 1, 0.1: the second difference turns step-to-step jitter of θ
 so at weight 1 the physics term makes a network flatten its outputs (numbers in docs/training.md);
 gradients are clipped to norm 1 because an untrained network's L_P is ~1e4.
 
-The paper preset steps once per whole training trial (SGD, momentum 0.9, lr 0.01, 1200 iterations);
+The paper preset steps once per training trial, or a stretch of at most ``max_steps`` (1024) of it
+(SGD, momentum 0.9, lr 0.01, 1200 iterations);
 the edge preset steps on a batch of contiguous chunks with Adam, so L_P can difference consecutive
 outputs. Runs are deterministic per seed on the CPU (seeded torch and numpy generators, deterministic
 algorithms) — two fits with one seed give identical weights.
@@ -179,7 +180,9 @@ def _terms(model: Normalised, out, theta_t, forces_t, physics, stats) -> dict:
 
 
 def _sequence_steps(model, seqs, config, stats, rng):
-    """Paper preset: one iteration = one whole training trial (its steps are the batch)."""
+    """Paper preset: one iteration = one training piece (its steps are the batch); a piece longer than
+    ``max_steps`` gives a random contiguous stretch of that length, so an iteration's cost does not grow
+    with the length of a recording's trials."""
     tensors = [(torch.as_tensor(s.envelopes, dtype=torch.float32), torch.as_tensor(s.t, dtype=torch.float32),
                 torch.as_tensor(s.theta, dtype=torch.float32), torch.as_tensor(s.forces, dtype=torch.float32))
                for s in seqs]
@@ -188,9 +191,14 @@ def _sequence_steps(model, seqs, config, stats, rng):
         if not order:
             order = list(rng.permutation(len(seqs)))
         i = order.pop()
-        env, t, theta, forces = tensors[i]
+        seq, (env, t, theta, forces) = seqs[i], tensors[i]
+        if seq.n > config.max_steps:
+            a = int(rng.integers(0, seq.n - config.max_steps + 1))
+            b = a + config.max_steps
+            seq, env, t = seq.part(a, b, tag="stretch"), env[a:b], t[a:b]
+            theta, forces = theta[a:b], forces[a:b]
         out = model(env, t)
-        yield _terms(model, out, theta, forces, lambda th, f, s=seqs[i]: sequence_residual(s, th, f), stats)
+        yield _terms(model, out, theta, forces, lambda th, f, s=seq: sequence_residual(s, th, f), stats)
 
 
 def _physics_key(s: Sequence) -> tuple:

@@ -9,7 +9,7 @@ undoes that, and the exported graph includes it.
 * ``pi-cnn`` (Zhang et al. 2023): per time step the vector [normalised time, envelopes(t)] is a
   1-channel signal over which Conv1d(k=3, 128 filters) slides, then ReLU, BatchNorm, dropout 0.3, two
   fully connected blocks of 128 (ReLU, BatchNorm, dropout 0.3) and a linear head. A training batch is
-  one whole trial, its time steps being the batch.
+  one training piece (at most ``TrainConfig.max_steps`` steps of it), its time steps being the batch.
 * ``cnn``: the same with 3 conv blocks and 3 FC blocks (the paper's baseline; trained without L_P).
 * ``edge``: a causal temporal CNN — dilated convolutions (k=3, dilations 1 … 32) over the last W = 127
   envelopes (1.27 s at 100 Hz, about one gait cycle) with residual connections, then a pointwise head.

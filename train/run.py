@@ -37,6 +37,7 @@ class TrainConfig:
     w_force: float = 1.0
     w_theta: float = 1.0
     w_physics: float = 0.1  # chosen on a development subject (docs/training.md)
+    max_steps: int = 1024  # paper presets: steps per iteration (a random stretch of a longer piece)
     chunk: int = 128  # edge: outputs per training chunk
     batch: int = 16  # edge: chunks per iteration
     grad_clip: float = 1.0  # max gradient norm (0: off): L_P of an untrained net is ~1e4
@@ -47,7 +48,7 @@ class TrainConfig:
             raise InputError(f"preset must be one of {PRESETS}, got {self.preset!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise InputError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        for name in ("iterations", "chunk", "batch"):
+        for name in ("iterations", "max_steps", "chunk", "batch"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"{name} must be a positive int, got {v!r}")

@@ -56,6 +56,29 @@ def test_loss_terms_are_weighted_as_configured(split):
         assert h["total"] == pytest.approx(2 * h["L_F"] + 0.5 * h["L_theta"] + 0.1 * h["L_P"], rel=1e-5)
 
 
+def test_paper_iterations_train_on_stretches_of_at_most_max_steps(split, monkeypatch):
+    import myoedge.train.fit as fit_module
+
+    train, _ = split
+    seen, terms = [], fit_module._terms
+
+    def spy(model, out, theta, forces, physics, stats):
+        result = terms(model, out, theta, forces, physics, stats)
+        seen.append((out.shape[0], theta.shape[0], physics(theta, forces).shape[0]))
+        return result
+
+    monkeypatch.setattr(fit_module, "_terms", spy)
+    longest = max(s.n for s in train)
+    cfg = TrainConfig.for_preset("pi-cnn", iterations=8, max_steps=40, model={"filters": 8, "hidden": 8})
+    fit(train, cfg, seed=0)
+    assert longest > 40 and seen and all(rows == n == res + 2 <= 40 for rows, n, res in seen)
+    assert {rows for rows, _, _ in seen} <= {40} | {s.n for s in train if s.n < 40}
+    seen.clear()
+    fit(train, TrainConfig.for_preset("pi-cnn", iterations=len(train), model={"filters": 8, "hidden": 8}),
+        seed=0)
+    assert sorted(rows for rows, _, _ in seen) == sorted(s.n for s in train)  # whole pieces by default
+
+
 def test_edge_training_lowers_the_loss_and_predicts_in_physical_units(split):
     train, test = split
     trained = fit(train, TrainConfig.for_preset("edge", iterations=150, model=SMALL_EDGE, batch=8, chunk=48),
