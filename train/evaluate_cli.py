@@ -74,7 +74,8 @@ def run_evaluate(args) -> dict:
     from myoedge.fileio import atomic_directory
     from myoedge.train.data import load_sequences
     from myoedge.train.evaluate import EvaluationConfig, FitCache, evaluate
-    from myoedge.train.report import check_targets, finite_or_none, write_report
+    from myoedge.train.report import finite_or_none, write_report
+    from myoedge.train.targets import check_targets
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:

@@ -36,6 +36,11 @@ def output_unit(name: str) -> str:
     return "deg" if name == THETA else "N"
 
 
+def output_symbol(name: str) -> str:
+    """How tables write an output: θ for the angle, the name itself for a force."""
+    return "θ" if name == THETA else name
+
+
 def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(y_true, dtype=np.float64).ravel()
     b = np.asarray(y_pred, dtype=np.float64).ravel()

@@ -14,28 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
+from myoedge.errors import InputError
 from myoedge.fileio import atomic_write_text
 from myoedge.train.methods import METHODS, label
-from myoedge.train.metrics import THETA, output_unit
+from myoedge.train.metrics import output_symbol, output_unit
 from myoedge.train.stats import significance_mark
+from myoedge.train.targets import REFERENCE, check_targets, fmt
 
-REFERENCE = "pi-cnn"
 METHODS_WITH_PHYSICS = {name: m.physics_loss for name, m in METHODS.items()}
-TIME_LIMIT_S = 1800.0  # one joint, all methods, intra + leave-one-trial-out
-
-
-def _name(output: str) -> str:
-    return "θ" if output == THETA else output
-
-
-def _num(x, digits: int = 2) -> str:
-    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
 
 
 def _pm(d: dict, scale: float = 1.0, digits: int = 2) -> str:
     if not d or d.get("n", 0) == 0:
         return "–"
-    return f"{_num(d['mean'] * scale, digits)} ± {_num(d['sd'] * scale, digits)}"
+    return f"{fmt(d['mean'] * scale, digits)} ± {fmt(d['sd'] * scale, digits)}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -47,7 +39,8 @@ METRIC_ROWS = (("rmse", "RMSE", 1.0), ("nrmse", "nRMSE (%)", 100.0), ("cc", "CC"
 
 
 def _header(first: str, outputs: list[str], metric: str) -> list[str]:
-    return [first, *(_name(o) + (f" ({output_unit(o)})" if metric == "rmse" else "") for o in outputs)]
+    unit = (lambda o: f" ({output_unit(o)})") if metric == "rmse" else (lambda o: "")
+    return [first, *(output_symbol(o) + unit(o) for o in outputs)]
 
 
 def _digits(metric: str) -> int:
@@ -69,51 +62,6 @@ def finite_or_none(x):
     return x
 
 
-# --------------------------------------------------------------------------------------------- targets
-
-def check_targets(joint: dict, *, quick: bool = False) -> list[dict]:
-    """The issue's targets for one joint: ``[{"target", "measured", "met"}]`` (met None: not measured)."""
-    out = []
-    outputs, per = joint["outputs"], joint.get("per_subject", {}).get(REFERENCE, {})
-    if per:
-        cc = min(per[s][o]["cc"] for s in per for o in outputs)
-        nr = max(per[s][o]["nrmse"] for s in per for o in outputs)
-        out.append({"target": "PI-CNN intra-session: CC ≥ 0.95 and nRMSE ≤ 10 % for θ and every F, "
-                              "every subject",
-                    "measured": f"worst CC {_num(cc, 3)}, worst nRMSE {_num(100 * nr, 1)} %",
-                    "met": bool(cc >= 0.95 and nr <= 0.10)})
-    intra = joint["summary"].get("intra", {})
-    table = intra.get("table", {})
-    if REFERENCE in table:
-        for other in ("elm", "svr"):
-            if other in table:
-                behind = [_name(o) for o in outputs
-                          if not table[REFERENCE][o]["rmse"]["mean"] < table[other][o]["rmse"]["mean"]]
-                out.append({"target": f"PI-CNN ahead of {label(other)} (lower mean RMSE) on every output",
-                            "measured": "ahead on all" if not behind else f"not ahead on {', '.join(behind)}",
-                            "met": not behind})
-        res = intra.get("residual", {})
-        if "cnn" in res:
-            a, b = res[REFERENCE]["mean"], res["cnn"]["mean"]
-            out.append({"target": "PI-CNN physics residual below CNN's (intra-session)",
-                        "measured": f"{_num(a, 3)} vs {_num(b, 3)} N·m", "met": bool(a < b)})
-    curve = joint.get("size_curve", {})
-    if REFERENCE in curve and "cnn" in curve:
-        for f in (0.1, 0.2):
-            a, b = curve[REFERENCE].get(f), curve["cnn"].get(f)
-            if a and b:
-                out.append({"target": f"Size sweep at {f:.0%}: PI-CNN nRMSE below CNN's",
-                            "measured": f"{_num(100 * a['mean'], 2)} % vs {_num(100 * b['mean'], 2)} %",
-                            "met": bool(a["mean"] < b["mean"])})
-    secs = joint.get("seconds_by_protocol", {})
-    if "intra" in secs and "loto" in secs:
-        total = secs["intra"] + secs["loto"]
-        out.append({"target": "One joint, all methods, both protocols in under 30 min",
-                    "measured": f"{total / 60:.1f} min",
-                    "met": None if quick else bool(total < TIME_LIMIT_S)})
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- tables
 
 def _table1(joint: dict) -> list[str]:
@@ -122,9 +70,9 @@ def _table1(joint: dict) -> list[str]:
         return []
     lines = ["### Table I — PI-CNN per subject (intra-session)", ""]
     for metric, title, scale in METRIC_ROWS:
-        rows = [[s, *(_num(per[s][o][metric] * scale, _digits(metric)) for o in outputs)] for s in per]
+        rows = [[s, *(fmt(per[s][o][metric] * scale, _digits(metric)) for o in outputs)] for s in per]
         means = [float(np.mean([per[s][o][metric] for s in per])) * scale for o in outputs]
-        rows.append(["**Mean**", *(_num(m, _digits(metric)) for m in means)])
+        rows.append(["**Mean**", *(fmt(m, _digits(metric)) for m in means)])
         lines += [f"{title}:", "", *_table(_header("Subject", outputs, metric), rows), ""]
     return lines
 
@@ -157,7 +105,7 @@ def _table2(joint: dict, protocol: str, title: str) -> list[str]:
             differ = [f"{label(p['b'] if p['a'] == REFERENCE else p['a'])} ({p['p']:.3g})" for p in a["pairs"]
                       if REFERENCE in (p["a"], p["b"]) and p["significant"]]
             note = ", ".join(differ) or a.get("note") or "none"
-            rows.append([_name(o), _num(a["f"]), _num(a["p"], 4), note])
+            rows.append([output_symbol(o), fmt(a["f"]), fmt(a["p"], 4), note])
         lines += _table(["Output", "F", "p", "pairs different from PI-CNN (p)"], rows)
         lines.append("")
     res, truth = summ["residual"], summ["residual_truth"]
@@ -250,7 +198,7 @@ def _figures(result: dict, out: Path) -> dict[str, list[str]]:
                 ax.plot(trace["t"], trace["truth"][o], color="k", lw=2, label="true")
                 for m, pred in trace["pred"].items():
                     ax.plot(trace["t"], pred[o], lw=1, label=label(m))
-                ax.set_ylabel(f"{_name(o)} ({output_unit(o)})")
+                ax.set_ylabel(f"{output_symbol(o)} ({output_unit(o)})")
             axes[0, 0].legend(ncol=4, fontsize=8, loc="upper right")
             axes[0, 0].set_title(f"{key}: {trace['sequence']} (intra-session test block)")
             axes[-1, 0].set_xlabel("time in test block (s)")
@@ -308,7 +256,7 @@ def _bar_chart(plt, key: str, joint: dict, summ: dict):
                 top = means[i] + (sds[i] if math.isfinite(sds[i]) else 0.0)
                 ax.text(i, top, mark, ha="center", va="bottom")
         ax.set_xticks(x, [label(m) for m in methods], rotation=45, ha="right", fontsize=8)
-        ax.set_title(f"{_name(o)} RMSE ({output_unit(o)})", fontsize=9)
+        ax.set_title(f"{output_symbol(o)} RMSE ({output_unit(o)})", fontsize=9)
     fig.suptitle(f"{key}: intra-session RMSE (mean ± SD; * vs PI-CNN, Tukey HSD)", fontsize=10)
     return fig
 
@@ -335,3 +283,33 @@ def write_report(result: dict, out, *, command: str | None = None, figures: bool
     paths = [atomic_write_text(out / "report.json", json.dumps(finite_or_none(doc), indent=1) + "\n"),
              atomic_write_text(out / "report.md", render_markdown(result, figures=made, command=command))]
     return paths + [out / f for names in made.values() for f in names]
+
+
+def rewrite_report(folder) -> list[Path]:
+    """Re-render ``report.md`` and the targets in ``report.json`` from the folder's ``report.json``.
+
+    For a change to the report's layout or targets: no fit runs, the figures are kept as they are.
+    """
+    folder = Path(folder)
+    try:
+        doc = json.loads((folder / "report.json").read_text())
+        figures, command = doc.pop("figures"), doc.pop("command")
+        doc.pop("targets", None)
+        for joint in doc["joints"].values():  # JSON turned the size fractions into strings
+            joint["size_curve"] = {m: {float(f): v for f, v in c.items()}
+                                   for m, c in (joint.get("size_curve") or {}).items()}
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"{folder} does not hold a readable evaluation report.json: {e}") from e
+    doc["targets"] = {k: check_targets(j, quick=bool(doc["config"].get("quick")))
+                      for k, j in doc["joints"].items()}
+    text = render_markdown(doc, figures=figures, command=command)
+    doc["figures"], doc["command"] = figures, command
+    return [atomic_write_text(folder / "report.json", json.dumps(finite_or_none(doc), indent=1) + "\n"),
+            atomic_write_text(folder / "report.md", text)]
+
+
+if __name__ == "__main__":  # python -m myoedge.train.report REPORTDIR
+    import sys
+
+    for path in rewrite_report(sys.argv[1]):
+        print(f"wrote {path}")

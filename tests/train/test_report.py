@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from myoedge.body.catalog import generic_model
+from myoedge.errors import InputError
 from myoedge.train.data import Sequence
 from myoedge.train.evaluate import EvaluationConfig, evaluate
 from myoedge.train.physics import central_differences
-from myoedge.train.report import check_targets, write_report
+from myoedge.train.report import rewrite_report, write_report
+from myoedge.train.targets import check_targets
 
 
 def knee_trial(subject: str, trial: str, *, seed: int, n: int = 240, rate: float = 100.0) -> Sequence:
@@ -80,6 +82,21 @@ def test_report_json_is_strict_and_complete(result, tmp_path):
     assert [t["met"] for t in doc["targets"]["knee"]][-1] is None  # quick runs do not claim the time target
 
 
+def test_rewrite_renders_the_same_report_from_report_json(result, tmp_path):
+    write_report(result, tmp_path, command="myoedge evaluate --data d --out r", figures=False)
+    before = (tmp_path / "report.md").read_text(encoding="utf-8")
+    doc = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    doc["targets"] = {}  # as if written by an older target list
+    (tmp_path / "report.json").write_text(json.dumps(doc), encoding="utf-8")
+    rewrite_report(tmp_path)
+    assert (tmp_path / "report.md").read_text(encoding="utf-8") == before
+    again = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert again["targets"]["knee"] and again["command"] == "myoedge evaluate --data d --out r"
+    (tmp_path / "report.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(InputError, match="report.json"):
+        rewrite_report(tmp_path)
+
+
 def test_target_checks_report_misses():
     joint = {"outputs": ["theta"], "per_subject": {"pi-cnn": {"a": {"theta": {"cc": 0.97, "nrmse": 0.12}}}},
              "summary": {"intra": {"table": {"pi-cnn": {"theta": {"rmse": {"mean": 2.0}}},
@@ -93,3 +110,9 @@ def test_target_checks_report_misses():
     assert elm["met"] is False and "θ" in elm["measured"]
     assert checks["PI-CNN physics residual below CNN's (intra-session)"]["met"] is True
     assert checks["One joint, all methods, both protocols in under 30 min"]["met"] is True
+    assert not any(k.startswith("Edge TCN") for k in checks)  # no edge fits, no edge targets
+    joint["per_subject"]["edge"] = {"a": {"theta": {"cc": 0.96, "nrmse": 0.08}}}
+    joint["summary"]["intra"]["table"]["edge"] = {"theta": {"rmse": {"mean": 0.5}}}
+    checks = {c["target"].split(":")[0]: c for c in check_targets(joint)}
+    assert checks["Edge TCN intra-session"]["met"] is True
+    assert checks["Edge TCN ahead of ELM (lower mean RMSE) on every output"]["met"] is True
