@@ -9,12 +9,21 @@
 - :mod:`~myoedge.body.subjects`, :mod:`~myoedge.body.simulate` — synthetic subjects.
 """
 
-from myoedge.body.catalog import generic_model
-from myoedge.body.model import JointModel, Muscle, Segment
-from myoedge.body.profile import SubjectProfile
-from myoedge.body.recording import Recording, RecordingMeta, find_recordings, load_recording, save_recording
+from __future__ import annotations
 
-__all__ = [
-    "JointModel", "Muscle", "Recording", "RecordingMeta", "Segment", "SubjectProfile",
-    "find_recordings", "generic_model", "load_recording", "save_recording",
-]
+import importlib
+
+# Loaded on first use (PEP 562): the recording loaders pull in SciPy, which the CLI's verb table and
+# the edge runtime's profile checks do not need.
+_HOMES = {
+    "generic_model": "catalog", "JointModel": "model", "Muscle": "model", "Segment": "model",
+    "SubjectProfile": "profile", "Recording": "recording", "RecordingMeta": "recording",
+    "find_recordings": "recording", "load_recording": "recording", "save_recording": "recording",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -54,3 +54,16 @@ def test_the_device_side_never_loads_torch():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT.parent)
+
+
+def test_the_verb_table_loads_no_heavy_library():
+    """``myoedge --help`` and argument errors answer at once: building the parser imports no SciPy,
+    ONNX Runtime, numba or torch (each verb loads what it needs in its handler)."""
+    code = (
+        "import sys\n"
+        "from myoedge.cli import build_parser\n"
+        "build_parser()\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'onnxruntime', 'numba', 'torch'})\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT.parent)
