@@ -37,7 +37,7 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
     p.add_argument("--w-force", type=float, help="weight of L_F (default 1)")
     p.add_argument("--w-theta", type=float, help="weight of L_theta (default 1)")
-    p.add_argument("--w-physics", type=float, help="weight of L_P (default 1; 0 for cnn)")
+    p.add_argument("--w-physics", type=float, help="weight of L_P (default 0.1; 0 for cnn)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads while training (default 1: the networks are small, and a second "
@@ -151,4 +151,6 @@ def format_accuracy(acc: dict, *, indent: str = "      ") -> list[str]:
     if phys["pred"] is not None:
         lines.append(f"{indent}physics residual RMS ({phys['mode']}) {phys['pred']:.3g} N·m; ground truth "
                      f"{phys['truth']:.3g} N·m; net muscle moment RMS {phys['moment']:.3g} N·m")
+        lines.append(f"{indent}  from the forces alone (true θ) {phys['true_theta']:.3g} N·m, from the angle "
+                     f"alone (true F) {phys['true_forces']:.3g} N·m")
     return lines

@@ -143,3 +143,15 @@ def test_edge_predictions_use_the_history_before_a_split_point(split):
     w = trained.window
     assert not np.allclose(theta[: w - 1], cold[: w - 1])  # the first outputs differ ...
     np.testing.assert_allclose(theta[w - 1:], cold[w - 1:], rtol=1e-6, atol=1e-6)  # ... the rest do not
+
+
+def test_train_help_states_the_default_loss_weights(capsys):
+    from myoedge.cli import build_parser
+    from myoedge.train.run import TrainConfig
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    c = TrainConfig()
+    for flag, value in (("--w-force", c.w_force), ("--w-theta", c.w_theta), ("--w-physics", c.w_physics)):
+        assert f"{flag} W_{flag[4:].upper()} weight of L_" in text and f"(default {value:g}" in text

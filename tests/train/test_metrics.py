@@ -74,10 +74,16 @@ def test_residual_is_zero_on_truth_and_positive_on_perturbed_forces():
     r = np.concatenate([s.model.moment_arms(s.theta)[1:-1, 0] for s in seqs])
     assert bumped["pred"] == pytest.approx(float(np.sqrt(np.mean((20.0 * r) ** 2))), rel=1e-9)
     assert bumped["truth"] == pytest.approx(0.0, abs=1e-9)
+    # the parts say where it comes from: the forces (true θ) carry it all, the angle (true F) none
+    assert bumped["true_theta"] == pytest.approx(bumped["pred"], rel=1e-12)
+    assert bumped["true_forces"] == pytest.approx(0.0, abs=1e-9)
+    jitter = [s.theta + 1e-4 * (-1.0) ** np.arange(s.n) for s in seqs]  # 0.1 mrad step-to-step
+    shaky = metrics.residual_rms(seqs, [(th, s.forces) for th, s in zip(jitter, seqs, strict=True)])
+    assert shaky["true_forces"] == pytest.approx(shaky["pred"], rel=1e-12) and shaky["true_theta"] < 1e-9
 
 
 def test_residual_without_physics_is_none():
     s = eom_sequence()
     bare = Sequence(**{**s.__dict__, "model": None, "physics": "none"})
     assert metrics.residual_rms([bare], [(bare.theta, bare.forces)]) == {
-        "mode": "none", "pred": None, "truth": None, "moment": None}
+        "mode": "none", "pred": None, "truth": None, "true_theta": None, "true_forces": None, "moment": None}
