@@ -11,9 +11,12 @@ undoes that, and the exported graph includes it.
   fully connected blocks of 128 (ReLU, BatchNorm, dropout 0.3) and a linear head. A training batch is
   one training piece (at most ``TrainConfig.max_steps`` steps of it), its time steps being the batch.
 * ``cnn``: the same with 3 conv blocks and 3 FC blocks (the paper's baseline; trained without L_P).
-* ``edge``: a causal temporal CNN — dilated convolutions (k=3, dilations 1 … 32) over the last W = 127
-  envelopes (1.27 s at 100 Hz, about one gait cycle) with residual connections, then a pointwise head.
-  W equals the receptive field, so an output depends on exactly the window the device buffers.
+* ``edge``: a causal temporal CNN — dilated convolutions (k=3, dilations 1 … 32, receptive field 127
+  steps, 1.27 s at 100 Hz, about one gait cycle) with residual connections, a pointwise head, and a
+  fixed causal Hann FIR over the last ``smooth`` = 31 θ outputs. The network learns to lead by the
+  filter's delay (150 ms; the EMG leads the motion), and the angle it publishes has no step-to-step
+  jitter for the second difference to turn into θ̈ (docs/training.md). W = 127 + 31 − 1 = 157 equals
+  the receptive field, so an output depends on exactly the window the device buffers.
 
 Dropout masks are shared along time (one mask per sequence, as in variational dropout): with
 independent masks per step the predicted θ would carry white noise that the second difference in
@@ -47,11 +50,13 @@ class ModelConfig:
     dropout: float = 0.3
     kernel: int = 3
     dilations: tuple[int, ...] = ()
+    smooth: int = 1  # edge: causal Hann FIR over this many consecutive outputs (1: none)
+    smooth_all: bool = False  # edge: smooth the forces too, not only θ
 
     def __post_init__(self):
         if self.preset not in PRESETS:
             raise InputError(f"model preset must be one of {PRESETS}, got {self.preset!r}")
-        for name in ("n_channels", "n_muscles", "filters", "conv_blocks", "hidden", "kernel"):
+        for name in ("n_channels", "n_muscles", "filters", "conv_blocks", "hidden", "kernel", "smooth"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"model {name} must be a positive int, got {v!r}")
@@ -68,7 +73,7 @@ class ModelConfig:
         """The preset's published (pi-cnn, cnn) or chosen (edge) sizes, with ``overrides`` applied."""
         base = {"pi-cnn": {}, "cnn": {"conv_blocks": 3, "fc_blocks": 3},
                 "edge": {"filters": 32, "hidden": 32, "fc_blocks": 1, "dropout": 0.1,
-                         "dilations": (1, 2, 4, 8, 16, 32)}}
+                         "dilations": (1, 2, 4, 8, 16, 32), "smooth": 31}}
         if preset not in base:
             raise InputError(f"model preset must be one of {PRESETS}, got {preset!r}")
         return cls(preset=preset, n_channels=n_channels, n_muscles=n_muscles, **{**base[preset], **overrides})
@@ -78,7 +83,7 @@ class ModelConfig:
         """Envelope steps one output depends on: the receptive field (1 for the per-step models)."""
         if self.preset != "edge":
             return 1
-        return 1 + (self.kernel - 1) * sum(self.dilations)
+        return 1 + (self.kernel - 1) * sum(self.dilations) + self.smooth - 1
 
     @property
     def uses_time(self) -> bool:
@@ -200,13 +205,21 @@ class CausalTCN(Normalised):
             width = cfg.hidden
         head.append(nn.Conv1d(width, 1 + cfg.n_muscles, 1))
         self.head = nn.Sequential(*head)
+        taps = torch.hann_window(cfg.smooth + 2, periodic=False, dtype=torch.float32)[1:-1]
+        self.register_buffer("smoother", (taps / taps.sum()).view(1, 1, -1), persistent=False)
 
     def forward(self, envelopes: torch.Tensor) -> torch.Tensor:
         x = ((envelopes - self.env_mean) / self.env_std).transpose(1, 2)
         for i, conv in enumerate(self.convs):
             y = torch.relu(conv(x))
             x = y + x[..., x.shape[-1] - y.shape[-1]:] if i > 0 else y
-        return self.head(self.drop(x)).transpose(1, 2)
+        out = self.head(self.drop(x))
+        if self.config.smooth > 1:
+            n = out.shape[1] if self.config.smooth_all else 1
+            kernel = self.smoother.expand(n, 1, -1)
+            smoothed = torch.nn.functional.conv1d(out[:, :n], kernel, groups=n)
+            out = torch.cat([smoothed, out[:, n:, self.config.smooth - 1:]], dim=1)
+        return out.transpose(1, 2)
 
 
 def build_model(config: ModelConfig) -> Normalised:

@@ -20,7 +20,7 @@ from myoedge.train.export import ParityError, check_parity, export_bundle, onnx_
 from myoedge.train.fit import fit
 from myoedge.train.run import TrainConfig, TrainedModel
 
-SMALL_EDGE = {"dilations": (1, 2, 4), "filters": 16, "hidden": 16}
+SMALL_EDGE = {"dilations": (1, 2, 4), "filters": 16, "hidden": 16, "smooth": 5}
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -60,7 +60,7 @@ def test_edge_model_is_small_causal_and_sees_exactly_its_window():
     cfg = ModelConfig.for_preset("edge", n_channels=2, n_muscles=2)
     model = build_model(cfg).eval()
     w = cfg.window
-    assert w == 1 + 2 * sum(cfg.dilations) and not cfg.uses_time
+    assert w == 1 + 2 * sum(cfg.dilations) + cfg.smooth - 1 and cfg.smooth > 1 and not cfg.uses_time
     assert 2_000 <= n_parameters(model) <= 60_000
     x = torch.rand(3, w + 20, 2)
     out = model(x)
@@ -77,6 +77,28 @@ def test_edge_model_is_small_causal_and_sees_exactly_its_window():
     torch.testing.assert_close(model(y)[:, :-1], out[:, :-1], rtol=0, atol=0)
 
 
+def test_edge_smoother_is_a_causal_hann_average_of_theta_only():
+    torch.manual_seed(0)
+    cfg = ModelConfig.for_preset("edge", n_channels=2, n_muscles=2, dilations=(1, 2), smooth=5)
+    smoothed = build_model(cfg).eval()
+    raw = build_model(ModelConfig.for_preset("edge", n_channels=2, n_muscles=2, dilations=(1, 2), smooth=1))
+    raw.load_state_dict(smoothed.state_dict())  # the filter is fixed: no parameters, not in the state dict
+    raw.eval()
+    x = torch.rand(2, 40, 2)
+    a, b = smoothed(x), raw(x)
+    assert a.shape == (2, 40 - cfg.window + 1, 3) and b.shape[1] == a.shape[1] + 4
+    torch.testing.assert_close(a[..., 1:], b[:, 4:, 1:])  # forces: untouched, aligned on the last step
+    taps = torch.tensor([0.25, 0.75, 1.0, 0.75, 0.25])  # Hann of 7 points without its zero ends
+    expected = sum(taps[j] * b[:, j:j + a.shape[1], 0] for j in range(5)) / taps.sum()
+    torch.testing.assert_close(a[..., 0], expected)
+    all_cfg = ModelConfig.for_preset("edge", n_channels=2, n_muscles=2, dilations=(1, 2), smooth=5,
+                                     smooth_all=True)
+    both = build_model(all_cfg).eval()
+    both.load_state_dict(smoothed.state_dict())
+    torch.testing.assert_close(both(x)[..., 0], a[..., 0])
+    assert not torch.allclose(both(x)[..., 1:], a[..., 1:])
+
+
 def test_shared_dropout_keeps_one_mask_along_time():
     torch.manual_seed(0)
     per_step = SharedDropout(0.5, time_dim=0).train()
@@ -89,8 +111,10 @@ def test_shared_dropout_keeps_one_mask_along_time():
 
 
 def test_config_round_trip_and_validation():
-    cfg = ModelConfig.for_preset("edge", n_channels=3, n_muscles=4, dilations=(1, 2), filters=8)
-    assert ModelConfig.from_dict(cfg.to_dict()) == cfg and cfg.window == 7
+    cfg = ModelConfig.for_preset("edge", n_channels=3, n_muscles=4, dilations=(1, 2), filters=8, smooth=3)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg and cfg.window == 9
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("smooth", "smooth_all")}
+    assert ModelConfig.from_dict(old).smooth == 1  # run folders from before the smoother load unsmoothed
     with pytest.raises(InputError, match="preset must be one of"):
         ModelConfig.for_preset("lstm", n_channels=1, n_muscles=1)
     with pytest.raises(InputError, match="dropout"):
