@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-import importlib
+from myoedge.ground.lazy import lazy_exports
 
 # Loaded on first use (PEP 562): the recording loaders pull in SciPy, which the CLI's verb table and
 # the edge runtime's profile checks do not need.
@@ -22,8 +22,4 @@ _HOMES = {
 }
 __all__ = sorted(_HOMES)
 
-
-def __getattr__(name: str):
-    if name in _HOMES:
-        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _HOMES)

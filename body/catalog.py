@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from myoedge.body.model import JointModel, Muscle, Segment
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 BODY_MASS = 75.0  # kg
 HEIGHT = 1.75  # m

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from myoedge.body.catalog import JOINTS
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 
 def register(sub) -> None:
-    from myoedge.cli import add_verb
+    from myoedge.ground.verbs import add_verb
 
     p = add_verb(sub, "simulate", _simulate, help="simulate synthetic subjects and write their recordings",
                  description="Forward-simulate synthetic subjects (Hill muscles tracking walking-like knee "
@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 def _simulate(args) -> dict:
     from myoedge.body.subjects import write_dataset
-    from myoedge.progress import Progress
+    from myoedge.ground.progress import Progress
 
     if args.subjects < 1 or args.sessions < 1:
         raise InputError("--subjects and --sessions must be at least 1")

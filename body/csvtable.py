@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from myoedge.errors import FormatError, InputError
-from myoedge.fileio import atomic_write_text
+from myoedge.ground.errors import FormatError, InputError
+from myoedge.ground.fileio import atomic_write_text
 
 #: printf format for every number we write: 12 significant digits keep float64 data to ~1e-12
 #: relative, and times up to 999 s to the nanosecond, at two thirds of the size of full precision.

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import numpy as np
 
 from myoedge.body import dynamics
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 ACTIONS = ("flexor", "extensor")
 

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from myoedge.body.csvtable import TIME, Table, format_rows, parse_table, read_text_lines, stack_columns
-from myoedge.errors import FormatError, InputError
-from myoedge.fileio import atomic_write_text
+from myoedge.ground.errors import FormatError, InputError
+from myoedge.ground.fileio import atomic_write_text
 
 STORAGE_SUFFIXES = (".sto", ".mot")
 KNOWN_VERSIONS = (1, 2, 3)

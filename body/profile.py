@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from myoedge.body.model import JointModel
-from myoedge.errors import FormatError, InputError
-from myoedge.fileio import atomic_write_text
+from myoedge.ground.errors import FormatError, InputError
+from myoedge.ground.fileio import atomic_write_text
 
 PROFILE_FORMAT = "myoedge-profile"
 PROFILE_VERSION = 1

@@ -44,8 +44,8 @@ from myoedge.body.recording_spec import (
     _parse_spec,
     _Spec,
 )
-from myoedge.errors import FormatError, InputError
-from myoedge.fileio import atomic_directory, atomic_write_text
+from myoedge.ground.errors import FormatError, InputError
+from myoedge.ground.fileio import atomic_directory, atomic_write_text
 
 __all__ = [
     "COLUMN_KEYS", "FILE_ROLES", "FORMAT", "JSON_NAME", "RESERVED_KEYS", "TRUTH_PREFIXES", "UNITS", "VERSION",

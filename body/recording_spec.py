@@ -4,7 +4,7 @@ Kept apart from :mod:`myoedge.body.recording` because it answers a different que
 trial" but "is this hand-written JSON what a recording folder promises". That is the part labs get
 wrong (a unit spelled ``uv`` for ``uV``, a muscle name with a stray space, a muscle the ``columns``
 table names but ``muscles`` does not), so every key is checked here, before any data file is opened,
-and each error is a :class:`~myoedge.errors.FormatError` that points at the line of the offending key.
+and each error is a :class:`~myoedge.ground.errors.FormatError` that points at the line of the offending key.
 The schema itself is documented in docs/data-format.md; this module is its executable form.
 
 It reads nothing but the JSON: which file holds what, in which units and under which column names.
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from myoedge.body.csvtable import TIME, Table, read_text_lines
 from myoedge.body.opensim import STORAGE_SUFFIXES, storage_in_degrees
-from myoedge.errors import FormatError, InputError
+from myoedge.ground.errors import FormatError, InputError
 
 if TYPE_CHECKING:
     from myoedge.body.recording import RecordingMeta

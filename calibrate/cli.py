@@ -10,11 +10,11 @@ import argparse
 import math
 from pathlib import Path
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 
 def register(sub) -> None:
-    from myoedge.cli import add_verb
+    from myoedge.ground.verbs import add_verb
 
     p = add_verb(sub, "calibrate", _no_subverb, help="calibrate a subject: MVC session, moment-arm re-fit",
                  description="Per-subject calibration: measure each muscle's maximum voluntary contraction "

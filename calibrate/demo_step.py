@@ -27,8 +27,8 @@ def run_calibration_step(data_dir: str | Path, profile_path: str | Path, *, join
     from myoedge.calibrate.mvc_session import run_mvc_session
     from myoedge.calibrate.profile_update import new_profile, with_moment_arms
     from myoedge.calibrate.refit import calibrate_moment_arms
-    from myoedge.edge.ampsim import AmplifierSimulator
-    from myoedge.edge.ampsim_signals import mvc_protocol_signal
+    from myoedge.edge.sim.ampsim import AmplifierSimulator
+    from myoedge.edge.sim.ampsim_signals import mvc_protocol_signal
 
     subject = make_subject(joint, subject_index, seed=seed)
     truth = true_profile(subject)

@@ -2,7 +2,7 @@
 
 The chain is the forward half of the body model, driven by the recorded EMG:
 
-1. the edge's fixed-point envelope (:func:`myoedge.edge.envelope.envelope_from_volts`, bit-exact with
+1. the edge's fixed-point envelope (:func:`myoedge.edge.dsp.envelope.envelope_from_volts`, bit-exact with
    the device) divided by the profile's MVC: the normalised envelope, ≈ the neural excitation u;
 2. the envelope's 6 Hz low-pass delays it by its group delay at low frequency (≈ 37 ms); calibration is
    offline, so the envelope is advanced by that delay rather than left to bias the fit;
@@ -27,14 +27,14 @@ from scipy import signal
 from myoedge.body.model import JointModel
 from myoedge.body.muscle import MIN_ACTIVATION, TAU_ACT, TAU_DEACT, MuscleSet
 from myoedge.body.recording import Recording
-from myoedge.edge.envelope import (
+from myoedge.edge.dsp.envelope import (
     OFFLINE_INPUT_BITS,
     OFFLINE_VOLTS_PER_COUNT,
     EnvelopeConfig,
     design_envelope,
     envelope_from_volts,
 )
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 
 def envelope_config(emg_fs: float) -> EnvelopeConfig:

@@ -40,7 +40,7 @@ from numpy.polynomial import legendre as leg
 from scipy.optimize import minimize
 
 from myoedge.body.model import JointModel
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 VIF_WARNING = 10.0  # variance inflation above this: the muscle's torque is nearly a mix of the others'
 DATA_SHARE_WARNING = 0.5  # below this the curve is mostly the prior

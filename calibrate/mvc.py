@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,8 +5,9 @@
 Each session is the real path a clinician's session takes: ``myoedge amp-sim --protocol mvc`` (TCP,
 20 samples per frame, as fast as the reader takes them) → reader → parser → fixed-point envelope →
 :func:`myoedge.calibrate.mvc_session.run_mvc_session` with ``auto``. The truth is the level the
-device's envelope settles at during a full contraction (:func:`myoedge.edge.ampsim_signals.device_mvc_volts`);
-the body model's ideal-band value (``mvc_envelope``) is reported beside it. Subjects: knee 1–3, wrist
+device's envelope settles at during a full contraction
+(:func:`myoedge.edge.sim.ampsim_signals.device_mvc_volts`); the body model's ideal-band value
+(``mvc_envelope``) is reported beside it. Subjects: knee 1–3, wrist
 1–2, elbow 1–2, each with ``--seeds`` seeds (different electrodes, gains and noise).
 """
 
@@ -27,8 +28,8 @@ def session_errors(joint: str, subject: int, seed: int, *, hold_s: float, repeti
     from myoedge.body.subjects import make_subject, session_gains
     from myoedge.calibrate.mvc import MvcConfig
     from myoedge.calibrate.mvc_session import run_mvc_session
-    from myoedge.edge.ampsim import AmplifierSimulator
-    from myoedge.edge.ampsim_signals import mvc_protocol_signal
+    from myoedge.edge.sim.ampsim import AmplifierSimulator
+    from myoedge.edge.sim.ampsim_signals import mvc_protocol_signal
 
     protocol = mvc_protocol_signal(joint=joint, subject=subject, seed=seed, contraction_s=hold_s,
                                    repetitions=repetitions)

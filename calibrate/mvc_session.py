@@ -1,6 +1,6 @@
 """The MVC session front-end: the real edge reader, parser and fixed-point envelope, and the wearer.
 
-``run_mvc_session`` opens the port by URL (:class:`myoedge.edge.transport.SerialTransport`: a serial
+``run_mvc_session`` opens the port by URL (:class:`myoedge.edge.wire.transport.SerialTransport`: a serial
 device, ``socket://``, or the pty of ``myoedge amp-sim``), reads frames on the edge's reader thread,
 waits for the device-info frame (sample rate, volts per count, channel labels) and runs the envelope
 the runtime runs. Two modes:
@@ -33,10 +33,10 @@ from myoedge.calibrate.mvc_stream import (
     guided_repetition,
     stream_envelope_config,
 )
-from myoedge.edge.protocol import LABEL_BYTES, DeviceInfo, Frame
-from myoedge.edge.reader import Reader
-from myoedge.edge.transport import SerialTransport, Transport
-from myoedge.errors import InputError
+from myoedge.edge.wire.protocol import LABEL_BYTES, DeviceInfo, Frame
+from myoedge.edge.wire.reader import Reader
+from myoedge.edge.wire.transport import SerialTransport, Transport
+from myoedge.ground.errors import InputError
 
 Say = Callable[[str], None]
 
@@ -152,7 +152,7 @@ def run_mvc_session(url: str, *, muscles: Sequence[str] | None = None, config: M
 
     ``actions`` maps muscle → the movement to prompt (e.g. "knee flexion"); ``timeout_s`` bounds a
     scripted session; ``stall_s`` is how long without data counts as an unplugged port. ``transport``
-    replaces the ``SerialTransport`` opened on ``url`` (any :class:`myoedge.edge.transport.Transport`).
+    replaces the ``SerialTransport`` opened on ``url`` (any :class:`myoedge.edge.wire.transport.Transport`).
     """
     config = config or MvcConfig()
     sink = _FrameSink()

@@ -1,6 +1,6 @@
 """From the amplifier's counts to MVC repetitions: the envelope stream and the two ways to cut it.
 
-``EnvelopeStream`` runs the edge's fixed-point envelope (:class:`myoedge.edge.envelope.EnvelopeFilter`,
+``EnvelopeStream`` runs the edge's fixed-point envelope (:class:`myoedge.edge.dsp.envelope.EnvelopeFilter`,
 the very code the runtime normalises with, so the MVC is measured on the numbers it will divide) and
 keeps, per envelope sample, what the rejection checks need from the raw counts: samples at the ADC
 limit, the sums for the raw RMS, and frames the parser reported lost. Everything is indexed by envelope
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from myoedge.calibrate.mvc import MvcConfig, RepetitionData
-from myoedge.edge.envelope import EnvelopeConfig, EnvelopeFilter
-from myoedge.errors import InputError
+from myoedge.edge.dsp.envelope import EnvelopeConfig, EnvelopeFilter
+from myoedge.ground.errors import InputError
 
 REST_PERCENTILE = 10.0
 BURST_END_S = 0.5  # a burst is over after this long below onset

@@ -15,7 +15,7 @@ from myoedge.body.catalog import generic_model
 from myoedge.body.profile import SubjectProfile
 from myoedge.calibrate.mvc_session import MvcResult
 from myoedge.calibrate.refit import MomentArmCalibration
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 
 def now_iso() -> str:

@@ -25,7 +25,7 @@ from myoedge.calibrate.forces import envelope_config, estimate_forces, lowpass_d
 from myoedge.calibrate.moment_arms import FitConfig, MomentArmFit, fit_moment_arms
 from myoedge.calibrate.segment_fit import SegmentFit, fit_segment
 from myoedge.calibrate.trials import FitTrial, movement_cycles, prepare_trials, recorded_forces
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 FORCE_SOURCES = ("auto", "recording", "emg")
 SETTLE_S = 0.5  # envelope start-up left out of EMG-driven fits

@@ -27,7 +27,7 @@ from scipy.optimize import lsq_linear
 from myoedge.body.dynamics import GRAVITY, passive_torque
 from myoedge.body.model import Segment
 from myoedge.calibrate.moment_arms import integrated_autocorrelation
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 TERMS = ("inertia", "damping", "gravity_sin", "gravity_cos", "stiffness")
 

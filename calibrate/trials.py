@@ -21,7 +21,7 @@ from scipy.signal import savgol_filter
 
 from myoedge.body.model import JointModel, Segment
 from myoedge.body.recording import Recording
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 TORQUE_SOURCES = ("auto", "recording", "dynamics")
 

@@ -1,7 +1,7 @@
 """The engine cache, build side: the key a bundle's engine gets on this GPU, where it lives, how it is stored.
 
 What an engine key is, the sidecar ``<engine>.json`` that vouches for an engine, and the checks that
-refuse a stale, foreign or tampered engine live in :mod:`myoedge.edge.backends.engine_cache`, because the
+refuse a stale, foreign or tampered engine live in :mod:`myoedge.edge.model.engine_cache`, because the
 edge runtime must run the same checks before it loads an engine and ``edge`` may not import ``deploy``
 (design §2). They are re-exported here so ``myoedge.deploy.cache`` remains the one place the builder (and
 its callers) import from.
@@ -22,7 +22,8 @@ import os
 from pathlib import Path
 
 import myoedge
-from myoedge.edge.backends.engine_cache import (
+from myoedge.edge.model.bundle import Bundle
+from myoedge.edge.model.engine_cache import (
     ENGINE_FILE,
     SIDECAR_FORMAT,
     SIDECAR_VERSION,
@@ -36,8 +37,7 @@ from myoedge.edge.backends.engine_cache import (
     sha256_file,
     sidecar_path,
 )
-from myoedge.edge.bundle import Bundle
-from myoedge.fileio import atomic_write_bytes, atomic_write_text
+from myoedge.ground.fileio import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "ENGINE_FILE", "SIDECAR_FORMAT", "SIDECAR_VERSION", "CacheCheck", "EngineKey", "GpuTarget", "StaleEngine",

@@ -6,12 +6,12 @@ TensorRT and ``export-firmware`` never needs it.
 
 from __future__ import annotations
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 
 def register(sub) -> None:
-    from myoedge.cli import add_verb
     from myoedge.deploy.precision import PRECISIONS, RELATIVE_TOLERANCE
+    from myoedge.ground.verbs import add_verb
 
     tolerances = ", ".join(f"{p} {RELATIVE_TOLERANCE[p]:g}" for p in PRECISIONS)
     p = add_verb(sub, "build-engine", _build_engine, help="build and verify a TensorRT engine for a bundle",
@@ -68,7 +68,7 @@ def _export_firmware(args) -> dict:
     if (args.bundle is None) == (args.envelope is None):
         raise InputError("give either a BUNDLE or --envelope CONFIG.json (exactly one)")
     if args.bundle is not None:
-        from myoedge.edge.bundle import load_bundle
+        from myoedge.edge.model.bundle import load_bundle
 
         bundle = load_bundle(args.bundle)
         design = design_from_bundle(bundle)

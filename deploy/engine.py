@@ -36,10 +36,10 @@ from myoedge.deploy.cache import (
     store_engine,
 )
 from myoedge.deploy.precision import BuildPlan, DeviationReport, build_plan, check_precision, compare_outputs
-from myoedge.edge.backends import OnnxCpuPredictor, Predictor, TensorRTPredictor
-from myoedge.edge.backends.tensorrt import import_tensorrt
-from myoedge.edge.bundle import Bundle, load_bundle
-from myoedge.errors import InputError
+from myoedge.edge.model import OnnxCpuPredictor, Predictor, TensorRTPredictor
+from myoedge.edge.model.bundle import Bundle, load_bundle
+from myoedge.edge.model.tensorrt import import_tensorrt
+from myoedge.ground.errors import InputError
 
 __all__ = ["DEFAULT_WORKSPACE_MIB", "EngineBuild", "build_engine", "build_serialized_engine", "detect_target",
            "run_vectors", "verify_engine"]

@@ -11,7 +11,7 @@
   carry), and ADC counts with the Q31 output the host's envelope code computes for them after the band
   stage and after the whole chain.
 
-The test vectors come from the very code the host runs (:class:`myoedge.edge.envelope.EnvelopeFilter`,
+The test vectors come from the very code the host runs (:class:`myoedge.edge.dsp.envelope.EnvelopeFilter`,
 the protocol encoders), so a firmware unit test that reproduces them bit for bit proves that the device
 and host compute the same numbers. Output is deterministic for a given source, length and seed.
 """
@@ -26,12 +26,12 @@ import numpy as np
 
 from myoedge.deploy.c_source import c_array, c_comment, c_header, c_int, c_string
 from myoedge.deploy.firmware_frame import FRAME_HEADER_FILE, frame_header_text
-from myoedge.edge.biquad_q31 import BiquadCascadeQ31
-from myoedge.edge.bundle import Bundle
-from myoedge.edge.envelope import EnvelopeConfig, EnvelopeDesign, EnvelopeFilter, design_envelope
-from myoedge.edge.protocol import DeviceInfo, Frame, FrameType, encode_device_info, encode_frame
-from myoedge.errors import FormatError, InputError
-from myoedge.fileio import atomic_write_text
+from myoedge.edge.dsp.biquad_q31 import BiquadCascadeQ31
+from myoedge.edge.dsp.envelope import EnvelopeConfig, EnvelopeDesign, EnvelopeFilter, design_envelope
+from myoedge.edge.model.bundle import Bundle
+from myoedge.edge.wire.protocol import DeviceInfo, Frame, FrameType, encode_device_info, encode_frame
+from myoedge.ground.errors import FormatError, InputError
+from myoedge.ground.fileio import atomic_write_text
 
 __all__ = ["ENVELOPE_HEADER_FILE", "VECTORS_HEADER_FILE", "design_from_bundle", "design_from_config_file",
            "envelope_header_text", "envelope_vectors", "example_frames", "export_firmware",
@@ -116,7 +116,7 @@ def envelope_header_text(design: EnvelopeDesign, *, source: str) -> str:
                 size="5 * MYOEDGE_ENV_LOWPASS_NUM_STAGES"),
     ])
     return c_header(ENVELOPE_HEADER_FILE, summary="the EMG envelope filter for CMSIS-DSP (Q31)",
-                    sources=f"myoedge.edge.envelope, {source}", body=body, includes=("<stdint.h>",))
+                    sources=f"myoedge.edge.dsp.envelope, {source}", body=body, includes=("<stdint.h>",))
 
 
 def envelope_vectors(design: EnvelopeDesign, *, n_samples: int, seed: int) -> dict[str, np.ndarray]:

@@ -1,8 +1,8 @@
 """``myoedge_frame.h``: the serial frame format and its CRC for amplifier firmware, generated from Python.
 
 Everything comes from the one definition the host uses — the field tables ``HEADER_FIELDS`` and
-``INFO_FIELDS`` of :mod:`myoedge.edge.protocol` and the CRC parameters and table of
-:mod:`myoedge.edge.crc` — so changing the protocol and regenerating changes the firmware's view with it.
+``INFO_FIELDS`` of :mod:`myoedge.edge.wire.protocol` and the CRC parameters and table of
+:mod:`myoedge.edge.wire.crc` — so changing the protocol and regenerating changes the firmware's view with it.
 
 The header struct is laid out field by field from ``HEADER_FIELDS``. When every field sits at a
 multiple of its own size (true of the version-1 layout) the plain struct has exactly the wire layout on
@@ -16,7 +16,7 @@ linear in the channel count instead of a struct.
 from __future__ import annotations
 
 from myoedge.deploy.c_source import STATIC_ASSERT, c_array, c_header, c_int
-from myoedge.edge.crc import (
+from myoedge.edge.wire.crc import (
     CRC_CHECK,
     CRC_INIT,
     CRC_POLY,
@@ -25,7 +25,7 @@ from myoedge.edge.crc import (
     CRC_XOROUT,
     crc32_table,
 )
-from myoedge.edge.protocol import (
+from myoedge.edge.wire.protocol import (
     HEADER_FIELDS,
     HEADER_SIZE,
     INFO_FIELDS,
@@ -186,7 +186,8 @@ def frame_header_text() -> str:
         "#error \"myoedge_frame.h: wire fields are little-endian; this target is big-endian\"\n#endif\n",
         STATIC_ASSERT, _constants(), _payload_macros(), _struct(), _crc()])
     return c_header(FRAME_HEADER_FILE, summary="the myoedge serial frame format and its CRC-32",
-                    sources="myoedge.edge.protocol (HEADER_FIELDS, INFO_FIELDS) and myoedge.edge.crc",
+                    sources="myoedge.edge.wire.protocol (HEADER_FIELDS, INFO_FIELDS) and "
+                            "myoedge.edge.wire.crc",
                     body="/* Frame = header | payload (L bytes) | CRC-32 of header and payload (4 bytes, "
                          "little-endian).\n   All multi-byte fields are little-endian. */\n\n" + body,
                     includes=("<stddef.h>", "<stdint.h>"))

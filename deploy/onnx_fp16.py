@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 __all__ = ["FP16_MAX", "convert_to_fp16"]
 

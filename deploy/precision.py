@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from myoedge.edge.backends.engine_cache import PRECISIONS, check_precision
-from myoedge.errors import InputError
+from myoedge.edge.model.engine_cache import PRECISIONS, check_precision
+from myoedge.ground.errors import InputError
 
 __all__ = [
     "PRECISIONS", "RELATIVE_TOLERANCE", "BuildPlan", "DeviationReport", "OutputDeviation", "build_plan",

@@ -1,7 +1,8 @@
 """``myoedge <verb>``: one command line in front of every layer.
 
-Each layer registers its own verbs (``register(subparsers)`` in its ``cli`` module) and imports its
-heavy dependencies only inside the handlers, so ``myoedge run`` on a Jetson never loads torch.
+Each layer registers its own verbs (``register(subparsers)`` in the module that ``VERBS`` names, with
+``myoedge.ground.verbs.add_verb``) and imports its heavy dependencies only inside the handlers, so
+``myoedge run`` on a Jetson never loads torch.
 Conventions for every verb: ``--help``; ``--json`` prints one JSON object as the last line of stdout;
 exit status 0 on success, 2 on bad input (one-line reason on stderr), 1 on internal failure.
 """
@@ -14,28 +15,29 @@ import json
 import logging
 import sys
 import traceback
-from collections.abc import Callable
 
 from myoedge import __version__
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
-VERB_MODULES = (
-    "myoedge.body.cli",
-    "myoedge.edge.cli",
-    "myoedge.calibrate.cli",
-    "myoedge.train.cli",
-    "myoedge.deploy.cli",
-    "myoedge.demo",
-)
+# Every verb, with the module that registers it: a static table, so a module that fails to import is an
+# error naming it, never a verb that silently disappears.
+VERBS = {
+    "simulate": "myoedge.body.cli",
+    "amp-sim": "myoedge.edge.sim.ampsim_cli",
+    "run": "myoedge.edge.loop.run_cli",
+    "bench": "myoedge.edge.sim.bench_cli",
+    "calibrate": "myoedge.calibrate.cli",
+    "train": "myoedge.train.cli",
+    "export": "myoedge.train.cli",
+    "evaluate": "myoedge.train.evaluate_cli",
+    "build-engine": "myoedge.deploy.cli",
+    "export-firmware": "myoedge.deploy.cli",
+    "demo": "myoedge.demo",
+}
 
 
-def add_verb(sub, name: str, handler: Callable[[argparse.Namespace], dict | None], *, help: str,
-             description: str | None = None) -> argparse.ArgumentParser:
-    """Add a verb whose ``handler(args)`` returns the summary that ``--json`` prints."""
-    p = sub.add_parser(name, help=help, description=description or help)
-    p.add_argument("--json", action="store_true", help="print one JSON summary object as the last line")
-    p.set_defaults(handler=handler, verb=name)
-    return p
+class VerbTableError(RuntimeError):
+    """A verb module is missing or does not register the verbs the table says it does."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,19 +48,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"myoedge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for name in VERB_MODULES:
+    for module_name in dict.fromkeys(VERBS.values()):
         try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("myoedge"):
-                continue  # that layer has no verbs yet
-            raise
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise VerbTableError(f"cannot load the verbs of {module_name}: {e}") from e
         module.register(sub)
+    missing = sorted(set(VERBS) - set(sub.choices))
+    extra = sorted(set(sub.choices) - set(VERBS))
+    if missing or extra:
+        raise VerbTableError(f"verb table out of step with the modules: missing {missing}, unlisted {extra}")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except VerbTableError as e:
+        print(f"myoedge: {e}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -17,7 +17,7 @@ import numpy as np
 
 
 def register(sub) -> None:
-    from myoedge.cli import add_verb
+    from myoedge.ground.verbs import add_verb
 
     p = add_verb(sub, "demo", run_demo, help="run the main job end to end on a built-in synthetic subject")
     p.add_argument("--out", default="runs/demo", help="working folder (default runs/demo)")
@@ -105,12 +105,12 @@ LIVE_SECONDS = 5.0
 def _run_edge_loop(out: Path, bundle_path: Path, profile) -> dict:
     """Stage 6: the fastest trial's raw EMG → amplifier simulator → pty → reader → envelope → model."""
     from myoedge.body.recording import find_recordings, load_recording
-    from myoedge.edge.ampsim import AmplifierSimulator
-    from myoedge.edge.ampsim_signals import recording_signal
-    from myoedge.edge.bundle import load_bundle
-    from myoedge.edge.publish import CallbackPublisher
-    from myoedge.edge.runtime import Runtime
-    from myoedge.edge.transport import SerialTransport
+    from myoedge.edge.loop.publish import CallbackPublisher
+    from myoedge.edge.loop.runtime import Runtime
+    from myoedge.edge.model.bundle import load_bundle
+    from myoedge.edge.sim.ampsim import AmplifierSimulator
+    from myoedge.edge.sim.ampsim_signals import recording_signal
+    from myoedge.edge.wire.transport import SerialTransport
 
     trial = [p for p in find_recordings(out / "data") if p.name.endswith("_fast")][0]
     rec = load_recording(trial)

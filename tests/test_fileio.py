@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from myoedge.fileio import atomic_directory, atomic_write_text
+from myoedge.ground.fileio import atomic_directory, atomic_write_text
 
 
 def test_atomic_write_replaces_and_keeps_previous(tmp_path):

@@ -43,12 +43,65 @@ def test_imports_point_down_only(layer):
     assert not bad, f"{layer} imports layers above it: {bad}"
 
 
+# edge room -> rooms it may import; the rooms follow the data (wire -> dsp -> model -> loop), sim drives them
+EDGE_ROOMS = {
+    "wire": set(),
+    "dsp": set(),
+    "model": {"dsp"},
+    "loop": {"wire", "dsp", "model"},
+    "sim": {"wire", "dsp", "model", "loop"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return {n for n in names if n.split(".")[0] == "myoedge"}
+
+
+@pytest.mark.parametrize("room", sorted(EDGE_ROOMS))
+def test_edge_rooms_import_downward_only(room):
+    bad = {}
+    for path in sorted((ROOT / "edge" / room).rglob("*.py")):
+        rooms = {m.split(".")[2] for m in imported_modules(path) if m.startswith("myoedge.edge.")}
+        extra = rooms - EDGE_ROOMS[room] - {room}
+        if extra:
+            bad[str(path.relative_to(ROOT))] = sorted(extra)
+    assert not bad, f"edge/{room} imports rooms after it: {bad}"
+
+
+def test_edge_top_level_is_only_the_rooms_and_the_stable_names():
+    top = sorted(p.name for p in (ROOT / "edge").glob("*.py"))
+    assert top == ["__init__.py", "envelope.py", "protocol.py"]
+    assert sorted(p.name for p in (ROOT / "edge").iterdir() if p.is_dir() and p.name != "__pycache__") == \
+        sorted(EDGE_ROOMS)
+
+
+def test_the_root_package_ground_imports_no_layer_and_no_layer_imports_the_hub():
+    bad = {}
+    for path in sorted((ROOT / "myoedge" / "ground").rglob("*.py")):
+        up = {m for m in imported_modules(path) if not m.startswith("myoedge.ground")}
+        if up:
+            bad[str(path.relative_to(ROOT))] = sorted(up)
+    for layer in ALLOWED:
+        for path in sorted((ROOT / layer).rglob("*.py")):
+            hub = {m for m in imported_modules(path) if m in ("myoedge.cli", "myoedge.demo")}
+            if hub:
+                bad[str(path.relative_to(ROOT))] = sorted(hub)
+    assert not bad, f"imports of the CLI hub or from ground upward: {bad}"
+
+
 def test_the_device_side_never_loads_torch():
     code = (
         "import sys\n"
         "from myoedge.cli import build_parser\n"
         "build_parser()\n"
-        "import myoedge.body.subjects, myoedge.edge.runtime, myoedge.edge.bench, myoedge.calibrate.cli\n"
+        "import myoedge.body.subjects, myoedge.edge.loop.runtime, myoedge.edge.sim.bench\n"
+        "import myoedge.calibrate.cli\n"
         "import myoedge.deploy.cli\n"
         "heavy = [m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules]\n"
         "assert not heavy, heavy\n"

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import linalg
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 DEFAULT_LAGS_S = (0.0,)
 VALIDATION_FRACTION = 0.2

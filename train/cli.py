@@ -6,16 +6,15 @@ torch is imported inside the handlers only, so ``myoedge --help`` and the edge v
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
-    from myoedge.cli import add_verb
+    from myoedge.ground.verbs import add_verb
 
     p = add_verb(sub, "train", _train, help="train a model (edge, pi-cnn or cnn) on recordings",
                  description="Load recordings through the edge envelope code, hold out a contiguous part of "
@@ -38,6 +37,9 @@ def register(sub) -> None:
     p.add_argument("--w-force", type=float, help="weight of L_F (default 1)")
     p.add_argument("--w-theta", type=float, help="weight of L_theta (default 1)")
     p.add_argument("--w-physics", type=float, help="weight of L_P (default 0.1; 0 for cnn)")
+    p.add_argument("--smooth", type=int, metavar="N",
+                   help="edge: θ is a causal Hann average of the network's last N outputs, which it learns "
+                        "to lead (default 31; 1: none; the window grows by N - 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads while training (default 1: the networks are small, and a second "
@@ -54,17 +56,10 @@ def register(sub) -> None:
     p.add_argument("--name", help="bundle name (default <joint>-<preset>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
 
-    try:  # the evaluation verb is registered beside these when its module is present
-        evaluate = importlib.import_module("myoedge.train.evaluate_cli")
-    except ModuleNotFoundError as e:
-        if e.name != "myoedge.train.evaluate_cli":
-            raise
-    else:
-        evaluate.register(sub)
 
 
 def _train(args: argparse.Namespace) -> dict:
-    from myoedge.progress import Progress
+    from myoedge.ground.progress import Progress
     from myoedge.train.data import discover_profiles, load_sequences, split_intra_session
     from myoedge.train.fit import fit
     from myoedge.train.run import TrainConfig
@@ -76,6 +71,10 @@ def _train(args: argparse.Namespace) -> dict:
     given = {"iterations": args.iterations, "lr": args.lr, "w_force": args.w_force, "w_theta": args.w_theta,
              "w_physics": args.w_physics}
     overrides = {k: v for k, v in given.items() if v is not None}
+    if args.smooth is not None:
+        if args.preset != "edge":
+            raise InputError("--smooth applies to the edge preset only")
+        overrides["model"] = {"smooth": args.smooth}
     config = TrainConfig.for_preset(args.preset, **overrides)
     profiles = discover_profiles(args.profiles) if args.profiles else None
     seqs = load_sequences(args.data, rate_hz=args.rate, profiles=profiles)

@@ -1,6 +1,6 @@
 """Training data: recordings -> the device's envelopes and the targets at the model rate, and the splits.
 
-Each recording's raw EMG goes through :func:`myoedge.edge.envelope.envelope_from_volts`, the same
+Each recording's raw EMG goes through :func:`myoedge.edge.dsp.envelope.envelope_from_volts`, the same
 fixed-point chain the device runs, so the network trains on the numbers it will see. Envelope sample j
 is taken at EMG sample ``(k − 1) + j·k`` (k = EMG rate / model rate) and uses only EMG up to that
 instant; the motion targets (θ, forces, moment arms, torque) are PCHIP-interpolated from the motion
@@ -32,13 +32,13 @@ from myoedge.body.catalog import JOINTS, generic_model
 from myoedge.body.model import JointModel
 from myoedge.body.profile import SubjectProfile
 from myoedge.body.recording import Recording, find_recordings, load_recording
-from myoedge.edge.envelope import (
+from myoedge.edge.dsp.envelope import (
     OFFLINE_INPUT_BITS,
     OFFLINE_VOLTS_PER_COUNT,
     EnvelopeConfig,
     envelope_from_volts,
 )
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 log = logging.getLogger(__name__)
 

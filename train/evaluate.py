@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from myoedge.errors import InputError
-from myoedge.fileio import atomic_write_bytes
+from myoedge.ground.errors import InputError
+from myoedge.ground.fileio import atomic_write_bytes
 from myoedge.train import stats
 from myoedge.train.methods import DEFAULT_METHODS, get_method, parse_methods
 from myoedge.train.metrics import output_names, residual_rms, score_outputs
@@ -235,7 +235,7 @@ def evaluate(seqs, config: EvaluationConfig | None = None, *, show_progress: boo
     fit is deterministic per seed. Protocols run one after another, so each one's wall time is its own
     (for a protocol resumed from ``cache``, the cached fits add their own fit time ÷ ``jobs``).
     """
-    from myoedge.progress import Progress
+    from myoedge.ground.progress import Progress
 
     config = config or EvaluationConfig()
     seqs = list(seqs)

@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 
 def _names(text: str) -> list[str]:
@@ -30,7 +30,7 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 
 
 def register(sub) -> None:
-    from myoedge.cli import add_verb
+    from myoedge.ground.verbs import add_verb
     from myoedge.train.evaluate import PROTOCOLS, SIZE_FRACTIONS
     from myoedge.train.methods import DEFAULT_METHODS, METHODS
 
@@ -71,7 +71,7 @@ def register(sub) -> None:
 def run_evaluate(args) -> dict:
     from pathlib import Path
 
-    from myoedge.fileio import atomic_directory
+    from myoedge.ground.fileio import atomic_directory
     from myoedge.train.data import load_sequences
     from myoedge.train.evaluate import EvaluationConfig, FitCache, evaluate
     from myoedge.train.report import finite_or_none, write_report

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from myoedge.edge.bundle import INPUT_NAME, write_bundle
-from myoedge.edge.envelope import design_envelope
-from myoedge.errors import InputError
+from myoedge.edge.dsp.envelope import design_envelope
+from myoedge.edge.model.bundle import INPUT_NAME, write_bundle
+from myoedge.ground.errors import InputError
 from myoedge.train.run import TrainedModel
 
 OPSET = 17

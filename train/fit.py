@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 from myoedge.train.data import Sequence
 from myoedge.train.models import ModelConfig, Normalised, build_model, n_parameters
 from myoedge.train.physics import physics_residual, sequence_residual

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 QUICK_ITERATIONS = {"pi-cnn": 15, "cnn": 15, "edge": 20}
 

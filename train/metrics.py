@@ -22,7 +22,7 @@ from collections.abc import Sequence as Seq
 
 import numpy as np
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 THETA = "theta"
 

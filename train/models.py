@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 PRESETS = ("pi-cnn", "cnn", "edge")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from myoedge.body import dynamics
 from myoedge.body.model import JointModel
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 MODES = ("eom", "id")
 

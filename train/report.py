@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from myoedge.errors import InputError
-from myoedge.fileio import atomic_write_text
+from myoedge.ground.errors import InputError
+from myoedge.ground.fileio import atomic_write_text
 from myoedge.train.methods import METHODS, label
 from myoedge.train.metrics import output_symbol, output_unit
 from myoedge.train.stats import significance_mark

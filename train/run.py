@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from myoedge.edge.envelope import EnvelopeConfig
-from myoedge.errors import InputError
-from myoedge.fileio import atomic_directory
+from myoedge.edge.dsp.envelope import EnvelopeConfig
+from myoedge.ground.errors import InputError
+from myoedge.ground.fileio import atomic_directory
 from myoedge.train.data import Sequence
 from myoedge.train.models import PRESETS, ModelConfig, Normalised, build_model
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 
 @dataclass(frozen=True)

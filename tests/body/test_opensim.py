@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from myoedge.body.opensim import read_storage, storage_in_degrees, write_storage
-from myoedge.errors import FormatError, InputError
+from myoedge.ground.errors import FormatError, InputError
 
 UNITS_NOTE = ("\nUnits are S.I. units (second, meters, Newtons, ...)\n"
               "If the header above contains a line with 'inDegrees', this indicates whether rotational "

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from myoedge.body import SubjectProfile, generic_model
-from myoedge.errors import FormatError, InputError
+from myoedge.ground.errors import FormatError, InputError
 
 
 def make_profile(joint="wrist"):

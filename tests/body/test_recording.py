@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from myoedge.body.recording import Recording, RecordingMeta, find_recordings, load_recording, save_recording
-from myoedge.errors import FormatError, InputError
+from myoedge.ground.errors import FormatError, InputError
 
 # --- analytic signals, in our convention (positive = flexion) -----------------------------------------
 

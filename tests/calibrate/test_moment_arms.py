@@ -12,7 +12,7 @@ from myoedge.calibrate.moment_arms import FitConfig, fit_moment_arms, relative_r
 from myoedge.calibrate.refit import calibrate_moment_arms
 from myoedge.calibrate.segment_fit import fit_segment
 from myoedge.calibrate.trials import movement_cycles, prepare_trials
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 
 def perturbed(model, scales, tilts=None):

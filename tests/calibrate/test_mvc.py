@@ -12,9 +12,9 @@ from myoedge.calibrate.mvc_stream import (
     guided_repetition,
     stream_envelope_config,
 )
-from myoedge.edge.ampsim_signals import mvc_excitation
-from myoedge.edge.envelope import envelope_from_volts
-from myoedge.errors import InputError
+from myoedge.edge.dsp.envelope import envelope_from_volts
+from myoedge.edge.sim.ampsim_signals import mvc_excitation
+from myoedge.ground.errors import InputError
 
 RATE = 100.0
 CFG = MvcConfig()

@@ -12,11 +12,11 @@ from myoedge.body.subjects import make_subject, true_profile
 from myoedge.calibrate.mvc import MvcConfig
 from myoedge.calibrate.mvc_session import run_mvc_session
 from myoedge.cli import main
-from myoedge.edge.ampsim import AMP_SCALE_V, AmplifierSimulator
-from myoedge.edge.ampsim_signals import AmpSignal, mvc_protocol_signal
-from myoedge.edge.envelope import envelope_from_volts
-from myoedge.edge.faults import FaultPlan
-from myoedge.errors import InputError
+from myoedge.edge.dsp.envelope import envelope_from_volts
+from myoedge.edge.sim.ampsim import AMP_SCALE_V, AmplifierSimulator
+from myoedge.edge.sim.ampsim_signals import AmpSignal, mvc_protocol_signal
+from myoedge.edge.sim.faults import FaultPlan
+from myoedge.ground.errors import InputError
 
 SPF = 20  # samples per frame: fewer, larger frames keep the test fast; the content is the same
 

@@ -1,17 +1,13 @@
-"""Shared fixtures: a small model bundle made by the edge tests' ONNX helper (tests/edge/onnx_models.py)."""
+"""Shared fixtures: a small model bundle made by the test ONNX helper (tests/helpers/onnx_models.py)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from onnx_models import make_bundle
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "edge"))  # one definition of the test network
-
-from onnx_models import make_bundle  # noqa: E402
-
-from myoedge.edge.bundle import load_bundle  # noqa: E402
+from myoedge.edge.model.bundle import load_bundle
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,9 @@ from myoedge.deploy.cache import (
     sidecar_path,
     store_engine,
 )
-from myoedge.edge.backends import default_engine_path
-from myoedge.edge.bundle import load_bundle
-from myoedge.errors import FormatError, InputError
+from myoedge.edge.model import default_engine_path
+from myoedge.edge.model.bundle import load_bundle
+from myoedge.ground.errors import FormatError, InputError
 
 ORIN = GpuTarget(compute_capability="8.7", tensorrt_version="10.3.0.30", device_name="Orin")
 BLOB = b"\x00engine bytes\xff" * 10

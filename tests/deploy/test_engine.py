@@ -13,8 +13,8 @@ from myoedge.cli import main
 from myoedge.deploy.cache import check_cached, engine_key, sidecar_path
 from myoedge.deploy.engine import build_engine, build_serialized_engine, run_vectors
 from myoedge.deploy.precision import build_plan
-from myoedge.edge.backends import OnnxCpuPredictor
-from myoedge.errors import InputError
+from myoedge.edge.model import OnnxCpuPredictor
+from myoedge.ground.errors import InputError
 
 
 def test_without_tensorrt_build_engine_exits_2_with_what_to_install(bundle_dir, monkeypatch, capsys):

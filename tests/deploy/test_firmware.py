@@ -27,8 +27,8 @@ from myoedge.deploy.firmware import (
     export_firmware,
 )
 from myoedge.deploy.firmware_frame import info_payload_length, naturally_aligned
-from myoedge.edge.envelope import EnvelopeConfig, design_envelope
-from myoedge.edge.protocol import (
+from myoedge.edge.dsp.envelope import EnvelopeConfig, design_envelope
+from myoedge.edge.wire.protocol import (
     HEADER_FIELDS,
     HEADER_SIZE,
     INFO_FIELDS,
@@ -38,7 +38,7 @@ from myoedge.edge.protocol import (
     encode_device_info,
     encode_frame,
 )
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 CC = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 CXX = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")

@@ -14,7 +14,7 @@ from onnx_models import build_onnx, random_params, reference_outputs
 
 from myoedge.deploy.onnx_fp16 import convert_to_fp16
 from myoedge.deploy.precision import RELATIVE_TOLERANCE, build_plan, compare_outputs
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 
 
 @pytest.mark.parametrize("version, precision, expected", [

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 from myoedge.train import baselines
 from myoedge.train.data import Sequence
 

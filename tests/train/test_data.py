@@ -11,8 +11,8 @@ import pytest
 
 from myoedge.body.recording import save_recording
 from myoedge.body.subjects import make_subject, simulate_session, true_profile
-from myoedge.edge.envelope import EnvelopeFilter, volts_to_counts
-from myoedge.errors import InputError
+from myoedge.edge.dsp.envelope import EnvelopeFilter, volts_to_counts
+from myoedge.ground.errors import InputError
 from myoedge.train.data import (
     DEFAULT_VOLTS_PER_COUNT,
     load_sequences,

@@ -9,7 +9,7 @@ import pytest
 
 from myoedge.body.subjects import write_dataset
 from myoedge.cli import main
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 from myoedge.train import methods
 from myoedge.train.data import Sequence
 from myoedge.train.evaluate import EvaluationConfig, FitCache, evaluate, group_by_channels, plan_folds

@@ -12,9 +12,9 @@ import torch
 
 from myoedge.body.subjects import make_subject, simulate_session, true_profile, write_dataset
 from myoedge.cli import main
-from myoedge.edge.bundle import load_bundle
-from myoedge.edge.envelope import design_envelope
-from myoedge.errors import InputError
+from myoedge.edge.dsp.envelope import design_envelope
+from myoedge.edge.model.bundle import load_bundle
+from myoedge.ground.errors import InputError
 from myoedge.train.data import load_sequences, split_intra_session
 from myoedge.train.export import ParityError, check_parity, export_bundle, onnx_outputs, output_scales
 from myoedge.train.fit import fit
@@ -102,3 +102,7 @@ def test_train_and_export_verbs(tmp_path, capsys):
     assert main(["export", str(run), "--out", str(bundle)]) == 2  # exists, no --overwrite
     assert "already exists" in capsys.readouterr().err
     assert main(["train", str(tmp_path / "nothing"), "--out", str(run)]) == 2
+    assert main(args[:3] + [str(tmp_path / "run1"), "--iterations", "2", "--quiet", "--smooth", "1"]) == 0
+    assert TrainedModel.load(tmp_path / "run1").window == TrainedModel.load(run).window - 30  # default 31
+    assert main(args + ["--preset", "pi-cnn", "--smooth", "3"]) == 2
+    assert "--smooth applies to the edge preset only" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from myoedge.body.subjects import make_subject, simulate_session, true_profile
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 from myoedge.train.cli import accuracy, format_accuracy
 from myoedge.train.data import load_sequences, split_intra_session
 from myoedge.train.fit import fit

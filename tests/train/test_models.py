@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 from myoedge.train.models import FeatureConv, ModelConfig, SharedDropout, build_model, n_parameters
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from myoedge.body.subjects import make_subject, simulate_session, true_profile
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 from myoedge.train.data import load_sequences
 from myoedge.train.physics import central_differences, physics_residual, sequence_residual
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from myoedge.body.catalog import generic_model
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 from myoedge.train.data import Sequence
 from myoedge.train.evaluate import EvaluationConfig, evaluate
 from myoedge.train.physics import central_differences

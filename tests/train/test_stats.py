@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from myoedge.errors import InputError
+from myoedge.ground.errors import InputError
 from myoedge.train import stats
 
 # scipy.stats.tukey_hsd documentation: time to relief of three headache medicines (minutes)

@@ -1,0 +1,261 @@
+"""The processing path of the real-time loop, one frame at a time, in the thread that read it.
+
+    frame counts --safety scan--> envelope (every frame) --> window ring at the model rate
+        --> predictor (per model-rate sample) --> torque = sum_n r_n(theta) F_n --> flags, clamp
+        --> Estimate --> publishers
+
+Steady state without allocation where it is ours to avoid: the window ring, its ``W`` window views,
+the safety state and the latency arrays are allocated once; the predictor writes into its own
+preallocated outputs; the torque, with the profile's moment-arm polynomials, is a compiled scalar loop
+(the equation of ``myoedge.body.dynamics.muscle_torque``, which a test holds it to, without that
+function's array temporaries); the envelope filter writes into a preallocated ``out=`` (and its own
+scratch). Still allocated per frame: the frame itself (the parser's); per estimate, the ``Estimate``
+record, which publishers and callbacks may keep.
+
+The ring holds the window twice over (``2W`` rows, each sample written at ``p`` and ``p + W``), so the
+last ``W`` samples are always one contiguous slice, oldest first, and no copy is made to feed the model.
+
+Set-up refuses what does not fit the bundle (exit status 2 from ``myoedge run``): a profile of other
+muscles, or another channel order or joint; an amplifier of another rate, channel count or labels, or
+wider samples than the envelope was designed for; an envelope the runtime would compute differently
+from the one the model was trained on (coefficient hash).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from numba import njit
+
+from myoedge.body.profile import SubjectProfile
+from myoedge.edge.dsp.envelope import EnvelopeConfig, EnvelopeFilter, design_envelope
+from myoedge.edge.loop.estimate import Estimate, Flags
+from myoedge.edge.loop.latency import LatencyRecorder
+from myoedge.edge.loop.publish import Publisher
+from myoedge.edge.loop.safety import PhysiologicalRange, SafetyConfig, SafetyMonitor
+from myoedge.edge.model.bundle import Bundle, check_compatible
+from myoedge.edge.model.predictor import Predictor
+from myoedge.edge.wire.protocol import LABEL_BYTES, DeviceInfo, Frame, FrameParser
+from myoedge.ground.errors import InputError
+
+__all__ = ["Pipeline", "check_device", "check_profile", "envelope_config", "warm_up"]
+
+_now = time.perf_counter_ns
+
+
+def envelope_config(bundle: Bundle) -> EnvelopeConfig:
+    """The envelope the runtime computes for ``bundle``; refused when its hash is not the bundle's."""
+    config = EnvelopeConfig.from_dict(bundle.meta["envelope"]["config"])
+    check_compatible(bundle, envelope_hash=design_envelope(config).coefficients_hash())
+    return config
+
+
+def check_profile(bundle: Bundle, profile: SubjectProfile) -> None:
+    """The profile must describe the joint and muscles (in channel order) the bundle was trained on."""
+    check_compatible(bundle, muscles=profile.muscles)
+    if profile.joint != bundle.meta["joint"]:
+        raise InputError(f"bundle {bundle.path} is a {bundle.meta['joint']} model but the profile of "
+                         f"{profile.subject} describes the {profile.joint}")
+
+
+def check_device(bundle: Bundle, info: DeviceInfo, config: EnvelopeConfig) -> None:
+    """The amplifier's device-info frame must match the bundle's rate, channels and channel order."""
+    check_compatible(bundle, emg_rate_hz=info.sample_rate_hz)
+    expected = tuple(m[:LABEL_BYTES] for m in bundle.muscles)
+    if info.n_channels != len(expected):
+        raise InputError(f"the amplifier ({info.device_name or 'unnamed'}) sends {info.n_channels} channels "
+                         f"{list(info.labels)} but bundle {bundle.path} expects {len(expected)}: "
+                         f"{list(expected)}")
+    if info.labels != expected:
+        same = sorted(info.labels) == sorted(expected)
+        raise InputError(f"the amplifier's channel labels {list(info.labels)} differ from the bundle's "
+                         f"muscles {list(expected)}" + (" (same channels, other order)" if same else ""))
+    if info.sample_bits > config.input_bits:
+        raise InputError(f"the amplifier sends {info.sample_bits}-bit samples but the bundle's envelope "
+                         f"was designed for {config.input_bits}-bit input")
+
+
+@njit(cache=True)
+def _torque(theta, forces, coeffs):
+    """sum_n r_n(theta) F_n; r_n by Horner's rule on ``coeffs[n]`` (lowest power first)."""
+    total = 0.0
+    n_terms = coeffs.shape[1]
+    for n in range(coeffs.shape[0]):
+        r = coeffs[n, n_terms - 1]
+        for k in range(n_terms - 2, -1, -1):
+            r = r * theta + coeffs[n, k]
+        total += r * forces[n]
+    return total
+
+
+def warm_up(config: EnvelopeConfig, *, n_channels: int) -> None:
+    """Compile (or load from numba's cache) the per-frame kernels, so the first frame is not late by that.
+
+    Runs a throwaway envelope filter and safety scan on a read-only frame, as the parser's frames are
+    read-only and numba compiles those separately. Costs up to a second the first time on a machine.
+    """
+    zeros = np.zeros((1, n_channels), dtype=np.int32)
+    zeros.setflags(write=False)
+    EnvelopeFilter(config, n_channels=n_channels, volts_per_count=1.0, mvc_volts=1.0).process(
+        zeros, out=np.empty((1, n_channels), dtype=np.float32))
+    SafetyMonitor(SafetyConfig(), n_channels=n_channels, sample_bits=16, fs_hz=config.fs_hz, hold=1,
+                  physiological_range=PhysiologicalRange((0.0, 1.0), ((0.0, 1.0),))).scan(zeros)
+    _torque(0.0, np.zeros(n_channels, dtype=np.float32), np.zeros((n_channels, 2)))
+
+
+class Pipeline:
+    """Turns frames into estimates. :meth:`on_frames` has the ``Reader``'s consumer signature.
+
+    ``parser`` (the reader's) supplies the lost-frame count; ``latency`` receives the stage times.
+    """
+
+    def __init__(self, *, bundle: Bundle, predictor: Predictor, profile: SubjectProfile,
+                 device_info: DeviceInfo, safety: SafetyConfig | None = None,
+                 publishers: Sequence[Publisher] = (), latency: LatencyRecorder | None = None,
+                 parser: FrameParser | None = None) -> None:
+        config = envelope_config(bundle)
+        check_profile(bundle, profile)
+        check_device(bundle, device_info, config)
+        w, c = bundle.window, bundle.n_channels
+        if tuple(predictor.input_spec.shape) != (1, w, c):
+            raise InputError(f"predictor {predictor.name} takes {list(predictor.input_spec.shape)}, the "
+                             f"bundle declares [1, {w}, {c}]")
+        self.bundle, self.predictor, self.profile, self.device_info = bundle, predictor, profile, device_info
+        self.safety_config = safety or SafetyConfig()
+        self.publishers = tuple(publishers)
+        self.latency, self._parser = latency, parser
+        self.window, self.n_channels = w, c
+        self.envelope = EnvelopeFilter(config, n_channels=c, volts_per_count=device_info.scale_v,
+                                       mvc_volts=profile.mvc)
+        warm_up(config, n_channels=c)
+        self._decimation = config.decimation  # envelope out rows: n // k + 1 suffice for an n-sample frame
+        self._env_out = np.empty((device_info.samples_per_frame // config.decimation + 1, c), np.float32)
+        self.safety = SafetyMonitor(self.safety_config, n_channels=c, sample_bits=device_info.sample_bits,
+                                    fs_hz=config.fs_hz, hold=w,
+                                    physiological_range=PhysiologicalRange.from_meta(bundle.meta))
+        self._coeffs = np.ascontiguousarray(profile.model.coeffs, dtype=np.float64)  # (muscles, degree + 1)
+        self._ring = np.zeros((2 * w, c), dtype=np.float32)
+        self._views = tuple(self._ring[k + 1:k + 1 + w] for k in range(w))  # views[p]: window ending at p
+        self._pos = 0
+        self._lock = threading.Lock()  # publishing: the reader thread and the watchdog
+        self._lost_seen = parser.stats.lost if parser is not None else 0
+        self.frames = self.estimates = self.invalid_estimates = self.clamped_estimates = 0
+        self.skipped_frames = 0  # frames whose channel count disagrees with the device info
+        self.model_samples = 0  # envelope samples at the model rate since start
+        self.last_frame_ns = 0  # perf_counter_ns of the read that brought the latest frame
+        self.last_estimate: Estimate | None = None
+        self._next_index = 0
+
+    def on_frames(self, frames: list[Frame], t_read_ns: int) -> None:
+        """Process the frames one read completed (``t_read_ns``: when that read returned)."""
+        parse = _now() - t_read_ns
+        parser = self._parser
+        if parser is not None and parser.stats.lost != self._lost_seen:
+            self.safety.note_lost(parser.stats.lost - self._lost_seen)
+            self._lost_seen = parser.stats.lost
+        self.last_frame_ns = t_read_ns
+        for frame in frames:
+            self.process(frame, t_read_ns=t_read_ns, parse_ns=parse)
+
+    def process(self, frame: Frame, *, t_read_ns: int, parse_ns: int = 0) -> None:
+        """One frame: envelope every time; inference, estimate and publishing per model-rate sample."""
+        t0 = _now()
+        samples = frame.samples
+        if samples.ndim != 2 or samples.shape[1] != self.n_channels:
+            self.skipped_frames += 1
+            return
+        self.frames += 1
+        self.safety.scan(samples)
+        if samples.shape[0] // self._decimation + 1 > self._env_out.shape[0]:  # a longer frame: grow once
+            self._env_out = np.empty((samples.shape[0] // self._decimation + 1, self.n_channels), np.float32)
+        env = self.envelope.process(samples, out=self._env_out)
+        t1 = _now()
+        infer = publish = 0
+        for row in env:  # usually 0 or 1 model-rate samples per frame
+            t_in = _now()
+            estimate = self._estimate(row, frame, t_read_ns)
+            t_out = _now()
+            self.publish(estimate)
+            infer += t_out - t_in
+            publish += _now() - t_out
+        done = _now()
+        if self.latency is not None:
+            self.latency.record(seq=frame.seq, parse_ns=parse_ns, filter_ns=t1 - t0, infer_ns=infer,
+                                publish_ns=publish, processing_ns=done - t_read_ns, done_ns=done,
+                                inferred=len(env) > 0)
+
+    def _estimate(self, row: np.ndarray, frame: Frame, t_read_ns: int) -> Estimate:
+        p, w = self._pos, self.window
+        ring = self._ring
+        ring[p] = row
+        ring[p + w] = row
+        self._pos = (p + 1) % w
+        self.model_samples += 1
+        out = self.predictor.predict(self._views[p])
+        theta = float(out["theta"][0, 0])
+        forces_arr = out["forces"][0]
+        forces = tuple(forces_arr.tolist())
+        requested = _torque(theta, forces_arr, self._coeffs)
+        flags, bad = self.safety.flags(theta, forces)
+        if self.model_samples < w:
+            flags |= Flags.WARMUP
+        sent, clamped = self.safety.clamp(requested)
+        if clamped:
+            flags |= Flags.TORQUE_CLAMPED
+        return Estimate(index=self._next_index, seq=frame.seq, timestamp_us=frame.timestamp_us,
+                        theta_rad=theta, forces_n=forces, torque_nm=sent, torque_requested_nm=requested,
+                        flags=flags, bad_channels=bad, latency_us=(_now() - t_read_ns) / 1e3)
+
+    def current_window(self) -> np.ndarray:
+        """A copy of the window the model saw last: (W, C) normalised envelopes, oldest first."""
+        return self._views[(self._pos - 1) % self.window].copy()
+
+    def publish(self, estimate: Estimate) -> Estimate:
+        """Number ``estimate`` and hand it to every publisher; returns what was published."""
+        with self._lock:
+            estimate = _numbered(estimate, self._next_index)
+            self._next_index += 1
+            for publisher in self.publishers:
+                publisher.publish(estimate)
+            self.estimates += 1
+            if not estimate.valid:
+                self.invalid_estimates += 1
+            if estimate.clamped:
+                self.clamped_estimates += 1
+            self.last_estimate = estimate
+        return estimate
+
+    def stale_estimate(self) -> Estimate:
+        """What the watchdog publishes when frames stopped: the last values, flagged STALE."""
+        last = self.last_estimate
+        if last is None:
+            nan = float("nan")
+            return Estimate(index=self._next_index, seq=0, timestamp_us=0, theta_rad=nan,
+                            forces_n=(nan,) * self.n_channels,
+                            torque_nm=0.0, torque_requested_nm=nan, flags=Flags.STALE | Flags.WARMUP)
+        return Estimate(index=self._next_index, seq=last.seq, timestamp_us=last.timestamp_us,
+                        theta_rad=last.theta_rad,
+                        forces_n=last.forces_n, torque_nm=last.torque_nm,
+                        torque_requested_nm=last.torque_requested_nm, flags=last.flags | Flags.STALE,
+                        bad_channels=last.bad_channels, latency_us=last.latency_us)
+
+    def stats(self) -> dict:
+        return {"frames": self.frames, "model_samples": self.model_samples, "estimates": self.estimates,
+                "invalid_estimates": self.invalid_estimates, "clamped_estimates": self.clamped_estimates,
+                "skipped_frames": self.skipped_frames,
+                "publishers": {p.name: {"published": p.stats.published, "dropped": p.stats.dropped,
+                                        **({"last_error": p.stats.last_error} if p.stats.last_error else {})}
+                               for p in self.publishers}}
+
+
+def _numbered(estimate: Estimate, index: int) -> Estimate:
+    """``estimate`` with ``index`` (a copy only when another thread published in between)."""
+    if estimate.index == index:
+        return estimate
+    return Estimate(index=index, seq=estimate.seq, timestamp_us=estimate.timestamp_us,
+                    theta_rad=estimate.theta_rad, forces_n=estimate.forces_n, torque_nm=estimate.torque_nm,
+                    torque_requested_nm=estimate.torque_requested_nm, flags=estimate.flags,
+                    bad_channels=estimate.bad_channels, latency_us=estimate.latency_us)

@@ -1,0 +1,68 @@
+"""``myoedge run``: the real-time loop on a live amplifier (docs/runtime.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+from myoedge.ground.errors import InputError
+
+
+def register(sub) -> None:
+    from myoedge.ground.verbs import add_verb
+
+    p = add_verb(sub, "run", _run, help="run the real-time loop: amplifier frames in, estimates out",
+                 description="Read amplifier frames from a port, compute envelopes, run the model, and "
+                             "publish joint angle, muscle forces and torque with validity flags (UDP "
+                             "datagrams, CSV log). Refuses a profile, bundle or amplifier that do not match. "
+                             "Stops on Ctrl-C or SIGTERM (or after --duration) with a final statistics line.")
+    p.add_argument("--port", required=True, metavar="URL",
+                   help="the amplifier: /dev/ttyUSB0, a pty of `myoedge amp-sim`, socket://HOST:PORT")
+    p.add_argument("--bundle", required=True, metavar="DIR", help="model bundle folder")
+    p.add_argument("--profile", required=True, metavar="FILE", help="subject profile (MVC, moment arms)")
+    p.add_argument("--udp", metavar="HOST:PORT", help="send every estimate as a datagram to HOST:PORT")
+    p.add_argument("--csv", metavar="FILE", help="log every estimate to FILE (complete when the run ends)")
+    p.add_argument("--backend", default="auto", metavar="auto|onnxruntime|tensorrt",
+                   help="predictor backend (default auto: TensorRT when an engine is there)")
+    p.add_argument("--engine", metavar="PATH", help="TensorRT engine (default: model.engine in the bundle)")
+    p.add_argument("--watchdog-ms", type=float, default=50.0,
+                   help="flag estimates stale after this long without a frame (default 50)")
+    p.add_argument("--torque-limit", type=float, metavar="NM", help="clamp torque to +-NM newton-metres")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until "
+                   "interrupted)")
+    p.add_argument("--rt-priority", type=int, metavar="N", help="run the reader thread under SCHED_FIFO "
+                   "priority N (1-99; needs CAP_SYS_NICE or `ulimit -r`): a busy machine no longer delays it")
+
+
+def _run(args: argparse.Namespace) -> dict:
+    from myoedge.body.profile import SubjectProfile
+    from myoedge.edge.loop.pipeline import check_profile, envelope_config
+    from myoedge.edge.loop.publish import CsvPublisher, UdpPublisher
+    from myoedge.edge.loop.runtime import Runtime
+    from myoedge.edge.loop.safety import SafetyConfig
+    from myoedge.edge.model import BACKENDS
+    from myoedge.edge.model.bundle import load_bundle
+    from myoedge.edge.wire.transport import SerialTransport
+
+    if args.backend not in BACKENDS:
+        raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
+    if args.duration is not None and not args.duration > 0:
+        raise InputError(f"--duration must be a positive number of seconds, got {args.duration:g}")
+    bundle = load_bundle(args.bundle)
+    profile = SubjectProfile.load(args.profile)
+    check_profile(bundle, profile)  # before any output file is made
+    envelope_config(bundle)
+    safety = SafetyConfig.symmetric(args.torque_limit, watchdog_ms=args.watchdog_ms)
+    publishers = []
+    try:
+        if args.udp:
+            publishers.append(UdpPublisher(args.udp, n_muscles=len(bundle.muscles)))
+        if args.csv:
+            publishers.append(CsvPublisher(args.csv, muscles=bundle.muscles))
+        runtime = Runtime(bundle=bundle, profile=profile, transport=SerialTransport(args.port), safety=safety,
+                          publishers=publishers, backend=args.backend, engine_path=args.engine,
+                          realtime_priority=args.rt_priority)
+    except BaseException:
+        for publisher in publishers:
+            publisher.close()
+        raise
+    return runtime.run(duration_s=args.duration)

@@ -1,0 +1,132 @@
+"""The one predictor interface every inference backend implements, and the checks they share.
+
+A predictor maps the last ``W`` normalised envelope frames (``(W, C)`` float32, oldest first) to the
+bundle's outputs in physical units. The real-time loop calls it at the model rate, so the contract is
+built for a steady state without allocation: inputs are copied into a buffer that was allocated once,
+and the outputs come back in arrays that were allocated once as well. Those arrays are **overwritten by
+the next call** — copy what you need to keep.
+
+Shape and dtype checks live here, in a thin shell around each backend's ``_run``, so every backend
+refuses a bad window with the same message saying what it expected and what it got.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+from myoedge.edge.model.bundle import Bundle
+from myoedge.ground.errors import InputError
+
+__all__ = ["BackendUnavailable", "Predictor", "TensorSpec", "bundle_specs", "check_io_specs"]
+
+
+class BackendUnavailable(InputError):
+    """The runtime a backend needs (TensorRT, pycuda, ONNX Runtime) is not installed on this machine."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape and dtype of one graph input or output (batch dimension included)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def describe(self) -> str:
+        return f"{self.name} {self.dtype} {list(self.shape)}"
+
+
+def bundle_specs(bundle: Bundle) -> tuple[TensorSpec, tuple[TensorSpec, ...]]:
+    """The input and output specs a bundle's ``meta.json`` declares (already validated by load_bundle)."""
+    inp = bundle.meta["input"]
+    outputs = tuple(TensorSpec(o["name"], tuple(o["shape"]), "float32") for o in bundle.meta["outputs"])
+    return TensorSpec(inp["name"], tuple(inp["shape"]), inp["dtype"]), outputs
+
+
+def check_io_specs(found: list[TensorSpec], expected: tuple[TensorSpec, ...], *, what: str,
+                   where: str) -> None:
+    """Refuse a model whose ``what`` (inputs/outputs) disagree with the bundle, naming every difference.
+
+    A dimension of ``-1`` in ``found`` is a dynamic axis (ONNX's symbolic dims); it matches any size,
+    since the predictor always feeds the bundle's fixed shape.
+    """
+    by_name = {s.name: s for s in found}
+    problems = []
+    missing = [e.name for e in expected if e.name not in by_name]
+    extra = sorted(set(by_name) - {e.name for e in expected})
+    if missing or extra:
+        problems.append(f"names {sorted(by_name)} instead of {sorted(e.name for e in expected)}")
+    for e in expected:
+        f = by_name.get(e.name)
+        if f is None:
+            continue
+        dims_ok = len(f.shape) == len(e.shape) \
+            and all(a in (-1, b) for a, b in zip(f.shape, e.shape, strict=True))
+        if not dims_ok or f.dtype != e.dtype:
+            problems.append(f"{f.describe()} where the bundle declares {e.describe()}")
+    if problems:
+        raise InputError(f"{where}: {what} disagree with the bundle's meta.json: " + "; ".join(problems)
+                         + " (rebuild the model or engine from this bundle)")
+
+
+class Predictor(abc.ABC):
+    """Runs one bundle's graph on one window at a time.
+
+    Subclasses set ``name`` and fill ``input_spec``, ``output_specs`` and ``_outputs`` (one preallocated
+    array per output, keyed by name, shaped like its spec) in ``__init__``, and implement ``_run`` and
+    ``_release``. ``predict`` returns the same dict holding the same arrays on every call.
+    """
+
+    name: str = "abstract"
+
+    def __init__(self, input_spec: TensorSpec, output_specs: tuple[TensorSpec, ...]):
+        self.input_spec = input_spec
+        self.output_specs = output_specs
+        self._window_shape = tuple(input_spec.shape[1:])
+        self._outputs: dict[str, np.ndarray] = {
+            s.name: np.zeros(s.shape, dtype=s.dtype) for s in output_specs
+        }
+        self._closed = False
+
+    def predict(self, window: np.ndarray) -> dict[str, np.ndarray]:
+        """``window`` float32 ``(W, C)`` -> ``{output name: array shaped like its spec}`` in physical units.
+
+        The returned dict and its arrays are owned by the predictor and overwritten by the next call.
+        """
+        if self._closed:
+            raise RuntimeError(f"{self.name} predictor is closed")
+        if not isinstance(window, np.ndarray) or window.dtype != np.float32 \
+                or window.shape != self._window_shape:
+            got = (f"{window.dtype} {window.shape}" if isinstance(window, np.ndarray)
+                   else type(window).__name__)
+            raise InputError(f"window must be float32 of shape {self._window_shape} "
+                             f"(window, channels), got {got}")
+        self._run(window)
+        return self._outputs
+
+    @abc.abstractmethod
+    def _run(self, window: np.ndarray) -> None:
+        """Run the graph on a validated window and write every output into ``self._outputs``."""
+
+    @abc.abstractmethod
+    def _release(self) -> None:
+        """Free the backend's session/engine/buffers (called once)."""
+
+    def close(self) -> None:
+        """Release the backend; later ``predict`` calls raise. Safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            self._release()
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        outs = ", ".join(s.describe() for s in self.output_specs)
+        return f"<{type(self).__name__} {self.name}: {self.input_spec.describe()} -> {outs}>"

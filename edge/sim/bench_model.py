@@ -1,0 +1,111 @@
+"""Synthetic models for ``myoedge bench`` when no trained bundle is given, and a profile to run them.
+
+``paper``: the paper's size, a 128-filter temporal convolution (k = 3) over a 50-step window, two
+dense layers of 128 and two heads. ``edge``: the shipped edge model's size, four dilated convolutions
+(k = 3, dilations 1, 2, 4, 8) of 32 filters over a 31-step window (its receptive field), one dense
+layer of 32 and two heads. Both are built by :mod:`myoedge.edge.sim.synthetic_net` (``onnx`` is imported
+only there, when building, so the runtime never needs it) with random He-scaled weights from a fixed
+seed: a real model's compute, meaningless outputs. They take envelopes at ``MODEL_RATE_HZ`` and
+physical outputs like any bundle.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from myoedge.body.catalog import JOINTS, generic_model
+from myoedge.body.model import JointModel, Muscle
+from myoedge.body.profile import SubjectProfile
+from myoedge.edge.dsp.envelope import EnvelopeConfig, design_envelope
+from myoedge.edge.model.bundle import INPUT_NAME, Bundle, write_bundle
+from myoedge.edge.sim.synthetic_net import OPSET, build_onnx, random_params
+from myoedge.ground.errors import InputError
+
+__all__ = ["MODEL_KINDS", "MODEL_RATE_HZ", "MVC_VOLTS", "bench_profile", "synthetic_bundle"]
+
+MODEL_KINDS = ("paper", "edge")
+MODEL_RATE_HZ = 100.0
+MVC_VOLTS = 300e-6  # near the bench signal's contraction peaks: normalised envelopes of 0.1 to 1
+_SIZES = {"paper": {"window": 50, "filters": 128, "hidden": (128, 128), "dilations": (1,)},
+          "edge": {"window": 31, "filters": 32, "hidden": (32,), "dilations": (1, 2, 4, 8)}}
+
+
+# The bench graphs' weight scales: biases ~ N(0, 0.1·sqrt(0.2)), theta head × 0.3 (rad), forces head
+# × 100 without offset (N).
+_SCALES = {"bias_std": 0.1 * np.sqrt(0.2), "theta_scale": 0.3, "forces_scale": 100.0, "forces_bias": 0.0}
+
+
+def _onnx_graph(kind: str, *, channels: int, seed: int) -> tuple[bytes, int]:
+    """The synthetic network as ONNX bytes and its parameter count (random He-scaled fixed weights)."""
+    size = _SIZES[kind]
+    params = random_params(window=size["window"], channels=channels, muscles=channels,
+                           filters=size["filters"], hidden=size["hidden"], dilations=size["dilations"],
+                           seed=seed, **_SCALES)
+    try:
+        onnx_bytes = build_onnx(params, window=size["window"], name=f"myoedge_bench_{kind}")
+    except InputError:
+        raise InputError("building a synthetic model needs the onnx package (`pip install onnx`); or "
+                         "pass --model BUNDLE") from None
+    return onnx_bytes, params.n_params
+
+
+def synthetic_bundle(path: str | os.PathLike, *, kind: str, muscles: tuple[str, ...], fs_hz: float,
+                     input_bits: int, seed: int = 0) -> tuple[Path, int]:
+    """Write a bundle around a synthetic ``kind`` graph; (its path, its parameter count).
+
+    The test vectors are ONNX Runtime's own outputs: they prove nothing about training, only that the
+    runtime loads what was written.
+    """
+    import onnxruntime as ort
+
+    if kind not in MODEL_KINDS:
+        raise InputError(f"synthetic model kind must be one of {list(MODEL_KINDS)}, got {kind!r}")
+    m, window = len(muscles), _SIZES[kind]["window"]
+    onnx_bytes, n_params = _onnx_graph(kind, channels=m, seed=seed)
+    design = design_envelope(EnvelopeConfig(fs_hz=fs_hz, out_rate_hz=MODEL_RATE_HZ, input_bits=input_bits))
+    inputs = np.random.default_rng(seed + 1).uniform(0.0, 1.0, (2, window, m)).astype(np.float32)
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    outs = [session.run(None, {INPUT_NAME: x[None]}) for x in inputs]
+    meta = {
+        "name": f"synthetic-{kind}", "joint": _joint_for(muscles), "muscles": list(muscles),
+        "input": {"name": INPUT_NAME, "shape": [1, window, m], "dtype": "float32", "window": window,
+                  "rate_hz": MODEL_RATE_HZ},
+        "emg_rate_hz": fs_hz,
+        "envelope": {"config": design.config.to_dict(), "coefficients": design.coefficients(),
+                     "hash": design.coefficients_hash()},
+        "outputs": [{"name": "theta", "shape": [1, 1], "unit": "rad"},
+                    {"name": "forces", "shape": [1, m], "unit": "N"}],
+        "physiological_range": {"theta_rad": [-3.2, 3.2], "forces_n": [[0.0, 5000.0]] * m},
+        "training": {"model": f"synthetic {kind}-size graph, random fixed weights (seed {seed})"},
+        "onnx": {"opset": OPSET}, "test_vectors": {"tolerance": 1e-4}}
+    path = write_bundle(path, onnx_bytes=onnx_bytes, meta=meta, test_inputs=inputs, overwrite=True,
+                        test_outputs={"theta": np.concatenate([o[0] for o in outs]),
+                                      "forces": np.concatenate([o[1] for o in outs])})
+    return path, n_params
+
+
+def _joint_for(muscles: tuple[str, ...]) -> str:
+    for joint in JOINTS:
+        if generic_model(joint).muscle_names == tuple(muscles):
+            return joint
+    return "bench"
+
+
+def bench_profile(bundle: Bundle) -> SubjectProfile:
+    """A profile for ``bundle``: the generic model of its joint when the muscles are that joint's,
+    otherwise alternating wrist-like flexors and extensors named as the bundle's muscles."""
+    joint = bundle.meta["joint"]
+    model = generic_model(joint) if joint in JOINTS else None
+    if model is None or model.muscle_names != bundle.muscles:
+        wrist = generic_model("wrist")
+        muscles = tuple(Muscle(name=name, action="flexor" if i % 2 == 0 else "extensor", max_force=100.0,
+                               optimal_fiber_length=0.06, tendon_slack_length=0.24, pennation=0.0,
+                               optimal_angle=0.0,
+                               moment_arm=(0.015, 0.002, -0.002) if i % 2 == 0 else (-0.008, 0.001))
+                        for i, name in enumerate(bundle.muscles))
+        model = JointModel(joint=joint, segment=wrist.segment, muscles=muscles)
+    return SubjectProfile(subject="bench", model=model, mvc_volts=(MVC_VOLTS,) * len(bundle.muscles),
+                          provenance={"method": "myoedge bench: fixed MVC for the synthetic signal"})

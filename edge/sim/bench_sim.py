@@ -1,0 +1,188 @@
+"""The amplifier side of ``myoedge bench``: the simulator in a process of its own, or inside the reader.
+
+``SimProcess`` runs ``AmplifierSimulator`` in a child process (``multiprocessing``, spawn), as a real
+amplifier is a separate device: the simulator's work then never waits for, nor holds up, the loop's
+interpreter lock. The child notes each data frame's write with ``time.perf_counter_ns`` (on Linux the
+system-wide monotonic clock, so the two processes' times compare) and hands back, by sequence number,
+when each frame was due: the start of the benchmark's ``end_to_end`` latency.
+
+``InprocTransport`` is the ``inproc`` transport: the reader thread's ``read`` makes each frame itself at
+its due time. No operating-system link, no second thread: the loop's own cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import time
+
+import numpy as np
+
+from myoedge.edge.sim.ampsim_signals import AmpSignal
+from myoedge.edge.sim.faults import FaultInjector, FaultPlan
+from myoedge.edge.wire.protocol import DeviceInfo, Frame, encode_device_info, encode_frame
+from myoedge.edge.wire.transport import Transport, TransportStats
+from myoedge.ground.errors import InputError
+
+__all__ = ["InprocTransport", "SimProcess"]
+
+_START_TIMEOUT_S = 120.0  # a cold child imports numpy, scipy and the simulator
+
+
+def _child(conn, signal: AmpSignal, capacity: int, options: dict, realtime_priority: int | None) -> None:
+    from myoedge.edge.sim.ampsim import AmplifierSimulator
+
+    if realtime_priority is not None and hasattr(os, "sched_setscheduler"):
+        with contextlib.suppress(OSError):  # threads started from here on inherit the policy
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(realtime_priority))
+    written = np.zeros(capacity, dtype=np.int64)  # perf_counter_ns after each data frame's write
+    due = np.zeros(capacity, dtype=np.int64)  # stream time (ns) at which that frame's last sample existed
+    period_ns = round(options.get("samples_per_frame", 2) / signal.fs * 1e9)
+
+    def on_sent(frame: Frame, t_ns: int) -> None:
+        if frame.seq < capacity:
+            written[frame.seq] = t_ns
+            due[frame.seq] = frame.timestamp_us * 1000 + period_ns
+
+    try:
+        sim = AmplifierSimulator(signal, on_sent=on_sent, **options).start()
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("address", sim.address))
+    while conn.recv() != "stop":
+        conn.send((time.process_time(), sim.stats().expected_lost))
+    stats = sim.stop()
+    conn.send((dataclasses.asdict(stats), _due_on_host_clock(written, due)))
+
+
+def _due_on_host_clock(written: np.ndarray, due: np.ndarray) -> np.ndarray:
+    """When each frame was due (its last sample existed), on the host clock; 0 where none was sent.
+
+    The stream's start on the host clock is taken from the frame written soonest after its due time,
+    so a write's own delay is never counted as processing, and the loop's latency is measured from
+    the moment the amplifier could have sent the frame: the simulator's pacing jitter is included.
+    """
+    sent = written > 0
+    if not sent.any():
+        return np.zeros_like(written)
+    start = int(np.min(written[sent] - due[sent]))
+    return np.where(sent, due + start, 0)
+
+
+class SimProcess:
+    """``AmplifierSimulator(signal, **options)`` in a child process; ``address`` is where to read it."""
+
+    def __init__(self, signal: AmpSignal, *, capacity: int, realtime_priority: int | None = None,
+                 **options) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child_conn = ctx.Pipe()
+        self._proc = ctx.Process(target=_child, name="myoedge-amp-sim", daemon=True,
+                                 args=(child_conn, signal, capacity, options, realtime_priority))
+        self._proc.start()
+        child_conn.close()
+        if not self._conn.poll(_START_TIMEOUT_S):
+            self._proc.kill()
+            raise RuntimeError(f"the simulator process did not start within {_START_TIMEOUT_S:g} s")
+        kind, value = self._conn.recv()
+        if kind == "error":
+            self._proc.join(5.0)
+            raise InputError(f"the amplifier simulator failed to start: {value}")
+        self.address: str = value
+        self.sent_ns = np.zeros(capacity, dtype=np.int64)  # each frame's due time, by seq: set by stop()
+        self.stats: dict = {}
+
+    def poll(self) -> tuple[float, int]:
+        """(CPU seconds the child has used so far, frames a reader of the whole stream counts lost so far).
+
+        Taken before the loop lets go of the port: frames made after that are not losses of the loop.
+        """
+        self._conn.send("poll")
+        return self._conn.recv()
+
+    def stop(self) -> dict:
+        """Stop streaming; the simulator's statistics (``SimStats`` as a dict). Idempotent."""
+        if self._proc.is_alive() and not self.stats:
+            self._conn.send("stop")
+            if self._conn.poll(30.0):
+                self.stats, self.sent_ns = self._conn.recv()
+            self._proc.join(10.0)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+        self._conn.close()
+        return self.stats
+
+
+class InprocTransport(Transport):
+    """The amplifier inside the reader thread: each ``read`` sleeps until the next frame is due and
+    returns its bytes (a device-info frame first and every second). Faults apply as in the simulator,
+    except disconnects (there is no port to lose). ``counts`` and ``info`` come from an
+    ``AmplifierSimulator``, so the frames are the ones it would send."""
+
+    def __init__(self, counts: np.ndarray, info: DeviceInfo, *, faults: FaultPlan, capacity: int) -> None:
+        if faults.disconnects:
+            raise InputError("disconnect faults need --transport pty or tcp (inproc has no port to lose)")
+        self._counts, self._info = counts, info
+        self.sent_ns = np.zeros(capacity, dtype=np.int64)  # perf_counter_ns of each frame's read, by seq
+        self._spf, self._bits = info.samples_per_frame, info.sample_bits
+        self._period = self._spf / info.sample_rate_hz
+        self._info_every = max(1, round(1.0 / self._period))
+        self.injector = FaultInjector(faults)
+        self.stats = TransportStats()
+        self.frames_sent = self.lost_before_last_sent = 0
+        self._k = self._seq = 0
+        self._t0: float | None = None
+        self._stalled_until = 0.0
+        self._aborted = False
+
+    @property
+    def url(self) -> str:
+        return "inproc://amp-sim"
+
+    @property
+    def connected(self) -> bool:
+        return self._t0 is not None
+
+    def connect(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def read(self, max_bytes: int = 4096) -> bytes:
+        k, period = self._k, self._period
+        for _, duration in self.injector.due(k * period):  # only stalls: disconnects refused above
+            self.injector.stats.stalls += 1
+            self.injector.stats.stalled_s += duration
+            self._stalled_until = time.perf_counter() + duration
+        wait = max(self._t0 + (k + 1) * period, self._stalled_until) - time.perf_counter()
+        if wait > 0:
+            time.sleep(min(wait, 0.05))
+            if self._aborted or wait > 0.05:
+                return b""
+        stamp = round(k * self._spf * 1e6 / self._info.sample_rate_hz)
+        out = b""
+        if k % self._info_every == 0:
+            out = encode_device_info(self._info, seq=self._seq, timestamp_us=stamp)
+            self._seq += 1
+        rows = (k * self._spf + np.arange(self._spf)) % len(self._counts)
+        frame = Frame(seq=self._seq, timestamp_us=stamp, samples=self._counts[rows], sample_bits=self._bits)
+        lost_before = self.injector.stats.lost_frames
+        out += self.injector.apply(encode_frame(frame))
+        self._k, self._seq = k + 1, self._seq + 1
+        if self.injector.stats.lost_frames == lost_before:
+            self.frames_sent += 1
+            self.lost_before_last_sent = lost_before  # a parser can only count gaps a later frame reveals
+            if frame.seq < len(self.sent_ns):
+                self.sent_ns[frame.seq] = time.perf_counter_ns()
+        self.stats.reads += 1
+        self.stats.bytes_read += len(out)
+        return out
+
+    def abort(self) -> None:
+        self._aborted = True
+
+    def close(self) -> None:
+        self._aborted = True
+
+

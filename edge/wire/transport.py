@@ -1,0 +1,307 @@
+"""Where the amplifier's bytes come from: a port chosen by URL, and the reader thread that drains it.
+
+Ports are opened the pyserial way, by URL (``serial.serial_for_url``): a real port (``/dev/ttyUSB0``,
+``COM3``, a ``/dev/pts/N`` of ``myoedge amp-sim``), ``socket://127.0.0.1:PORT`` (the simulator's TCP
+server, or a network serial bridge) or ``loop://`` (bytes written come back; for tests). So the same
+reader runs against a simulator and a bench rig.
+
+``SerialTransport`` keeps a port open: a read that fails because the port went away (USB cable pulled,
+simulator restarted) closes it and re-opens it with exponential back-off, counted and logged, instead of
+ending the program. The first ``connect()`` does not retry: a port that is not there at start-up is a
+configuration mistake and gets a clear ``InputError``.
+
+``Reader`` is the one thread that does blocking reads into a ``FrameParser``; it stamps every read
+with ``time.perf_counter_ns()``, the clock the loop measures its latency against.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import random
+import select
+import sys
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import serial
+import serial.tools.list_ports
+
+from myoedge.ground.errors import InputError
+
+LOG = logging.getLogger("myoedge.edge")
+
+# 8 channels x 2 kHz x 24 bit in 1 ms frames is 76 kB/s, about 760 kbaud with start and stop bits; FTDI
+# and CP210x adapters run 2 Mbaud exactly. Ignored by socket:// and loop:// and by USB CDC devices.
+DEFAULT_BAUDRATE = 2_000_000
+LATENCY_TIMER_MAX_MS = 1
+UDEV_RULE = ('ACTION=="add", SUBSYSTEM=="usb-serial", DRIVER=="ftdi_sio", ATTR{latency_timer}="1"')
+
+
+@dataclass(slots=True)
+class TransportStats:
+    """Counters of one transport, kept across reconnects."""
+
+    bytes_read: int = 0
+    reads: int = 0  # reads that returned data
+    read_errors: int = 0  # reads that failed because the port went away or broke
+    reconnects: int = 0  # successful re-opens after a read error
+    reconnect_attempts: int = 0  # re-open attempts, failed ones included
+    last_error: str = ""
+
+
+class Transport(ABC):
+    """A byte source the ``Reader`` drains: connect, read with a short timeout, close.
+
+    ``url`` and ``connected`` are usable before ``connect()``. ``read`` is called from one thread (the
+    reader's); ``abort`` may be called from any thread to make a pending ``read`` return soon.
+    """
+
+    stats: TransportStats
+
+    @property
+    @abstractmethod
+    def url(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def connected(self) -> bool: ...
+
+    @abstractmethod
+    def connect(self) -> None:
+        """Open the port; raises ``InputError`` saying why when it cannot be opened."""
+
+    @abstractmethod
+    def read(self, max_bytes: int = 4096) -> bytes:
+        """Up to ``max_bytes`` bytes, as soon as any arrive; ``b""`` after a short timeout."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Make a pending or later ``read`` return promptly (used before stopping the reader)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Transport:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_latency_timer(device: str, *, sysfs_root: str | os.PathLike = "/sys") -> int | None:
+    """The FTDI ``latency_timer`` (ms) of a Linux ``/dev/ttyUSB*`` port, warning when it is above 1 ms.
+
+    The FTDI driver holds received bytes for up to ``latency_timer`` ms before passing a part-filled USB
+    packet on; its default of 16 ms turns a 1 ms frame stream into 16 ms bursts. Returns None for other
+    ports (and off Linux). ``device`` may be a symlink such as ``/dev/serial/by-id/...``.
+    """
+    names = [os.path.basename(device), os.path.basename(os.path.realpath(device))]
+    for name in dict.fromkeys(n for n in names if n.startswith("ttyUSB")):
+        path = Path(sysfs_root) / "bus" / "usb-serial" / "devices" / name / "latency_timer"
+        try:
+            value = int(path.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            continue
+        if value > LATENCY_TIMER_MAX_MS:
+            LOG.warning("%s: FTDI latency_timer is %d ms (expected %d ms): frames arrive in %d ms bursts. "
+                        "Fix it with `echo 1 | sudo tee %s` (until unplugged) or install the udev rule "
+                        "shipped by myoedge.deploy: %s", device, value, LATENCY_TIMER_MAX_MS, value, path,
+                        UDEV_RULE)
+        return value
+    return None
+
+
+def _errno_of(exc: BaseException) -> int | None:
+    """The OS error number behind a pyserial exception (it may sit on the exception it wraps)."""
+    while exc is not None:
+        number = getattr(exc, "errno", None)
+        if isinstance(number, int):
+            return number
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _ports_found() -> str:
+    ports = sorted(p.device for p in serial.tools.list_ports.comports())
+    return ", ".join(ports) if ports else "none"
+
+
+class SerialTransport(Transport):
+    """A pyserial port opened by URL with ``exclusive=True``, re-opened with back-off when it disappears.
+
+    Reads return as soon as any bytes are there: where the port has a file descriptor (POSIX serial
+    ports, ptys, sockets) it is put in non-blocking mode and waited on with ``select`` for at most
+    ``timeout_s``; elsewhere (``loop://``, Windows) the first byte is waited for and then what is
+    waiting is taken. (pyserial's ``read(n)`` with a timeout would wait for all ``n`` bytes.)
+
+    Back-off after the port vanishes: ``backoff_initial_s`` doubling to ``backoff_max_s``, each delay
+    jittered to 50-100 % of itself so that several readers do not retry in lock-step. The 1 s cap
+    bounds the time from the port's return to the reconnect (the issue's recovery target is 1 s).
+    """
+
+    def __init__(self, url: str, *, baudrate: int = DEFAULT_BAUDRATE, timeout_s: float = 0.05,
+                 backoff_initial_s: float = 0.05, backoff_max_s: float = 1.0, exclusive: bool = True,
+                 sysfs_root: str | os.PathLike = "/sys", seed: int | None = None) -> None:
+        if not isinstance(url, str) or not url:
+            raise InputError(f"a port URL must be a non-empty string, got {url!r}")
+        if not 0 < timeout_s <= 10 or not 0 < backoff_initial_s <= backoff_max_s:
+            raise InputError(f"need 0 < timeout_s <= 10 and 0 < backoff_initial_s <= backoff_max_s, got "
+                             f"{timeout_s}, {backoff_initial_s}, {backoff_max_s}")
+        self._url, self._baudrate, self._timeout_s = url, int(baudrate), float(timeout_s)
+        self._backoff = (float(backoff_initial_s), float(backoff_max_s))
+        self._exclusive, self._sysfs_root = exclusive, sysfs_root
+        self._rng = random.Random(seed)
+        self._port: serial.SerialBase | None = None
+        self._fd: int | None = None
+        self._ever_connected = False
+        self._aborted = False
+        self._failures = 0  # consecutive failed re-open attempts
+        self._next_attempt = 0.0
+        self._lost_at = 0.0
+        self.latency_timer_ms: int | None = None
+        self.stats = TransportStats()
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def connected(self) -> bool:
+        return self._port is not None
+
+    def connect(self) -> None:
+        if self._port is not None:
+            return
+        self._aborted = False
+        try:
+            self._open()
+        except serial.SerialException as exc:
+            raise self._explain(exc) from exc
+        self._ever_connected = True
+
+    def _open(self) -> None:
+        options = {"baudrate": self._baudrate, "timeout": self._timeout_s, "do_not_open": True}
+        try:
+            try:
+                port = serial.serial_for_url(self._url, exclusive=self._exclusive, **options)
+            except TypeError:  # a URL handler (or a pyserial before 3.3) without the ``exclusive`` option
+                LOG.debug("%s: no exclusive-access option for this port; opening it shared", self._url)
+                port = serial.serial_for_url(self._url, **options)
+        except ValueError as exc:  # unknown URL scheme or an impossible setting: no retry can fix it
+            raise InputError(f"cannot use port {self._url!r}: {exc}") from exc
+        port.open()
+        try:
+            try:
+                fd = port.fileno()
+            except Exception:  # loop:// and Windows ports have none
+                fd = None
+            if fd is not None:
+                port.timeout = 0  # non-blocking: ``read`` waits with select and takes what is there
+        except BaseException:
+            port.close()
+            raise
+        self._port, self._fd = port, fd
+        if "://" not in self._url and sys.platform.startswith("linux"):
+            self.latency_timer_ms = check_latency_timer(self._url, sysfs_root=self._sysfs_root)
+
+    def _explain(self, exc: serial.SerialException) -> InputError:
+        url, number, text = self._url, _errno_of(exc), str(exc)
+        if "://" not in url:
+            if number == errno.ENOENT or "FileNotFound" in text:
+                return InputError(f"no serial port {url} (is the amplifier plugged in? ports found: "
+                                  f"{_ports_found()})")
+            if number in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY) or "exclusive" in text:
+                return InputError(f"serial port {url} is in use by another program (it is opened with an "
+                                  "exclusive lock); stop that program first")
+            if number == errno.EACCES:
+                return InputError(f"no permission to open {url} (add the user to the 'dialout' group, or "
+                                  "install the udev rule from myoedge.deploy)")
+        elif number == errno.ECONNREFUSED or "refused" in text:
+            return InputError(f"nothing accepts connections at {url} (is `myoedge amp-sim --tcp PORT` or "
+                              "the serial bridge running?)")
+        return InputError(f"cannot open {url}: {text}")
+
+    def read(self, max_bytes: int = 4096) -> bytes:
+        if self._port is None:
+            if not self._ever_connected:
+                raise RuntimeError(f"{self._url}: call connect() before read()")
+            return self._try_reopen()
+        try:
+            if self._fd is not None:
+                ready, _, _ = select.select([self._fd], [], [], self._timeout_s)
+                # readable and no bytes means the device went away: pyserial raises for both ports and sockets
+                data = self._port.read(max_bytes) if ready else b""
+            else:
+                data = self._port.read(1)
+                waiting = self._port.in_waiting if data else 0
+                if waiting:
+                    data += self._port.read(min(waiting, max_bytes - 1))
+        except (serial.SerialException, OSError) as exc:
+            self._lost(exc)
+            return b""
+        if data:
+            self.stats.reads += 1
+            self.stats.bytes_read += len(data)
+        return data
+
+    def _lost(self, exc: BaseException) -> None:
+        self.stats.read_errors += 1
+        self.stats.last_error = str(exc)
+        LOG.warning("%s: port lost (%s); reconnecting with back-off", self._url, exc)
+        self._close_port()
+        self._failures = 0
+        self._lost_at = time.monotonic()
+        self._next_attempt = self._lost_at + self._delay()
+
+    def _delay(self) -> float:
+        initial, cap = self._backoff
+        delay = min(cap, initial * 2.0 ** min(self._failures, 30))
+        return delay * self._rng.uniform(0.5, 1.0)
+
+    def _try_reopen(self) -> bytes:
+        """One back-off step: wait (at most ``timeout_s``, so ``abort`` is noticed), then maybe re-open."""
+        wait = self._next_attempt - time.monotonic()
+        if self._aborted:
+            return b""
+        if wait > 0:
+            time.sleep(min(wait, self._timeout_s))
+            return b""
+        self.stats.reconnect_attempts += 1
+        try:
+            self._open()
+        except (serial.SerialException, OSError) as exc:
+            self._failures += 1
+            self._next_attempt = time.monotonic() + self._delay()
+            LOG.debug("%s: re-open attempt %d failed: %s", self._url, self._failures, exc)
+            return b""
+        self.stats.reconnects += 1
+        LOG.info("%s: reconnected after %.2f s (%d failed attempts); %d reconnects so far", self._url,
+                 time.monotonic() - self._lost_at, self._failures, self.stats.reconnects)
+        return b""
+
+    def write(self, data: bytes) -> int:
+        """Send bytes to the device (amplifier commands; with ``loop://`` they come back to ``read``)."""
+        if self._port is None:
+            raise RuntimeError(f"{self._url}: not connected")
+        return self._port.write(data)
+
+    def abort(self) -> None:
+        self._aborted = True
+
+    def _close_port(self) -> None:
+        port, self._port, self._fd = self._port, None, None
+        if port is not None:
+            try:
+                port.close()
+            except (serial.SerialException, OSError) as exc:  # closing a vanished device may fail too
+                LOG.debug("%s: close failed: %s", self._url, exc)
+
+    def close(self) -> None:
+        self._aborted = True
+        self._close_port()
+        self._ever_connected = False

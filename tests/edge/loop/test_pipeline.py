@@ -1,0 +1,219 @@
+"""The processing path: envelopes and predictions equal the reference components run on the whole
+signal, torque from the profile's moment arms, set-up refusals, and a steady state that keeps no memory.
+
+``setup_parts`` and ``stream`` are shared with the safety and runtime tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import tracemalloc
+
+import numpy as np
+import pytest
+from onnx_models import make_bundle
+
+from myoedge.body.catalog import generic_model
+from myoedge.body.profile import SubjectProfile
+from myoedge.edge.dsp.envelope import EnvelopeConfig, EnvelopeFilter, volts_to_counts
+from myoedge.edge.dsp.envelope_report import emg_like
+from myoedge.edge.loop.estimate import Flags
+from myoedge.edge.loop.latency import LatencyRecorder
+from myoedge.edge.loop.pipeline import Pipeline, check_device, check_profile, envelope_config
+from myoedge.edge.loop.publish import CallbackPublisher
+from myoedge.edge.loop.safety import SafetyConfig
+from myoedge.edge.model import OnnxCpuPredictor
+from myoedge.edge.model.bundle import load_bundle
+from myoedge.edge.wire.protocol import DeviceInfo, Frame, FrameParser, encode_device_info, encode_frame
+from myoedge.ground.errors import InputError
+
+MUSCLES = ("FCR", "FCU", "ECRL", "ECRB", "ECU")  # the wrist model's channel order
+FS, WINDOW, SPF, VPC, MVC = 1000.0, 8, 2, 1e-7, 2e-4
+
+
+def setup_parts(tmp_path, *, window: int = WINDOW):
+    """(bundle, profile, device info) that fit together: 5 wrist muscles, 1 kHz EMG, 100 Hz model."""
+    path, _ = make_bundle(tmp_path / "bundle", window=window, muscles=MUSCLES)
+    profile = SubjectProfile(subject="s01", model=generic_model("wrist"), mvc_volts=(MVC,) * len(MUSCLES))
+    info = DeviceInfo(sample_rate_hz=FS, scale_v=[VPC] * len(MUSCLES), labels=MUSCLES, sample_bits=24,
+                      samples_per_frame=SPF, device_name="test amp")
+    return load_bundle(path), profile, info
+
+
+def emg(seconds: float, *, seed: int = 0) -> np.ndarray:
+    volts = emg_like(fs_hz=FS, seconds=seconds, n_channels=len(MUSCLES), seed=seed)
+    return volts_to_counts(volts, volts_per_count=VPC, input_bits=24)
+
+
+def stream(counts: np.ndarray, info: DeviceInfo, *, spf: int = SPF, skip: tuple[int, ...] = ()) -> bytes:
+    """The wire bytes of ``counts`` as a device-info frame then data frames; frames in ``skip`` are lost."""
+    parts = [encode_device_info(info, seq=0)]
+    for k in range(len(counts) // spf):
+        if k not in skip:
+            samples = counts[k * spf:(k + 1) * spf]
+            frame = Frame(seq=k + 1, timestamp_us=k * 2000, samples=samples, sample_bits=24)
+            parts.append(encode_frame(frame))
+    return b"".join(parts)
+
+
+def run_pipeline(parts, wire: bytes, *, chunk: int = 97, safety: SafetyConfig | None = None, latency=None):
+    """Feed ``wire`` through a parser in ``chunk``-byte reads into a pipeline; (pipeline, estimates)."""
+    bundle, profile, info = parts
+    got = []
+    parser = FrameParser()
+    predictor = OnnxCpuPredictor(bundle)
+    pipe = Pipeline(bundle=bundle, predictor=predictor, profile=profile, device_info=info, safety=safety,
+                    publishers=[CallbackPublisher(got.append)], latency=latency, parser=parser)
+    for start in range(0, len(wire), chunk):
+        frames = parser.feed(wire[start:start + chunk])
+        if frames:
+            pipe.on_frames(frames, 0)
+    return pipe, got
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    return setup_parts(tmp_path_factory.mktemp("pipeline"))
+
+
+def test_envelopes_and_outputs_equal_the_components_on_the_whole_signal(parts):
+    bundle, profile, info = parts
+    counts = emg(0.6)
+    pipe, got = run_pipeline(parts, stream(counts, info))
+    cfg = EnvelopeConfig.from_dict(bundle.meta["envelope"]["config"])
+    whole = EnvelopeFilter(cfg, n_channels=5, volts_per_count=info.scale_v, mvc_volts=MVC).process(counts)
+    assert len(got) == len(whole) == 60 and pipe.model_samples == 60
+    np.testing.assert_array_equal(pipe.current_window(), whole[-WINDOW:])
+    with OnnxCpuPredictor(bundle) as reference:
+        for k, estimate in enumerate(got):
+            window = np.zeros((WINDOW, 5), dtype=np.float32)
+            recent = whole[max(0, k + 1 - WINDOW):k + 1]
+            window[WINDOW - len(recent):] = recent  # the ring starts out as zeros
+            out = reference.predict(window)
+            assert estimate.theta_rad == float(out["theta"][0, 0])  # deterministic: bit for bit
+            assert estimate.forces_n == tuple(out["forces"][0].tolist())
+    assert [e.index for e in got] == list(range(60))
+    # the first model-rate sample is input sample 9: frame 4 (samples 8, 9), seq 5 after the device info
+    assert got[0].seq == 5 and got[0].timestamp_us == 4 * 2000
+
+
+def test_torque_is_the_sum_of_moment_arm_times_force(parts):
+    _, profile, info = parts
+    _, got = run_pipeline(parts, stream(emg(0.3), info))
+    for e in got:
+        r = [profile.moment_arm(m, e.theta_rad) for m in MUSCLES]
+        expected = sum(ri * fi for ri, fi in zip(r, e.forces_n, strict=True))
+        assert e.torque_requested_nm == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        assert e.torque_nm == e.torque_requested_nm and not e.clamped
+
+
+def test_warmup_until_the_window_is_full_then_valid(parts):
+    _, _, info = parts
+    _, got = run_pipeline(parts, stream(emg(0.3), info))
+    assert all(Flags.WARMUP in e.flags for e in got[:WINDOW - 1])
+    assert all(e.flags == Flags(0) and e.valid for e in got[WINDOW:])
+
+
+def test_chunking_does_not_change_the_estimates(parts):
+    _, _, info = parts
+    wire = stream(emg(0.3, seed=3), info)
+    _, one = run_pipeline(parts, wire, chunk=len(wire))
+    _, small = run_pipeline(parts, wire, chunk=13)
+    def key(estimates):
+        return [(e.theta_rad, e.forces_n, e.flags) for e in estimates]
+
+    assert key(one) == key(small)
+
+
+def test_latency_is_recorded_per_frame_with_and_without_inference(parts):
+    _, _, info = parts
+    rec = LatencyRecorder(capacity=1000, deadline_ns=2_000_000)
+    _, got = run_pipeline(parts, stream(emg(0.2), info), latency=rec)
+    summary = rec.summary()
+    assert summary["frames"] == 100 and summary["frames_with_inference"] == len(got) == 20
+    assert summary["with_inference"]["infer"]["n"] == 20 and summary["with_inference"]["infer"]["p50"] > 0
+    assert "infer" not in summary["without_inference"]
+    assert summary["all"]["processing"]["max"] >= summary["all"]["filter"]["max"]
+
+
+def test_refuses_a_profile_of_other_muscles_or_order(parts, tmp_path):
+    bundle, profile, _ = parts
+    check_profile(bundle, profile)
+    base = generic_model("wrist")
+    swapped = dataclasses.replace(base, muscles=base.muscles[::-1])
+    with pytest.raises(InputError, match="channel order"):
+        check_profile(bundle, SubjectProfile(subject="x", model=swapped, mvc_volts=(MVC,) * 5))
+    knee = generic_model("knee")
+    with pytest.raises(InputError, match="muscles"):
+        check_profile(bundle, SubjectProfile(subject="x", model=knee, mvc_volts=(MVC,) * len(knee.muscles)))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"sample_rate_hz": 2000.0}, "expects EMG at 1000 Hz"),
+    ({"labels": MUSCLES[::-1]}, "other order"),
+    ({"labels": MUSCLES[:4], "scale_v": [VPC] * 4}, "sends 4 channels"),
+])
+def test_refuses_a_device_that_disagrees_with_the_bundle(parts, change, message):
+    bundle, _, info = parts
+    config = envelope_config(bundle)
+    check_device(bundle, info, config)
+    fields = {"sample_rate_hz": info.sample_rate_hz, "scale_v": info.scale_v, "labels": info.labels,
+              "sample_bits": 24, "samples_per_frame": SPF, **change}
+    with pytest.raises(InputError, match=message):
+        check_device(bundle, DeviceInfo(**fields), config)
+
+
+def test_refuses_a_bundle_whose_envelope_the_runtime_computes_differently(parts, tmp_path):
+    bundle, _, _ = parts
+    meta = {**bundle.meta, "envelope": {**bundle.meta["envelope"],
+                                        "config": {**bundle.meta["envelope"]["config"], "notch_hz": 60.0}}}
+    other = dataclasses.replace(bundle, meta=meta)
+    with pytest.raises(InputError, match="envelope hash"):
+        envelope_config(other)
+
+
+def test_steady_state_keeps_no_memory(parts):
+    bundle, profile, info = parts
+    counts = emg(3.0, seed=5)
+    frames = FrameParser().feed(stream(counts, info))
+    pipe = Pipeline(bundle=bundle, predictor=OnnxCpuPredictor(bundle), profile=profile, device_info=info,
+                    publishers=[CallbackPublisher(lambda e: None)],
+                    latency=LatencyRecorder(capacity=4096, deadline_ns=10**6))
+    for frame in frames[:500]:
+        pipe.process(frame, t_read_ns=0)
+    grown = []
+    tracemalloc.start()
+    try:
+        for part in (frames[500:1000], frames[1000:1500]):
+            before = tracemalloc.get_traced_memory()[0]
+            for frame in part:
+                pipe.process(frame, t_read_ns=0)
+            grown.append(tracemalloc.get_traced_memory()[0] - before)
+    finally:
+        tracemalloc.stop()
+    assert min(grown) < 2000, f"bytes retained per 500 frames: {grown}"
+
+
+def test_per_frame_path_peak_stays_small_after_warm_up(parts):
+    """2000 frames (400 model-rate samples) after warm-up: the traced peak grows by under 4 KB, so the
+    envelope writes into the pipeline's preallocated rows and nothing accumulates across frames."""
+    bundle, profile, info = parts
+    frames = FrameParser().feed(stream(emg(5.0, seed=6), info))
+    warm, measured = frames[:500], frames[500:2500]  # slices made before tracing starts
+    pipe = Pipeline(bundle=bundle, predictor=OnnxCpuPredictor(bundle), profile=profile, device_info=info,
+                    publishers=[CallbackPublisher(lambda e: None)],
+                    latency=LatencyRecorder(capacity=4096, deadline_ns=10**6))
+    for frame in warm:
+        pipe.process(frame, t_read_ns=0)
+    env_out = pipe._env_out
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        for frame in measured:
+            pipe.process(frame, t_read_ns=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(measured) == 2000 and pipe.model_samples == 500
+    assert pipe._env_out is env_out  # sized once for the device's frames, never regrown
+    assert peak - before < 4096, f"traced peak grew by {peak - before} bytes over 2000 frames"
