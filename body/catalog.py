@@ -17,6 +17,7 @@ Angles are positive in flexion; flexor moment arms are positive, extensor ones n
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from myoedge.body.model import JointModel, Muscle, Segment
 from myoedge.ground.errors import InputError
@@ -116,7 +117,64 @@ def elbow() -> JointModel:
     ))
 
 
-JOINTS = {"knee": knee, "wrist": wrist, "elbow": elbow}
+# Where a load held in the hand sits: the forearm's length plus 40 % of the hand's (the grip), Winter's
+# forearm 0.146 H and hand 0.108 H.
+HAND_LOAD_FRACTION = 0.146 + 0.4 * 0.108
+
+
+def elbow6() -> JointModel:
+    """Elbow flexion/extension with OpenSim arm26's six muscles, for deep-muscle work with loads.
+
+    Segment: forearm + hand as in :func:`elbow` (upper arm hanging, θ = 0 straight). Muscle parameters
+    are arm26's (after Holzbaur et al. 2005): BIClong F0 624.3 N, l_opt 0.1157 m, l_ts 0.2723 m;
+    BICshort 435.56 N, 0.1321 m, 0.1923 m; BRA 987.26 N, 0.0858 m, 0.0535 m; TRIlong 798.52 N,
+    0.134 m, 0.143 m, 12°; TRIlat 624.3 N, 0.1138 m, 0.098 m, 9°; TRImed 624.3 N, 0.1138 m, 0.0908 m,
+    9°. Moment arms after Murray et al. 1995 (biceps 3-4.5 cm peaking near 90°, brachialis ~2 cm,
+    triceps heads ~2 cm). Brachialis and the triceps medial head are deep; a load in the hand enters
+    through :func:`with_hand_load`.
+    """
+    base = elbow()
+
+    def m(name, action, f0, l_opt, l_ts, penn_deg, r, *, deep=False):
+        return Muscle(name=name, action=action, max_force=f0, optimal_fiber_length=l_opt,
+                      tendon_slack_length=l_ts, pennation=penn_deg * DEG, optimal_angle=70 * DEG,
+                      moment_arm=r, deep=deep)
+
+    return JointModel(joint="elbow6", segment=base.segment, muscles=(
+        m("BIClong", "flexor", 624.3, 0.1157, 0.2723, 0.0, (0.015, 0.040, -0.014)),
+        m("BICshort", "flexor", 435.56, 0.1321, 0.1923, 0.0, (0.013, 0.037, -0.013)),
+        m("BRA", "flexor", 987.26, 0.0858, 0.0535, 0.0, (0.008, 0.022, -0.007), deep=True),
+        m("TRIlong", "extensor", 798.52, 0.134, 0.143, 12.0, (-0.022, 0.002)),
+        m("TRIlat", "extensor", 624.3, 0.1138, 0.098, 9.0, (-0.019, 0.002)),
+        m("TRImed", "extensor", 624.3, 0.1138, 0.0908, 9.0, (-0.018, 0.002), deep=True),
+    ))
+
+
+def with_hand_load(segment: Segment, *, load_kg: float, distance: float) -> Segment:
+    """The forearm segment holding a point mass ``load_kg`` at ``distance`` (m) from the elbow axis:
+    total mass, combined centre of mass and inertia (parallel-axis) change; the rest does not."""
+    if not (load_kg >= 0 and math.isfinite(load_kg)):
+        raise InputError(f"load must be a finite mass >= 0 kg, got {load_kg!r}")
+    mass = segment.mass + load_kg
+    com = (segment.mass * segment.com + load_kg * distance) / mass
+    return replace(segment, mass=mass, com=com, inertia=segment.inertia + load_kg * distance**2)
+
+
+def loaded_segment(segment: Segment, extra) -> Segment:
+    """The segment of a trial whose recording.json (``extra``: its other keys) may hold ``load_kg`` and
+    ``load_distance_m``: ``segment`` itself when there is no load."""
+    load = extra.get("load_kg", 0.0) or 0.0
+    if not isinstance(load, (int, float)) or isinstance(load, bool):
+        raise InputError(f"recording.json load_kg must be a number of kg, got {load!r}")
+    if load == 0:
+        return segment
+    distance = extra.get("load_distance_m")
+    if not isinstance(distance, (int, float)) or isinstance(distance, bool) or not distance > 0:
+        raise InputError(f"recording.json has load_kg {load} but no positive load_distance_m (m), got {distance!r}")
+    return with_hand_load(segment, load_kg=float(load), distance=float(distance))
+
+
+JOINTS = {"knee": knee, "wrist": wrist, "elbow": elbow, "elbow6": elbow6}
 
 
 def generic_model(joint: str) -> JointModel:

@@ -63,13 +63,19 @@ def mvc_envelope(gain_volts: np.ndarray, fs: float, *, band_sos: np.ndarray | No
     return np.asarray(gain_volts) * math.sqrt(2.0 / math.pi) * math.sqrt(fraction)
 
 
+def _unit_sources(rng: np.random.Generator, n: int, m: int, fs: float) -> np.ndarray:
+    """Unit-RMS shaped noise (n, m): each muscle's interference pattern at full excitation."""
+    noise = rng.standard_normal((n + 2000, m))
+    shaped = signal.sosfilt(_shaping_sos(fs), noise, axis=0)[2000:]
+    shaped /= shaped.std(axis=0)
+    return shaped
+
+
 def synthesize(excitation: np.ndarray, *, fs: float, setup: ElectrodeSetup, rng: np.random.Generator,
                theta_ddot: np.ndarray | None = None) -> np.ndarray:
     """Raw EMG (n, n_muscles) in volts for excitations (n, n_muscles) sampled at ``fs``."""
     n, m = excitation.shape
-    noise = rng.standard_normal((n + 2000, m))
-    shaped = signal.sosfilt(_shaping_sos(fs), noise, axis=0)[2000:]
-    shaped /= shaped.std(axis=0)
+    shaped = _unit_sources(rng, n, m, fs)
     sources = np.clip(excitation, 0.0, 1.0) * shaped  # unit gain per muscle
     mixing = np.eye(m) + setup.crosstalk
     emg = (sources @ mixing.T) * setup.gain_volts
@@ -81,4 +87,33 @@ def synthesize(excitation: np.ndarray, *, fs: float, setup: ElectrodeSetup, rng:
         lp = signal.butter(2, 15.0, fs=fs, output="sos")
         art = signal.sosfilt(lp, theta_ddot)[:, None] * rng.uniform(0.5, 1.5, m)
         emg += setup.artefact_volts_per_rad_s2 * art
+    return emg
+
+
+MAINS_HARMONICS = (1, 3, 5)
+
+
+def synthesize_drifting(excitation: np.ndarray, *, fs: float, gain_volts: np.ndarray, crosstalk: np.ndarray,
+                        drift: np.ndarray, mains_volts: np.ndarray, noise_volts: float,
+                        rng: np.random.Generator, theta_ddot: np.ndarray | None = None) -> np.ndarray:
+    """Raw EMG (n, n_muscles) in volts for the hard family.
+
+    As :func:`synthesize`, but each electrode's gain is ``gain_volts · drift`` with ``drift`` (n,
+    n_muscles) a slow relative gain (electrode–skin impedance and sweat), crosstalk may reach any
+    channel, and mains interference is 50 Hz and 60 Hz, each with its 3rd and 5th harmonics
+    (``mains_volts`` (2, 3) amplitudes, V; random phase per channel).
+    """
+    n, m = excitation.shape
+    sources = np.clip(excitation, 0.0, 1.0) * _unit_sources(rng, n, m, fs)
+    emg = (sources @ (np.eye(m) + crosstalk).T) * gain_volts * drift
+    emg += noise_volts * rng.standard_normal((n, m))
+    t = np.arange(n) / fs
+    for row, base_hz in enumerate((50.0, 60.0)):
+        for col, h in enumerate(MAINS_HARMONICS):
+            if h * base_hz < fs / 2:
+                phase = rng.uniform(0, 2 * math.pi, m)
+                emg += mains_volts[row, col] * np.sin(2 * math.pi * h * base_hz * t[:, None] + phase)
+    if theta_ddot is not None:
+        lp = signal.butter(2, 15.0, fs=fs, output="sos")
+        emg += 0.3e-6 * signal.sosfilt(lp, theta_ddot)[:, None] * rng.uniform(0.5, 1.5, m)
     return emg

@@ -25,9 +25,12 @@ TAU_DEACT = 0.040  # s
 MIN_ACTIVATION = 0.01
 
 
-def activation_rate(u: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """ȧ of first-order activation dynamics (Thelen 2003, eq. 1): faster up than down."""
-    tau = np.where(u > a, TAU_ACT * (0.5 + 1.5 * a), TAU_DEACT / (0.5 + 1.5 * a))
+def activation_rate(u: np.ndarray, a: np.ndarray, *, tau_act=TAU_ACT, tau_deact=TAU_DEACT) -> np.ndarray:
+    """ȧ of first-order activation dynamics (Thelen 2003, eq. 1): faster up than down.
+
+    ``tau_act`` / ``tau_deact`` (s) may be per-muscle arrays broadcasting against ``a``.
+    """
+    tau = np.where(u > a, tau_act * (0.5 + 1.5 * a), tau_deact / (0.5 + 1.5 * a))
     return (u - a) / tau
 
 
@@ -70,11 +73,16 @@ class MuscleSet:
         th = np.asarray(theta, dtype=float)[..., None, None]
         return (self.coeffs * th**powers / powers).sum(-1)
 
+    def mt_length(self, theta) -> np.ndarray:
+        """Muscle–tendon lengths (m) at θ: l̇_MT = −r θ̇, with the fibre optimal and the tendon slack at
+        each muscle's optimal angle. Shape θ.shape + (n_muscles,)."""
+        return self.l_mt_opt - (self._excursion(theta) - self._excursion_opt)
+
     def fiber_state(self, theta, theta_dot):
         """Normalised fibre length, normalised velocity and cos(pennation) at joint state (θ, θ̇)."""
         theta = np.asarray(theta, dtype=float)
         r = self.model.moment_arms(theta)
-        l_mt = self.l_mt_opt - (self._excursion(theta) - self._excursion_opt)
+        l_mt = self.mt_length(theta)
         along = np.maximum(l_mt - self.l_ts, 1e-4)
         l_f = np.sqrt(self.height**2 + along**2)
         cos_a = along / l_f

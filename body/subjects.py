@@ -14,11 +14,13 @@ import numpy as np
 
 from myoedge.body.catalog import BODY_MASS, HEIGHT, generic_model
 from myoedge.body.emg_synth import ElectrodeSetup, mvc_envelope, synthesize
+from myoedge.body.family import FAMILIES, HardTraits, draw_hard
 from myoedge.body.model import JointModel
 from myoedge.body.profile import SubjectProfile
 from myoedge.body.recording import Recording, RecordingMeta
 from myoedge.body.simulate import simulate
 from myoedge.body.trajectories import movement, paces, smooth_noise
+from myoedge.ground.errors import InputError
 
 EMG_FS = 2000.0
 SIM_FS = 2000.0  # the simulator steps with the EMG clock
@@ -34,6 +36,8 @@ class SyntheticSubject:
     model: JointModel
     gain_volts: np.ndarray  # EMG RMS at full excitation, per channel, first session
     crosstalk: np.ndarray
+    family: str = "easy"
+    traits: HardTraits | None = None  # hard family only
 
 
 def scale_model(model: JointModel, *, mass_scale: float, length_scale: float,
@@ -50,8 +54,14 @@ def scale_model(model: JointModel, *, mass_scale: float, length_scale: float,
     return replace(model, segment=seg, muscles=muscles)
 
 
-def make_subject(joint: str, index: int, *, seed: int = 0) -> SyntheticSubject:
-    """Subject ``index`` of ``joint`` (deterministic in ``seed`` and ``index``)."""
+def make_subject(joint: str, index: int, *, seed: int = 0, family: str = "easy") -> SyntheticSubject:
+    """Subject ``index`` of ``joint`` (deterministic in ``seed``, ``index`` and ``family``).
+
+    A hard-family subject is the easy one with its segment, muscle dynamics and electrodes redrawn
+    (:func:`myoedge.body.family.draw_hard`).
+    """
+    if family not in FAMILIES:
+        raise InputError(f"unknown family {family!r}; choose one of {list(FAMILIES)}")
     rng = np.random.default_rng([seed, index, sum(map(ord, joint))])
     generic = generic_model(joint)
     n = len(generic.muscles)
@@ -63,8 +73,12 @@ def make_subject(joint: str, index: int, *, seed: int = 0) -> SyntheticSubject:
     crosstalk = np.zeros((n, n))
     for i in range(n - 1):
         crosstalk[i, i + 1], crosstalk[i + 1, i] = rng.uniform(0.02, 0.10, 2)
-    return SyntheticSubject(name=f"{joint}{index:02d}", seed=seed, body_mass=body_mass, height=height,
-                            model=model, gain_volts=rng.uniform(0.3e-3, 1.2e-3, n), crosstalk=crosstalk)
+    subject = SyntheticSubject(name=f"{joint}{index:02d}", seed=seed, body_mass=body_mass, height=height,
+                               model=model, gain_volts=rng.uniform(0.3e-3, 1.2e-3, n), crosstalk=crosstalk)
+    if family == "easy":
+        return subject
+    model, traits, crosstalk = draw_hard(model, seed=seed, index=index)
+    return replace(subject, model=model, crosstalk=crosstalk, family=family, traits=traits)
 
 
 def session_gains(subject: SyntheticSubject, session: int) -> np.ndarray:
@@ -76,15 +90,33 @@ def session_gains(subject: SyntheticSubject, session: int) -> np.ndarray:
 
 
 def true_profile(subject: SyntheticSubject, *, session: int = 1) -> SubjectProfile:
+    provenance = {"method": "synthetic ground truth", "session": session,
+                  "body_mass_kg": subject.body_mass, "height_m": subject.height}
+    if subject.traits is not None:
+        t = subject.traits
+        provenance.update(family=subject.family, truth={
+            "tau_act_s": t.tau_act.tolist(), "tau_deact_s": t.tau_deact.tolist(),
+            "tendon_strain": t.tendon_strain.tolist(), "drift_amplitude": t.drift_amplitude.tolist()})
     return SubjectProfile(subject=subject.name, model=subject.model,
                           mvc_volts=tuple(mvc_envelope(session_gains(subject, session), EMG_FS)),
-                          provenance={"method": "synthetic ground truth", "session": session,
-                                      "body_mass_kg": subject.body_mass, "height_m": subject.height})
+                          provenance=provenance)
 
 
 def simulate_session(subject: SyntheticSubject, *, session: int = 1, duration_s: float = 20.0,
-                     trial_paces: tuple[str, ...] | None = None) -> list[Recording]:
-    """One recording per pace (knee: walking speed), all simulated together."""
+                     trial_paces: tuple[str, ...] | None = None, loads: tuple[float, ...] = (0.0,)
+                     ) -> list[Recording]:
+    """One recording per pace (knee: walking speed), all simulated together.
+
+    A hard-family subject gets :func:`myoedge.body.hard_session.simulate_hard_session` instead: open-
+    loop trials (``trial_paces`` names them), each at every load in ``loads`` (kg, in the hand).
+    """
+    if subject.family == "hard":
+        from myoedge.body.hard_session import simulate_hard_session
+
+        return simulate_hard_session(subject, session=session, duration_s=duration_s, trials=trial_paces,
+                                     loads=loads)
+    if tuple(loads) != (0.0,):
+        raise InputError("loads are simulated by the hard family only (--family hard)")
     joint, model = subject.model.joint, subject.model
     trial_paces = trial_paces or paces(joint)
     rng = np.random.default_rng([subject.seed, session, 104729, sum(map(ord, subject.name))])
@@ -120,7 +152,8 @@ def simulate_session(subject: SyntheticSubject, *, session: int = 1, duration_s:
 
 
 def write_dataset(out, *, joints: tuple[str, ...], n_subjects: int, sessions: int = 1,
-                  duration_s: float = 20.0, seed: int = 0, overwrite: bool = False, progress=None) -> dict:
+                  duration_s: float = 20.0, seed: int = 0, overwrite: bool = False, progress=None,
+                  family: str = "easy", loads: tuple[float, ...] = (0.0,)) -> dict:
     """Simulate and write ``out/<subject>/profile.json`` and ``out/<subject>/<session>_<trial>/``.
 
     Returns a summary: per subject its profile path, recordings and simulated seconds.
@@ -133,17 +166,18 @@ def write_dataset(out, *, joints: tuple[str, ...], n_subjects: int, sessions: in
     summary = {"out": str(out), "subjects": []}
     for joint in joints:
         for index in range(1, n_subjects + 1):
-            subject = make_subject(joint, index, seed=seed)
+            subject = make_subject(joint, index, seed=seed, family=family)
             folder = out / subject.name
             profile_path = true_profile(subject).save(folder / "profile.json")
             paths = []
             for session in range(1, sessions + 1):
-                for rec in simulate_session(subject, session=session, duration_s=duration_s):
+                for rec in simulate_session(subject, session=session, duration_s=duration_s, loads=loads):
                     paths.append(str(save_recording(rec, folder / f"{rec.meta.session}_{rec.meta.trial}",
                                                     overwrite=overwrite)))
                 if progress is not None:
                     progress.update(1, subject.name)
-            summary["subjects"].append({"subject": subject.name, "joint": joint, "profile": str(profile_path),
+            summary["subjects"].append({"subject": subject.name, "joint": joint, "family": family,
+                                        "profile": str(profile_path),
                                         "recordings": paths, "body_mass_kg": round(subject.body_mass, 1),
                                         "height_m": round(subject.height, 3)})
     return summary

@@ -73,7 +73,7 @@ def movement(joint: str, pace: str, t: np.ndarray, *, rng: np.random.Generator, 
         return knee_gait(t, speed=pace, rng=rng, fs=fs)
     if joint == "wrist":
         return cyclic(t, pace=pace, lo_deg=-45.0, hi_deg=50.0, rng=rng, fs=fs)
-    if joint == "elbow":
+    if joint in ("elbow", "elbow6"):
         return cyclic(t, pace=pace, lo_deg=15.0, hi_deg=115.0, rng=rng, fs=fs)
     raise ValueError(f"no movement defined for joint {joint!r}")
 
