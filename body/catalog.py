@@ -170,7 +170,8 @@ def loaded_segment(segment: Segment, extra) -> Segment:
         return segment
     distance = extra.get("load_distance_m")
     if not isinstance(distance, (int, float)) or isinstance(distance, bool) or not distance > 0:
-        raise InputError(f"recording.json has load_kg {load} but no positive load_distance_m (m), got {distance!r}")
+        raise InputError(f"recording.json has load_kg {load} but no positive load_distance_m (m), "
+                         f"got {distance!r}")
     return with_hand_load(segment, load_kg=float(load), distance=float(distance))
 
 

@@ -79,7 +79,8 @@ def draw_hard(model: JointModel, *, seed: int, index: int) -> tuple[JointModel, 
     mass_scale, com_scale = rng.uniform(0.85, 1.2), rng.uniform(0.9, 1.1)
     seg = replace(s, mass=s.mass * mass_scale, com=s.com * com_scale,
                   inertia=s.inertia * mass_scale * com_scale**2,
-                  damping=float(_log_uniform(rng, *r.damping)), stiffness=float(_log_uniform(rng, *r.stiffness)),
+                  damping=float(_log_uniform(rng, *r.damping)),
+                  stiffness=float(_log_uniform(rng, *r.stiffness)),
                   rest_angle=rng.uniform(*r.rest_angle), gravity_offset=rng.uniform(*r.gravity_offset))
     n = len(model.muscles)
     crosstalk = np.zeros((n, n))
@@ -91,6 +92,7 @@ def draw_hard(model: JointModel, *, seed: int, index: int) -> tuple[JointModel, 
     traits = HardTraits(tau_act=rng.uniform(0.008, 0.020, n), tau_deact=rng.uniform(0.030, 0.060, n),
                         tendon_strain=rng.uniform(0.025, 0.06, n), drift_amplitude=rng.uniform(0.1, 0.3, n),
                         mains_volts=mains, noise_volts=float(rng.uniform(2e-6, 6e-6)),
-                        reflex_gain=float(rng.uniform(0.3, 0.8)), reflex_velocity_gain=float(rng.uniform(0.02, 0.06)),
+                        reflex_gain=float(rng.uniform(0.3, 0.8)),
+                        reflex_velocity_gain=float(rng.uniform(0.02, 0.06)),
                         reflex_delay_s=float(rng.uniform(0.025, 0.045)))
     return replace(model, segment=seg), traits, crosstalk

@@ -41,7 +41,8 @@ class Reflex:
 
 def stack_segments(segments: list[Segment]) -> SimpleNamespace:
     """Segments of a batch as one object with (batch,) arrays, for the array-agnostic dynamics."""
-    return SimpleNamespace(**{f.name: np.array([getattr(s, f.name) for s in segments]) for f in fields(Segment)})
+    return SimpleNamespace(**{f.name: np.array([getattr(s, f.name) for s in segments])
+                              for f in fields(Segment)})
 
 
 def simulate_open_loop(model: JointModel, segments: list[Segment], plan_theta: np.ndarray,

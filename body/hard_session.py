@@ -40,7 +40,8 @@ def simulate_hard_session(subject, *, session: int = 1, duration_s: float = 20.0
     if not loads or any(not (0.0 <= x <= 20.0) for x in loads) or len(set(loads)) != len(loads):
         raise InputError(f"loads must be distinct masses between 0 and 20 kg, got {list(loads)}")
     if subject.model.joint != "elbow6" and loads != (0.0,):
-        raise InputError(f"loads in the hand are simulated for the elbow6 joint only, not {subject.model.joint}")
+        raise InputError(f"loads in the hand are simulated for the elbow6 joint only, not "
+                         f"{subject.model.joint}")
     trials = tuple(trials or TRIALS)
     model, traits = subject.model, subject.traits
     rng = np.random.default_rng([subject.seed, session, 7477, sum(map(ord, subject.name))])
@@ -71,7 +72,8 @@ def simulate_hard_session(subject, *, session: int = 1, duration_s: float = 20.0
     recordings = []
     for i, ((trial, load), seg, plan) in enumerate(zip(cases, segments, made)):
         drift = drift_all[i * n:(i + 1) * n]
-        emg = synthesize_drifting(motion.excitation[i], fs=EMG_FS, gain_volts=gains, crosstalk=subject.crosstalk,
+        emg = synthesize_drifting(motion.excitation[i], fs=EMG_FS, gain_volts=gains,
+                                  crosstalk=subject.crosstalk,
                                   drift=drift, mains_volts=traits.mains_volts, noise_volts=traits.noise_volts,
                                   rng=rng, theta_ddot=motion.theta_ddot[i])
         meta = RecordingMeta(
