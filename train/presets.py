@@ -29,6 +29,7 @@ class Preset:
 
     name: str
     kind: str
+    label: str  # in report tables
     summary: str
     model: dict = field(default_factory=dict)  # ModelConfig defaults
     train: dict = field(default_factory=dict)  # TrainConfig defaults
@@ -65,14 +66,15 @@ _RNN = {"hidden": 64, "fc_blocks": 1, "dropout": 0.0}
 _RNN_TRAIN = {"optimizer": "adam", "lr": 3e-3, "iterations": 1200, "chunk": 300, "burn_in": 300, "batch": 16}
 
 _ALL = (
-    Preset(name="pi-cnn", kind="per-step", summary="the paper's PI-CNN (elapsed time + envelope frame)"),
-    Preset(name="cnn", kind="per-step", summary="the paper's plain CNN baseline (no physics loss)",
+    Preset(name="pi-cnn", kind="per-step", label="PI-CNN",
+           summary="the paper's PI-CNN (elapsed time + envelope frame)"),
+    Preset(name="cnn", kind="per-step", label="CNN", summary="the paper's CNN baseline (no physics loss)",
            model={"conv_blocks": 3, "fc_blocks": 3}, train={"w_physics": 0.0}),
-    Preset(name="edge-window", kind="window", summary="causal dilated TCN over a 1.57 s envelope window",
-           model=_TCN, train=_TCN_TRAIN),
-    Preset(name="edge-rnn", kind="recurrent", summary="GRU over the envelope frames; state = hidden vector",
-           model=_RNN, train=_RNN_TRAIN),
-    Preset(name="edge", kind="recurrent", summary="the shipped edge model (= edge-rnn)",
+    Preset(name="edge-window", kind="window", label="Edge TCN",
+           summary="causal dilated TCN over a 1.57 s envelope window", model=_TCN, train=_TCN_TRAIN),
+    Preset(name="edge-rnn", kind="recurrent", label="Edge GRU",
+           summary="GRU over the envelope frames; state = hidden vector", model=_RNN, train=_RNN_TRAIN),
+    Preset(name="edge", kind="recurrent", label="Edge", summary="the shipped edge model (= edge-rnn)",
            model=_RNN, train=_RNN_TRAIN),
 )
 PRESETS: dict[str, Preset] = {p.name: p for p in _ALL}
