@@ -63,7 +63,7 @@ class _DeployedStep(nn.Module):
 
 
 def _deployed(trained: TrainedModel) -> nn.Module:
-    if trained.model_config.kind not in ("window", "recurrent"):
+    if trained.model_config.kind == "per-step":
         raise InputError(f"only edge runs export (this run is {trained.model_config.preset!r}): the paper's "
                          "networks take the trial's elapsed time as an input, which a bundle cannot supply")
     if trained.envelope_config is None:
@@ -141,7 +141,7 @@ def output_scales(trained: TrainedModel) -> dict[str, np.ndarray]:
     m = trained.model
     scales = {"theta": m.theta_std.detach().numpy().astype(np.float64)[:1],
               "forces": m.force_std.detach().numpy().astype(np.float64)}
-    if trained.stateful:  # the GRU's hidden units are in (-1, 1): their unit is 1
+    if trained.stateful:  # hidden units of standardised size (GRU: in (-1, 1)): their unit is 1
         scales[STATE_OUTPUT] = np.ones(m.state_size)
     return scales
 

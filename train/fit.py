@@ -106,7 +106,8 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
             opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
         else:
             opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-        steps = {"window": _chunk_steps, "recurrent": _recurrent_steps}.get(mcfg.kind, _sequence_steps)
+        steps = _sequence_steps if mcfg.kind == "per-step" else _chunk_steps if mcfg.kind == "window" \
+            else _recurrent_steps
         t0 = time.perf_counter()
         history = []
         model.train()
@@ -149,7 +150,7 @@ def _samples(seqs: list[Sequence], mcfg: ModelConfig, rng: np.random.Generator) 
     """The export's test inputs: windows for a window model, a run of consecutive steps for a stateful one."""
     if mcfg.kind == "window":
         return _sample_windows(seqs, mcfg.window, rng)
-    if mcfg.kind == "recurrent":
+    if mcfg.stateful:
         return _sample_sequence(seqs, mcfg.window, rng)
     return None
 

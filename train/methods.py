@@ -23,7 +23,7 @@ from myoedge.ground.errors import InputError
 from myoedge.train.presets import PRESETS
 from myoedge.train.presets import preset as preset_record
 
-QUICK_ITERATIONS = {"per-step": 15, "window": 20, "recurrent": 20}  # by preset kind
+QUICK_ITERATIONS = {"per-step": 15, "window": 20, "recurrent": 20, "state-space": 20}  # by preset kind
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from myoedge.ground.errors import InputError
-from myoedge.train.presets import KINDS
+from myoedge.train.presets import KINDS, STATEFUL_KINDS
 from myoedge.train.presets import preset as preset_record
 
 
@@ -88,7 +88,7 @@ class ModelConfig:
 
     @property
     def stateful(self) -> bool:
-        return self.kind == "recurrent"
+        return self.kind in STATEFUL_KINDS
 
     @property
     def uses_time(self) -> bool:
@@ -237,6 +237,10 @@ def build_model(config: ModelConfig) -> Normalised:
         from myoedge.train.recurrent import RecurrentNet
 
         return RecurrentNet(config)
+    if config.kind == "state-space":
+        from myoedge.train.ssm import StateSpaceNet
+
+        return StateSpaceNet(config)
     return CausalTCN(config) if config.kind == "window" else PerStepCNN(config)
 
 

@@ -10,6 +10,8 @@ Kinds:
 * ``window`` — the causal dilated TCN over a window of W envelope frames (``edge-window``);
 * ``recurrent`` — a GRU stepped once per model step on the current envelope frame; its hidden vector is
   the state of the state contract (``edge-rnn``);
+* ``state-space`` — two banks of leaky integrators with learned time constants (20 ms … 30 s) and a
+  tanh stage between them; their outputs are the state (``edge-ssm``);
 
 ``edge`` is the shipped model: the kind that measured best across joints (docs/training.md).
 """
@@ -20,7 +22,8 @@ from dataclasses import dataclass, field
 
 from myoedge.ground.errors import InputError
 
-KINDS = ("per-step", "window", "recurrent")
+KINDS = ("per-step", "window", "recurrent", "state-space")
+STATEFUL_KINDS = ("recurrent", "state-space")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,7 +44,7 @@ class Preset:
     @property
     def stateful(self) -> bool:
         """True when the network carries state between steps (the bundle's ``state`` block)."""
-        return self.kind == "recurrent"
+        return self.kind in STATEFUL_KINDS
 
     @property
     def uses_time(self) -> bool:
@@ -63,7 +66,7 @@ _TCN = {"filters": 32, "hidden": 32, "fc_blocks": 1, "dropout": 0.1, "dilations"
         "smooth": 31}
 _TCN_TRAIN = {"optimizer": "adam", "lr": 3e-3, "iterations": 1500}
 _RNN = {"hidden": 64, "fc_blocks": 1, "dropout": 0.0}
-_RNN_TRAIN = {"optimizer": "adam", "lr": 3e-3, "iterations": 1200, "chunk": 300, "burn_in": 300, "batch": 16}
+_RNN_TRAIN = {"optimizer": "adam", "lr": 3e-3, "iterations": 800, "chunk": 200, "burn_in": 300, "batch": 16}
 
 _ALL = (
     Preset(name="pi-cnn", kind="per-step", label="PI-CNN",
@@ -74,6 +77,9 @@ _ALL = (
            summary="causal dilated TCN over a 1.57 s envelope window", model=_TCN, train=_TCN_TRAIN),
     Preset(name="edge-rnn", kind="recurrent", label="Edge GRU",
            summary="GRU over the envelope frames; state = hidden vector", model=_RNN, train=_RNN_TRAIN),
+    Preset(name="edge-ssm", kind="state-space", label="Edge SSM",
+           summary="diagonal state-space layers (leaky integrators); state = their outputs", model=_RNN,
+           train=_RNN_TRAIN),
     Preset(name="edge", kind="recurrent", label="Edge", summary="the shipped edge model (= edge-rnn)",
            model=_RNN, train=_RNN_TRAIN),
 )

@@ -110,7 +110,7 @@ class TrainedModel:
         self.model.eval()
         with torch.no_grad():
             env = torch.as_tensor(seq.envelopes, dtype=torch.float32)
-            if self.model_config.kind == "recurrent":  # warmed up on the EMG before t[0], as on a device
+            if self.model_config.stateful:  # warmed up on the EMG before t[0], as on a device
                 lead = seq.history(0 if seq.lead is None else len(seq.lead))
                 out, _ = self.model(torch.cat([torch.as_tensor(lead, dtype=torch.float32), env])[None])
                 out = out[0, len(lead):]

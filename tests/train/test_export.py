@@ -38,7 +38,8 @@ def trained_and_test():
     seqs = load_sequences(simulate_session(subject, duration_s=2.5, trial_paces=("slow", "fast")),
                           profiles={subject.name: true_profile(subject)})
     train, test = split_intra_session(seqs, seed=0)[subject.name]
-    return fit(train, TrainConfig.for_preset("edge-window", iterations=20, model=SMALL_EDGE, chunk=32), seed=0), test
+    cfg = TrainConfig.for_preset("edge-window", iterations=20, model=SMALL_EDGE, chunk=32)
+    return fit(train, cfg, seed=0), test
 
 
 def test_bundle_loads_and_its_vectors_round_trip(trained_and_test, tmp_path):
@@ -95,7 +96,8 @@ def test_train_and_export_verbs(tmp_path, capsys):
             "--preset", "edge-window"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["preset"] == "edge-window" and set(summary["test"]["outputs"]) == {"theta", "F_BFSH", "F_RF"}
+    assert summary["preset"] == "edge-window"
+    assert set(summary["test"]["outputs"]) == {"theta", "F_BFSH", "F_RF"}
     assert TrainedModel.load(run).info["mvc"]["knee01"]["source"] == "profile"
     assert main(["export", str(run), "--out", str(bundle), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -42,17 +42,21 @@ def trained(wrist):
     return fit(wrist[0], cfg, seed=0)
 
 
-def _net(seed=0):
+STATEFUL = ("edge-rnn", "edge-ssm")
+
+
+def _net(name, seed=0):
     torch.manual_seed(seed)
-    net = build_model(ModelConfig.for_preset("edge-rnn", n_channels=3, n_muscles=2, hidden=8))
+    net = build_model(ModelConfig.for_preset(name, n_channels=3, n_muscles=2, hidden=8))
     with torch.no_grad():
         net.env_mean.copy_(torch.tensor([0.1, 0.2, 0.3]))
         net.theta_std.fill_(0.5)
     return net.eval()
 
 
-def test_stepping_equals_one_pass_and_chunks_with_carried_state():
-    net = _net()
+@pytest.mark.parametrize("name", STATEFUL)
+def test_stepping_equals_one_pass_and_chunks_with_carried_state(name):
+    net = _net(name)
     x = torch.rand(1, 50, 3)
     with torch.no_grad():
         whole, last = net(x)
@@ -68,15 +72,16 @@ def test_stepping_equals_one_pass_and_chunks_with_carried_state():
             theta.append(th)
         expect, _ = net.to_physical(whole[0])
         torch.testing.assert_close(torch.cat(theta)[:, 0], expect, rtol=0, atol=1e-5)
-        assert f.shape == (1, 2) and state.shape == (1, net.state_size) == (1, 8)
+        assert f.shape == (1, 2) and state.shape == (1, net.state_size)
 
 
-def test_state_matters_and_reset_restores_it():
-    net = _net()
+@pytest.mark.parametrize("name", STATEFUL)
+def test_state_matters_and_reset_restores_it(name):
+    net = _net(name)
     x = torch.rand(1, 1, 3)
     with torch.no_grad():
         a = net.step(x, net.initial_state())
-        b = net.step(x, torch.full((1, 8), 0.7))
+        b = net.step(x, torch.full((1, net.state_size), 0.7))
         c = net.step(x, net.initial_state())
     assert not torch.allclose(a[0], b[0])
     torch.testing.assert_close(a[0], c[0], rtol=0, atol=0)
@@ -86,7 +91,8 @@ def test_presets_are_typed_records():
     assert preset("edge-rnn").stateful and preset("edge-rnn").exports and not preset("edge-rnn").uses_time
     assert not preset("edge-window").stateful and preset("edge-window").kind == "window"
     assert preset("pi-cnn").uses_time and not preset("pi-cnn").exports
-    assert preset("edge").kind in ("window", "recurrent") and "edge-window" in PRESETS
+    assert preset("edge").stateful == (preset("edge").kind != "window") and "edge-window" in PRESETS
+    assert preset("edge-ssm").stateful and preset("edge-ssm").kind == "state-space"
     with pytest.raises(InputError, match="preset must be one of"):
         preset("gru")
     # a run folder from before the records (no "kind", preset "edge") is the TCN
@@ -123,7 +129,11 @@ def test_run_folder_round_trip(trained, wrist, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_onnx_step_matches_torch_on_a_sequence_with_state(trained):
+@pytest.mark.parametrize("name", STATEFUL)
+def test_onnx_step_matches_torch_on_a_sequence_with_state(name, trained, wrist):
+    if name != trained.config.preset:
+        cfg = TrainConfig(**{**trained.config.to_dict(), "preset": name, "iterations": 10})
+        trained = fit(wrist[0], cfg, seed=0)
     model = export.onnx_bytes(trained)
     inputs = trained.samples
     ref = export.reference_outputs(trained, inputs)
