@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 def register(sub) -> None:
     from myoedge.ground.verbs import add_verb
+    from myoedge.train.presets import PRESET_NAMES, PRESETS
 
     p = add_verb(sub, "train", _train, help="train a model (edge, pi-cnn or cnn) on recordings",
                  description="Load recordings through the edge envelope code, hold out a contiguous part of "
@@ -22,16 +23,19 @@ def register(sub) -> None:
                              "RMSE and CC per output on the held-out part.")
     p.add_argument("data", help="folder of recordings (searched recursively for recording.json)")
     p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--preset", choices=["edge", "pi-cnn", "cnn"], default="edge",
-                   help="edge: causal TCN that exports to a bundle (default); pi-cnn: the paper's network; "
-                        "cnn: the paper's baseline without the physics loss")
+    p.add_argument("--preset", choices=list(PRESET_NAMES), default="edge",
+                   help="; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values()) + " (default edge)")
     p.add_argument("--profiles", help="profile.json or a folder of them (default: profile.json beside the "
                                       "recordings or one folder up)")
     p.add_argument("--subject", action="append", help="train on this subject only (repeatable)")
     p.add_argument("--joint", help="train on recordings of this joint only")
     p.add_argument("--rate", type=float, default=100.0, help="model rate in Hz (default 100)")
+    p.add_argument("--split", choices=["time", "trial"], default="time",
+                   help="time: hold out the last --test-fraction of every trial (default); trial: leave one "
+                        "trial out per subject, one fit per fold, accuracy averaged over the folds (the run "
+                        "folder then holds a model trained on every trial)")
     p.add_argument("--test-fraction", type=float, default=0.2,
-                   help="fraction of every trial held out for the accuracy report (0: train on all)")
+                   help="--split time: fraction at the end of every trial held out (0: train on all)")
     p.add_argument("--iterations", type=int, help="training iterations (default: the preset's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
     p.add_argument("--w-force", type=float, help="weight of L_F (default 1)")
@@ -59,9 +63,7 @@ def register(sub) -> None:
 
 
 def _train(args: argparse.Namespace) -> dict:
-    from myoedge.ground.progress import Progress
-    from myoedge.train.data import discover_profiles, load_sequences, split_intra_session
-    from myoedge.train.fit import fit
+    from myoedge.train.data import discover_profiles, load_sequences, split_leave_one_trial_out, split_time
     from myoedge.train.run import TrainConfig
 
     if not 0.0 <= args.test_fraction < 1.0:
@@ -72,8 +74,10 @@ def _train(args: argparse.Namespace) -> dict:
              "w_physics": args.w_physics}
     overrides = {k: v for k, v in given.items() if v is not None}
     if args.smooth is not None:
-        if args.preset != "edge":
-            raise InputError("--smooth applies to the edge preset only")
+        from myoedge.train.presets import preset
+
+        if preset(args.preset).kind != "window":
+            raise InputError("--smooth applies to window presets (edge-window) only")
         overrides["model"] = {"smooth": args.smooth}
     config = TrainConfig.for_preset(args.preset, **overrides)
     profiles = discover_profiles(args.profiles) if args.profiles else None
@@ -87,29 +91,68 @@ def _train(args: argparse.Namespace) -> dict:
     joints = sorted({s.joint for s in seqs})
     if len(joints) > 1:
         raise InputError(f"{args.data} holds recordings of several joints {joints}; pick one with --joint")
-    if args.test_fraction > 0:
-        splits = split_intra_session(seqs, train_fraction=1.0 - args.test_fraction, seed=args.seed)
+    fit_args = {"seed": args.seed, "threads": args.threads, "quiet": args.quiet}
+    if args.split == "trial":
+        folds = split_leave_one_trial_out(seqs)
+        scores, seconds = [], 0.0
+        for i, (held, train, test) in enumerate(folds, 1):
+            print(f"fold {i}/{len(folds)}: {held} held out")
+            fold = _fit(config, train, args.preset, args.rate, **fit_args)
+            seconds += fold.info["train_seconds"]
+            scores.append(accuracy(fold.predict, test))
+        train, test = seqs, []
+        result = {"test": mean_accuracy(scores), "fold_train_seconds": seconds,
+                  "folds": [{"held_out": h, **a} for (h, _, _), a in zip(folds, scores)]}
+    elif args.test_fraction > 0:
+        splits = split_time(seqs, test_fraction=args.test_fraction)
         train = [s for tr, _ in splits.values() for s in tr]
         test = [s for _, te in splits.values() for s in te]
+        result = {}
     else:
-        train, test = seqs, []
-    print(f"training {args.preset} on {len(train)} sequences ({sum(s.n for s in train)} steps at "
-          f"{args.rate:g} Hz) of {len({s.subject for s in seqs})} subject(s); physics: "
-          f"{', '.join(sorted({s.physics for s in train}))}")
-    with Progress(config.iterations, f"train {args.preset}", enabled=not args.quiet) as progress:
-        trained = fit(train, config, seed=args.seed, progress=progress, threads=args.threads)
+        train, test, result = seqs, [], {}
+    trained = _fit(config, train, args.preset, args.rate, **fit_args)
     trained.save(args.out, overwrite=args.overwrite)
     final = trained.history[-1]
     print(f"trained in {trained.info['train_seconds']:.1f} s ({trained.info['parameters']} parameters); "
           "final " + ", ".join(f"{k} {v:.4g}" for k, v in final.items()) + f"; run saved to {args.out}")
-    summary = {"run": str(args.out), "preset": args.preset, "train_seconds": trained.info["train_seconds"],
-               "parameters": trained.info["parameters"], "final_loss": final,
-               "train_sequences": len(train), "test_sequences": len(test)}
+    summary = {"run": str(args.out), "preset": args.preset, "split": args.split,
+               "train_seconds": trained.info["train_seconds"], "parameters": trained.info["parameters"],
+               "final_loss": final, "train_sequences": len(train), "test_sequences": len(test), **result}
     if test:
         summary["test"] = accuracy(trained.predict, test)
-        print(f"held-out accuracy ({args.test_fraction:g} of every trial):")
+        print(f"held-out accuracy (last {args.test_fraction:g} of every trial):")
+    elif "test" in result:
+        print(f"held-out accuracy (leave one trial out, mean over {len(result['folds'])} folds):")
+    if "test" in summary:
         print("\n".join(format_accuracy(summary["test"])))
     return summary
+
+
+def _fit(config, train, preset, rate, *, seed, threads, quiet):
+    from myoedge.ground.progress import Progress
+    from myoedge.train.fit import fit
+
+    print(f"training {preset} on {len(train)} sequences ({sum(s.n for s in train)} steps at "
+          f"{rate:g} Hz) of {len({s.subject for s in train})} subject(s); physics: "
+          f"{', '.join(sorted({s.physics for s in train}))}")
+    with Progress(config.iterations, f"train {preset}", enabled=not quiet) as progress:
+        return fit(train, config, seed=seed, progress=progress, threads=threads)
+
+
+def mean_accuracy(scores: list[dict]) -> dict:
+    """The mean over folds of :func:`accuracy` results: every number of ``outputs`` and ``physics`` (the
+    folds' ``steps`` summed)."""
+    import numpy as np
+
+    def mean(values):
+        vals = [v for v in values if v is not None]
+        return float(np.mean(vals)) if vals else None
+
+    outputs = {name: {k: mean([sc["outputs"][name][k] for sc in scores]) for k in scores[0]["outputs"][name]}
+               for name in scores[0]["outputs"]}
+    physics = {k: (mean([sc["physics"][k] for sc in scores]) if k != "mode" else scores[0]["physics"][k])
+               for k in scores[0]["physics"]}
+    return {"outputs": outputs, "physics": physics, "steps": int(sum(sc["steps"] for sc in scores))}
 
 
 def _export(args: argparse.Namespace) -> dict:

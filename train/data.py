@@ -337,6 +337,27 @@ def split_intra_session(seqs, *, train_fraction: float = 0.8, seed: int = 0) -> 
     return result
 
 
+def split_time(seqs, *, test_fraction: float = 0.2) -> dict:
+    """Held-out time (``--split time``): per subject, the last ``test_fraction`` of every trial is the test
+    part and the rest before it trains — the estimate must hold later in a session than it was taught.
+    The test part keeps the trial's earlier EMG as ``lead`` (input only).
+    Returns ``{subject: (train, test)}``.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise InputError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    result = {}
+    for subject, group in _by_subject(seqs).items():
+        train, test = [], []
+        for s in group:
+            n_test = int(round(test_fraction * s.n))
+            if n_test < 3 or s.n - n_test < 3:
+                raise InputError(f"{s.name}: {s.n} steps are too few to hold out {test_fraction:g} of them")
+            train.append(s.part(0, s.n - n_test, tag="train"))
+            test.append(s.part(s.n - n_test, s.n, tag="test"))
+        result[subject] = (train, test)
+    return result
+
+
 def split_leave_one_trial_out(seqs) -> list[tuple[str, list[Sequence], list[Sequence]]]:
     """Cross-trial (cross-speed, cross-session) protocol: per subject, each trial held out in turn."""
     folds = []

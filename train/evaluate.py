@@ -61,6 +61,7 @@ class EvaluationConfig:
     quick: bool = False
     baseline_lags_s: tuple[float, ...] = (0.0,)
     alpha: float = 0.05
+    held_out: str = "block"  # intra: "block" (a 20 % block at a seeded place) | "end" (the last 20 %)
 
     def __post_init__(self):
         object.__setattr__(self, "methods", parse_methods(self.methods))
@@ -76,6 +77,8 @@ class EvaluationConfig:
         object.__setattr__(self, "baseline_lags_s", tuple(float(x) for x in self.baseline_lags_s))
         if not 0.0 < self.train_fraction < 1.0:
             raise InputError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
+        if self.held_out not in ("block", "end"):
+            raise InputError(f"held_out must be 'block' or 'end', got {self.held_out!r}")
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -106,11 +109,14 @@ def group_by_channels(seqs) -> dict[str, list]:
 
 def plan_folds(seqs, config: EvaluationConfig) -> list[Fold]:
     """Every fold of every requested protocol, for one channel group."""
-    from myoedge.train.data import split_intra_session, split_leave_one_trial_out, subsample_train
+    from myoedge.train.data import split_intra_session, split_leave_one_trial_out, split_time, subsample_train
 
     folds: list[Fold] = []
     if "intra" in config.protocols or "size" in config.protocols:
-        split = split_intra_session(seqs, train_fraction=config.train_fraction, seed=config.seed)
+        if config.held_out == "end":
+            split = split_time(seqs, test_fraction=1.0 - config.train_fraction)
+        else:
+            split = split_intra_session(seqs, train_fraction=config.train_fraction, seed=config.seed)
         tag = f"{round(100 * config.train_fraction)}/{round(100 * (1 - config.train_fraction))}"
         for subject in sorted(split):
             train, test = split[subject]

@@ -46,6 +46,9 @@ def register(sub) -> None:
                    help=f"comma-separated, from {', '.join(METHODS)} (default: all)")
     p.add_argument("--protocols", default=",".join(PROTOCOLS),
                    help=f"comma-separated, from {', '.join(PROTOCOLS)} (default: all)")
+    p.add_argument("--split", choices=["time", "trial"],
+                   help="instead of --protocols: time = intra with the last 20 %% of every trial held out "
+                        "(as `myoedge train`); trial = leave one trial out")
     p.add_argument("--size-methods", default="pi-cnn,cnn", help="methods run in the training-size sweep")
     p.add_argument("--fractions", default=",".join(f"{f:g}" for f in SIZE_FRACTIONS),
                    help="training fractions of the size sweep")
@@ -80,7 +83,9 @@ def run_evaluate(args) -> dict:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise InputError(f"{out} already exists; pass --overwrite to replace it")
-    config = EvaluationConfig(methods=tuple(_names(args.methods)), protocols=tuple(_names(args.protocols)),
+    protocols = {"time": ("intra",), "trial": ("loto",), None: tuple(_names(args.protocols))}[args.split]
+    config = EvaluationConfig(methods=tuple(_names(args.methods)), protocols=protocols,
+                              held_out="end" if args.split == "time" else "block",
                               size_methods=tuple(_names(args.size_methods)),
                               size_fractions=_floats(args.fractions, "--fractions"),
                               baseline_lags_s=_floats(args.baseline_lags, "--baseline-lags"),
@@ -107,11 +112,13 @@ def run_evaluate(args) -> dict:
         shutil.rmtree(cache_dir, ignore_errors=True)  # the default cache has served its purpose
     summary = {"out": str(out), "seconds": round(time.monotonic() - t0, 1), "joints": {}}
     for key, joint in result["joints"].items():
-        intra = joint["summary"].get("intra", {}).get("table", {})
-        means = {m: {o: {"nrmse": v[o]["nrmse"]["mean"], "cc": v[o]["cc"]["mean"]} for o in joint["outputs"]}
-                 for m, v in intra.items()}
+        means = {}
+        for protocol in ("intra", "loto"):
+            table = joint["summary"].get(protocol, {}).get("table", {})
+            means[protocol] = {m: {"outputs": {o: {k: v[o][k]["mean"] for k in ("rmse", "nrmse", "cc")}
+                                               for o in joint["outputs"]}} for m, v in table.items()}
         summary["joints"][key] = {
-            "subjects": joint["subjects"], "failures": len(joint["failures"]), "intra": means,
+            "subjects": joint["subjects"], "failures": len(joint["failures"]), **means,
             "targets": check_targets(joint, quick=args.quick)}
         for t in summary["joints"][key]["targets"]:
             state = {True: "met", False: "NOT MET", None: "not measured"}[t["met"]]

@@ -31,6 +31,8 @@ from myoedge.train.run import TrainedModel
 OPSET = 17
 PARITY_RTOL = 1e-4
 OUTPUT_NAMES = ("theta", "forces")
+STATE_INPUT, STATE_OUTPUT = "state", "state_next"
+STATE_BUNDLE_VERSION = 2  # bundle format version that carries the "state" block
 
 
 class ParityError(RuntimeError):
@@ -49,67 +51,106 @@ class _Deployed(nn.Module):
         return theta.unsqueeze(-1), forces
 
 
-def _deployed(trained: TrainedModel) -> _Deployed:
-    if trained.model_config.preset != "edge":
+class _DeployedStep(nn.Module):
+    """(1, W, C) envelopes, (1, S) state -> θ (1, 1) rad, F (1, M) N, state_next (1, S): the model's step."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, envelopes: torch.Tensor, state: torch.Tensor):
+        return self.model.step(envelopes, state)
+
+
+def _deployed(trained: TrainedModel) -> nn.Module:
+    if trained.model_config.kind == "per-step":
         raise InputError(f"only edge runs export (this run is {trained.model_config.preset!r}): the paper's "
                          "networks take the trial's elapsed time as an input, which a bundle cannot supply")
     if trained.envelope_config is None:
         raise InputError("the run does not record its envelope configuration, so a bundle cannot say how to "
                          "compute its input")
     trained.model.eval()
-    return _Deployed(trained.model).eval()
+    return (_DeployedStep if trained.stateful else _Deployed)(trained.model).eval()
+
+
+def output_names(trained: TrainedModel) -> tuple[str, ...]:
+    return OUTPUT_NAMES + ((STATE_OUTPUT,) if trained.stateful else ())
 
 
 def onnx_bytes(trained: TrainedModel, *, opset: int = OPSET) -> bytes:
-    """The ONNX graph (fixed batch 1) of an edge run."""
+    """The ONNX graph (fixed batch 1) of an edge run; a stateful run's graph is its ``step``."""
     module = _deployed(trained)
-    example = torch.zeros(1, trained.window, len(trained.muscles))
+    example: tuple = (torch.zeros(1, trained.window, len(trained.muscles)),)
+    inputs = [INPUT_NAME]
+    if trained.stateful:
+        example += (trained.model.initial_state(),)
+        inputs.append(STATE_INPUT)
     buf = io.BytesIO()
     with warnings.catch_warnings():
         # torch >= 2.9 prefers the torch.export-based exporter, which needs onnxscript; the TorchScript
         # exporter is still shipped and handles this small static graph exactly.
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(module, (example,), buf, opset_version=opset, dynamo=False,
-                          input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), do_constant_folding=True)
+        warnings.simplefilter("ignore", UserWarning)  # GRU export: "batch_first" hint, not an error
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # nn.GRU shape checks, constant at batch 1
+        torch.onnx.export(module, example, buf, opset_version=opset, dynamo=False, input_names=inputs,
+                          output_names=list(output_names(trained)), do_constant_folding=True)
     return buf.getvalue()
 
 
 def reference_outputs(trained: TrainedModel, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """PyTorch's outputs for each (W, C) window of ``inputs`` (K, W, C), one at a time as on the device."""
+    """PyTorch's outputs for each (W, C) window of ``inputs`` (K, W, C), one at a time as on the device; a
+    stateful model replays them in order from its initial state and also returns the state after each."""
     module = _deployed(trained)
-    theta, forces = [], []
+    names = output_names(trained)
+    rows: dict[str, list] = {n: [] for n in names}
+    state = trained.model.initial_state() if trained.stateful else None
     with torch.no_grad():
         for x in np.asarray(inputs, dtype=np.float32):
-            th, f = module(torch.from_numpy(x)[None])
-            theta.append(th.numpy()[0])
-            forces.append(f.numpy()[0])
-    return {"theta": np.stack(theta).astype(np.float32), "forces": np.stack(forces).astype(np.float32)}
+            if state is None:
+                outs = module(torch.from_numpy(x)[None])
+            else:
+                outs = module(torch.from_numpy(x)[None], state)
+                state = outs[2]
+            for n, o in zip(names, outs):
+                rows[n].append(o.numpy()[0])  # batch dimension dropped, as the bundle's vectors store them
+    return {n: np.stack(v).astype(np.float32) for n, v in rows.items()}
 
 
-def onnx_outputs(model: bytes, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """ONNX Runtime's outputs (CPU, one thread) for each window of ``inputs``."""
+def onnx_outputs(model: bytes, inputs: np.ndarray, *, initial_state: np.ndarray | None = None
+                 ) -> dict[str, np.ndarray]:
+    """ONNX Runtime's outputs (CPU, one thread) for each window of ``inputs``; with ``initial_state``
+    (1, S) the graph is stateful and is replayed in order, ``state_next`` fed back as ``state``."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    runs = [session.run(list(OUTPUT_NAMES), {INPUT_NAME: x[None]})
-            for x in np.asarray(inputs, dtype=np.float32)]
-    return {name: np.stack([r[i][0] for r in runs]) for i, name in enumerate(OUTPUT_NAMES)}
+    names = OUTPUT_NAMES + (() if initial_state is None else (STATE_OUTPUT,))
+    state = None if initial_state is None else np.asarray(initial_state, dtype=np.float32)
+    runs = []
+    for x in np.asarray(inputs, dtype=np.float32):
+        feed = {INPUT_NAME: x[None]} if state is None else {INPUT_NAME: x[None], STATE_INPUT: state}
+        runs.append(session.run(list(names), feed))
+        if state is not None:
+            state = runs[-1][2]
+    return {name: np.stack([r[i][0] for r in runs]) for i, name in enumerate(names)}
 
 
 def output_scales(trained: TrainedModel) -> dict[str, np.ndarray]:
     """Training-set std of each output element (the unit of the parity rule)."""
     m = trained.model
-    return {"theta": m.theta_std.detach().numpy().astype(np.float64)[:1],
-            "forces": m.force_std.detach().numpy().astype(np.float64)}
+    scales = {"theta": m.theta_std.detach().numpy().astype(np.float64)[:1],
+              "forces": m.force_std.detach().numpy().astype(np.float64)}
+    if trained.stateful:  # hidden units of standardised size (GRU: in (-1, 1)): their unit is 1
+        scales[STATE_OUTPUT] = np.ones(m.state_size)
+    return scales
 
 
 def check_parity(reference: dict, candidate: dict, scales: dict) -> dict:
     """Max abs error per output and the worst error in units of the output scale; raises ParityError."""
     report = {"max_abs_error": {}, "max_scaled_error": 0.0, "rule": f"|onnx - torch| <= {PARITY_RTOL:g} * "
                                                                      "training std of the output"}
-    for name in OUTPUT_NAMES:
+    for name in reference:
         err = np.abs(candidate[name].astype(np.float64) - reference[name].astype(np.float64))
         report["max_abs_error"][name] = float(err.max())
         report["max_scaled_error"] = max(report["max_scaled_error"], float((err / scales[name]).max()))
@@ -137,7 +178,9 @@ def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_
                   overwrite: bool = False) -> dict:
     """Export ``trained`` to the bundle folder ``out`` after the parity check; returns the check's report.
 
-    Test vectors are the run's stored training windows plus ``extra_inputs`` (K, W, C), if given.
+    Test vectors are the run's stored training windows plus ``extra_inputs`` (K, W, C), if given; for a
+    stateful run they are one sequence replayed in order from the initial state (state contract), and
+    meta.json (version 2) gains the ``state`` block, its ``warmup_steps`` the training burn-in.
     """
     model = onnx_bytes(trained)
     shape = (trained.window, len(trained.muscles))
@@ -152,7 +195,8 @@ def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_
     inputs = np.concatenate(parts).astype(np.float32)
     reference = reference_outputs(trained, inputs)
     scales = output_scales(trained)
-    report = check_parity(reference, onnx_outputs(model, inputs), scales)
+    initial = trained.model.initial_state().detach().numpy().astype(np.float32) if trained.stateful else None
+    report = check_parity(reference, onnx_outputs(model, inputs, initial_state=initial), scales)
     design = design_envelope(trained.envelope_config)
     w, m = trained.window, len(trained.muscles)
     meta = {
@@ -174,6 +218,11 @@ def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_
         "test_vectors": {"file": "test_vectors.npz", "tolerance": PARITY_RTOL * float(max(
             scales["theta"].max(), scales["forces"].max()))},
     }
+    if trained.stateful:
+        meta["version"] = STATE_BUNDLE_VERSION
+        meta["state"] = {"input": STATE_INPUT, "output": STATE_OUTPUT, "size": int(initial.shape[1]),
+                         "initial": [float(v) for v in initial[0]],
+                         "warmup_steps": int(trained.config.burn_in)}
     path = write_bundle(Path(out), onnx_bytes=model, meta=meta, test_inputs=inputs, test_outputs=reference,
                         overwrite=overwrite)
     return {"bundle": str(path), "vectors": int(len(inputs)), "tolerance": meta["test_vectors"]["tolerance"],

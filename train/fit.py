@@ -106,7 +106,8 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
             opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
         else:
             opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-        steps = _chunk_steps if mcfg.preset == "edge" else _sequence_steps
+        steps = _sequence_steps if mcfg.kind == "per-step" else _chunk_steps if mcfg.kind == "window" \
+            else _recurrent_steps
         t0 = time.perf_counter()
         history = []
         model.train()
@@ -142,7 +143,24 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
     return TrainedModel(model=model, config=config, model_config=mcfg, joint=first.joint,
                         muscles=tuple(first.muscles), rate_hz=first.rate_hz,
                         envelope_config=first.envelope_config, history=history, info=info,
-                        samples=_sample_windows(seqs, mcfg.window, rng) if mcfg.preset == "edge" else None)
+                        samples=_samples(seqs, mcfg, rng))
+
+
+def _samples(seqs: list[Sequence], mcfg: ModelConfig, rng: np.random.Generator) -> np.ndarray | None:
+    """The export's test inputs: windows for a window model, a run of consecutive steps for a stateful one."""
+    if mcfg.kind == "window":
+        return _sample_windows(seqs, mcfg.window, rng)
+    if mcfg.stateful:
+        return _sample_sequence(seqs, mcfg.window, rng)
+    return None
+
+
+def _sample_sequence(seqs: list[Sequence], window: int, rng: np.random.Generator, k: int = 64) -> np.ndarray:
+    """``k`` consecutive (W, C) input windows (K, W, C) from one training trial, replayed from the initial
+    state: the first ``k`` steps of the trial, so the vectors include the start-up from rest."""
+    s = max(seqs, key=lambda q: q.n)
+    env = np.concatenate([np.repeat(s.envelopes[:1], window - 1, 0), s.envelopes[:k]])
+    return np.stack([env[i:i + window] for i in range(min(k, s.n))]).astype(np.float32)
 
 
 def _model_limits(seqs: list[Sequence]) -> dict | None:
@@ -237,22 +255,93 @@ def _chunk_steps(model, seqs, config, stats, rng):
         out = model(torch.as_tensor(np.stack(env), dtype=torch.float32))
         target_theta = torch.as_tensor(np.stack(theta), dtype=torch.float32)
         target_forces = torch.as_tensor(np.stack(forces), dtype=torch.float32)
-
-        def chunk_physics(th, f, physics=physics):
-            groups: dict[tuple, list[int]] = {}
-            for j, (s, _) in enumerate(physics):
-                if s.physics != "none":
-                    groups.setdefault(keys[id(s)], []).append(j)
-            parts = []
-            for idx in groups.values():
-                s = physics[idx[0]][0]
-                arms = None if s.model_moment_arms else np.stack([q.moment_arms[a:a + length]
-                                                                  for q, a in (physics[j] for j in idx)])
-                torque = None if s.physics != "id" else np.stack([q.torque[a:a + length]
-                                                                  for q, a in (physics[j] for j in idx)])
-                parts.append(physics_residual(th[idx], f[idx], dt=1.0 / s.rate_hz, model=s.model,
-                                              moment_arms=arms, torque=torque, mode=s.physics).reshape(-1))
-            return torch.cat(parts) if parts else None
-
+        chunk_physics = _chunk_physics(physics, keys, length)
         yield _terms(model, out, target_theta, target_forces, chunk_physics, stats)
 
+
+
+def _chunk_physics(physics: list[tuple[Sequence, int]], keys: dict, length: int):
+    """The residual of a batch of chunks (``physics``: (sequence, first step) per row), rows of one physics
+    key computed together; None when no row has physics."""
+
+    def residual(th, f):
+        groups: dict[tuple, list[int]] = {}
+        for j, (s, _) in enumerate(physics):
+            if s.physics != "none":
+                groups.setdefault(keys[id(s)], []).append(j)
+        parts = []
+        for idx in groups.values():
+            s = physics[idx[0]][0]
+            rows = [physics[j] for j in idx]
+            arms = None if s.model_moment_arms else np.stack([q.moment_arms[a:a + length] for q, a in rows])
+            torque = None if s.physics != "id" else np.stack([q.torque[a:a + length] for q, a in rows])
+            parts.append(physics_residual(th[idx], f[idx], dt=1.0 / s.rate_hz, model=s.model,
+                                          moment_arms=arms, torque=torque, mode=s.physics).reshape(-1))
+        return torch.cat(parts) if parts else None
+
+    return residual
+
+
+def _recurrent_steps(model, seqs, config, stats, rng):
+    """Recurrent preset: truncated back-propagation through time on a batch of chunks.
+
+    Each row runs ``burn_in`` steps from the initial state without gradient or loss (the trial's own EMG
+    before the chunk, its first frame held where the trial has none — a device just after start-up),
+    then ``chunk`` steps with loss. With ``carry_state`` a row instead walks on through its trial chunk
+    after chunk, its state carried (detached) from the previous iteration, and starts over at a random
+    place, with a burn-in, when the trial ends.
+    """
+    burn = config.burn_in
+    length = min(config.chunk, max(s.n for s in seqs))
+    full = {id(s): s.envelopes if s.lead is None else np.concatenate([s.lead, s.envelopes]) for s in seqs}
+    offset = {id(s): 0 if s.lead is None else len(s.lead) for s in seqs}
+    usable = [s for s in seqs if s.n >= length]
+    if length < 3:
+        raise InputError(f"the recurrent model needs training sequences of at least 3 steps; the longest "
+                         f"has {length}")
+    keys = {id(s): _physics_key(s) for s in usable}
+    weights = np.array([s.n - length + 1 for s in usable], dtype=float)
+    weights /= weights.sum()
+
+    def inputs(s, a, n):
+        """Envelopes of steps a … a + n − 1 of ``s`` (negative: its lead, then its first frame held)."""
+        env, lo = full[id(s)], a + offset[id(s)]
+        if lo >= 0:
+            return env[lo:lo + n]
+        return np.concatenate([np.repeat(env[:1], -lo, 0), env[:lo + n]])
+
+    def start():
+        s = usable[int(rng.choice(len(usable), p=weights))]
+        return [s, int(rng.integers(0, s.n - length + 1)), None]
+
+    rows = [start() for _ in range(config.batch)]
+    for _ in range(config.iterations):
+        if not config.carry_state:
+            rows = [start() for _ in range(config.batch)]
+        states = []
+        for row in rows:
+            if row[2] is None or row[1] + length > row[0].n:
+                if row[2] is not None:
+                    row[:] = start()
+                states.append(None)
+            else:
+                states.append(row[2])
+        warm = [i for i, st in enumerate(states) if st is None]
+        h0 = model.initial_state().expand(len(rows), -1).clone()
+        if warm and burn > 0:
+            with torch.no_grad():
+                env = np.stack([inputs(rows[i][0], rows[i][1] - burn, burn) for i in warm])
+                _, h = model(torch.as_tensor(env, dtype=torch.float32))
+            h0[warm] = h
+        for i, st in enumerate(states):
+            if st is not None:
+                h0[i] = st
+        env = np.stack([inputs(s, a, length) for s, a, _ in rows])
+        out, h_last = model(torch.as_tensor(env, dtype=torch.float32), h0)
+        theta = torch.as_tensor(np.stack([s.theta[a:a + length] for s, a, _ in rows]), dtype=torch.float32)
+        forces = torch.as_tensor(np.stack([s.forces[a:a + length] for s, a, _ in rows]), dtype=torch.float32)
+        physics = _chunk_physics([(s, a) for s, a, _ in rows], keys, length)
+        terms = _terms(model, out, theta, forces, physics, stats)
+        for i, row in enumerate(rows):
+            row[1], row[2] = row[1] + length, h_last[i].detach()
+        yield terms

@@ -8,7 +8,8 @@ that are reported.
 
 - ``pi-cnn`` — the paper's network with the physics loss (:mod:`myoedge.train.fit`, preset "pi-cnn");
 - ``cnn`` — the paper's plain-CNN baseline: 3 conv + 3 FC blocks, no physics loss (preset "cnn");
-- ``edge`` — the causal temporal CNN this project ships (preset "edge"), physics loss on;
+- ``edge`` — the edge model this project ships, and ``edge-window`` (causal TCN) / ``edge-rnn`` (GRU),
+  the candidates it was chosen from (:mod:`myoedge.train.presets`), physics loss on;
 - ``ml-elm``, ``elm``, ``svr`` — :mod:`myoedge.train.baselines`.
 """
 
@@ -19,8 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from myoedge.ground.errors import InputError
+from myoedge.train.presets import PRESETS
+from myoedge.train.presets import preset as preset_record
 
-QUICK_ITERATIONS = {"pi-cnn": 15, "cnn": 15, "edge": 20}
+QUICK_ITERATIONS = {"per-step": 15, "window": 20, "recurrent": 20, "state-space": 20}  # by preset kind
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def _network(preset: str) -> Callable[..., Any]:
         from myoedge.train.run import TrainConfig
 
         if quick and iterations is None:
-            iterations = QUICK_ITERATIONS[preset]
+            iterations = QUICK_ITERATIONS[preset_record(preset).kind]
         if iterations is not None:
             overrides["iterations"] = int(iterations)
         return fit(train, TrainConfig.for_preset(preset, **overrides), seed=seed, progress=progress)
@@ -66,9 +69,8 @@ def _baseline(name: str) -> Callable[..., Any]:
 
 METHODS: dict[str, Method] = {
     m.name: m for m in (
-        Method("pi-cnn", "PI-CNN", _network("pi-cnn"), True, "paper network with the physics loss"),
-        Method("cnn", "CNN", _network("cnn"), False, "3 conv + 3 FC blocks, data loss only"),
-        Method("edge", "Edge TCN", _network("edge"), True, "causal dilated TCN (the shipped model)"),
+        *(Method(p.name, p.label, _network(p.name), p.train.get("w_physics", 0.1) > 0, p.summary)
+          for p in PRESETS.values()),
         Method("ml-elm", "ML-ELM", _baseline("ml-elm"), False, "5 hidden layers of ELM auto-encoders"),
         Method("elm", "ELM", _baseline("elm"), False, "1 sigmoid hidden layer, ridge output"),
         Method("svr", "SVR", _baseline("svr"), False, "RBF SVR per output"),

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from myoedge.ground.errors import InputError
-
-PRESETS = ("pi-cnn", "cnn", "edge")
+from myoedge.train.presets import KINDS, STATEFUL_KINDS
+from myoedge.train.presets import preset as preset_record
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +43,7 @@ class ModelConfig:
     preset: str
     n_channels: int
     n_muscles: int
+    kind: str = ""  # per-step | window | recurrent (default: the preset's)
     filters: int = 128
     conv_blocks: int = 1
     hidden: int = 128
@@ -54,8 +55,11 @@ class ModelConfig:
     smooth_all: bool = False  # edge: smooth the forces too, not only θ
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise InputError(f"model preset must be one of {PRESETS}, got {self.preset!r}")
+        record = preset_record(self.preset)
+        if not self.kind:
+            object.__setattr__(self, "kind", record.kind)
+        if self.kind not in KINDS:
+            raise InputError(f"model kind must be one of {KINDS}, got {self.kind!r}")
         for name in ("n_channels", "n_muscles", "filters", "conv_blocks", "hidden", "kernel", "smooth"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -65,30 +69,31 @@ class ModelConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"model dropout must be in [0, 1), got {self.dropout}")
         object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
-        if self.preset == "edge" and (not self.dilations or min(self.dilations) < 1):
-            raise InputError(f"the edge model needs dilations >= 1, got {self.dilations}")
+        if self.kind == "window" and (not self.dilations or min(self.dilations) < 1):
+            raise InputError(f"the window model needs dilations >= 1, got {self.dilations}")
 
     @classmethod
     def for_preset(cls, preset: str, *, n_channels: int, n_muscles: int, **overrides) -> ModelConfig:
-        """The preset's published (pi-cnn, cnn) or chosen (edge) sizes, with ``overrides`` applied."""
-        base = {"pi-cnn": {}, "cnn": {"conv_blocks": 3, "fc_blocks": 3},
-                "edge": {"filters": 32, "hidden": 32, "fc_blocks": 1, "dropout": 0.1,
-                         "dilations": (1, 2, 4, 8, 16, 32), "smooth": 31}}
-        if preset not in base:
-            raise InputError(f"model preset must be one of {PRESETS}, got {preset!r}")
-        return cls(preset=preset, n_channels=n_channels, n_muscles=n_muscles, **{**base[preset], **overrides})
+        """The preset's published (pi-cnn, cnn) or chosen (edge…) sizes, with ``overrides`` applied."""
+        record = preset_record(preset)
+        return cls(preset=preset, kind=record.kind, n_channels=n_channels, n_muscles=n_muscles,
+                   **{**record.model, **overrides})
 
     @property
     def window(self) -> int:
-        """Envelope steps one output depends on: the receptive field (1 for the per-step models)."""
-        if self.preset != "edge":
+        """Envelope steps one output depends on: the receptive field (1 for per-step and recurrent)."""
+        if self.kind != "window":
             return 1
         return 1 + (self.kernel - 1) * sum(self.dilations) + self.smooth - 1
 
     @property
+    def stateful(self) -> bool:
+        return self.kind in STATEFUL_KINDS
+
+    @property
     def uses_time(self) -> bool:
-        """The paper's models take the normalised time step as an input; the edge model does not."""
-        return self.preset != "edge"
+        """The paper's models take the normalised time step as an input; the edge models do not."""
+        return self.kind == "per-step"
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -101,6 +106,8 @@ class ModelConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise InputError(f"unknown model config keys {unknown}")
+        if "kind" not in d and d.get("preset") == "edge":
+            d = {**d, "kind": "window"}  # run folders from before the presets record: edge was the TCN
         return cls(**{**d, "dilations": tuple(d.get("dilations", ()))})
 
 
@@ -226,7 +233,15 @@ def build_model(config: ModelConfig) -> Normalised:
     """The network for ``config`` (weights from the current torch RNG state)."""
     if not isinstance(config, ModelConfig):
         raise InputError(f"build_model needs a ModelConfig, got {type(config).__name__}")
-    return CausalTCN(config) if config.preset == "edge" else PerStepCNN(config)
+    if config.kind == "recurrent":
+        from myoedge.train.recurrent import RecurrentNet
+
+        return RecurrentNet(config)
+    if config.kind == "state-space":
+        from myoedge.train.ssm import StateSpaceNet
+
+        return StateSpaceNet(config)
+    return CausalTCN(config) if config.kind == "window" else PerStepCNN(config)
 
 
 def n_parameters(model: nn.Module) -> int:

@@ -19,7 +19,8 @@ from myoedge.edge.dsp.envelope import EnvelopeConfig
 from myoedge.ground.errors import InputError
 from myoedge.ground.fileio import atomic_directory
 from myoedge.train.data import Sequence
-from myoedge.train.models import PRESETS, ModelConfig, Normalised, build_model
+from myoedge.train.models import ModelConfig, Normalised, build_model
+from myoedge.train.presets import preset as preset_record
 
 LOSS_TERMS = ("L_F", "L_theta", "L_P", "total")
 RUN_FORMAT = "myoedge-run"
@@ -38,16 +39,21 @@ class TrainConfig:
     w_theta: float = 1.0
     w_physics: float = 0.1  # chosen on a development subject (docs/training.md)
     max_steps: int = 1024  # paper presets: steps per iteration (a random stretch of a longer piece)
-    chunk: int = 128  # edge: outputs per training chunk
-    batch: int = 16  # edge: chunks per iteration
+    chunk: int = 128  # window / recurrent: outputs (with loss) per training chunk
+    batch: int = 16  # window / recurrent: chunks per iteration
+    burn_in: int = 0  # recurrent: steps before each chunk that warm the state without loss
+    carry_state: bool = False  # recurrent: each batch row walks on through its trial, state carried
     grad_clip: float = 1.0  # max gradient norm (0: off): L_P of an untrained net is ~1e4
     model: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise InputError(f"preset must be one of {PRESETS}, got {self.preset!r}")
+        preset_record(self.preset)
         if self.optimizer not in ("sgd", "adam"):
             raise InputError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if isinstance(self.burn_in, bool) or not isinstance(self.burn_in, int) or self.burn_in < 0:
+            raise InputError(f"burn_in must be an int >= 0, got {self.burn_in!r}")
+        if not isinstance(self.carry_state, bool):
+            raise InputError(f"carry_state must be true or false, got {self.carry_state!r}")
         for name in ("iterations", "max_steps", "chunk", "batch"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -65,12 +71,8 @@ class TrainConfig:
 
     @classmethod
     def for_preset(cls, preset: str, **overrides) -> TrainConfig:
-        """Defaults: pi-cnn as in the paper; cnn the same without L_P; edge with Adam on chunks."""
-        base = {"pi-cnn": {}, "cnn": {"w_physics": 0.0},
-                "edge": {"optimizer": "adam", "lr": 3e-3, "iterations": 1500}}
-        if preset not in base:
-            raise InputError(f"preset must be one of {PRESETS}, got {preset!r}")
-        return cls(preset=preset, **{**base[preset], **overrides})
+        """The preset's training defaults (:mod:`myoedge.train.presets`) with ``overrides`` applied."""
+        return cls(preset=preset, **{**preset_record(preset).train, **overrides})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -96,6 +98,10 @@ class TrainedModel:
     def window(self) -> int:
         return self.model_config.window
 
+    @property
+    def stateful(self) -> bool:
+        return self.model_config.stateful
+
     def predict(self, seq: Sequence) -> tuple[np.ndarray, np.ndarray]:
         """θ (n,) rad and F (n, M) N for every step of ``seq`` (edge: fed ``seq.history`` before t[0])."""
         if tuple(seq.muscles) != self.muscles:
@@ -104,7 +110,11 @@ class TrainedModel:
         self.model.eval()
         with torch.no_grad():
             env = torch.as_tensor(seq.envelopes, dtype=torch.float32)
-            if self.model_config.preset == "edge":
+            if self.model_config.stateful:  # warmed up on the EMG before t[0], as on a device
+                lead = seq.history(0 if seq.lead is None else len(seq.lead))
+                out, _ = self.model(torch.cat([torch.as_tensor(lead, dtype=torch.float32), env])[None])
+                out = out[0, len(lead):]
+            elif self.model_config.kind == "window":
                 pad = torch.as_tensor(seq.history(self.window - 1), dtype=torch.float32)
                 out = self.model(torch.cat([pad, env])[None])[0]
             else:

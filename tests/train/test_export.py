@@ -38,7 +38,8 @@ def trained_and_test():
     seqs = load_sequences(simulate_session(subject, duration_s=2.5, trial_paces=("slow", "fast")),
                           profiles={subject.name: true_profile(subject)})
     train, test = split_intra_session(seqs, seed=0)[subject.name]
-    return fit(train, TrainConfig.for_preset("edge", iterations=20, model=SMALL_EDGE, chunk=32), seed=0), test
+    cfg = TrainConfig.for_preset("edge-window", iterations=20, model=SMALL_EDGE, chunk=32)
+    return fit(train, cfg, seed=0), test
 
 
 def test_bundle_loads_and_its_vectors_round_trip(trained_and_test, tmp_path):
@@ -64,7 +65,7 @@ def test_bundle_loads_and_its_vectors_round_trip(trained_and_test, tmp_path):
     lo, hi = phys["theta_rad"]
     assert lo <= min(s.theta.min() for s in test) and hi >= max(s.theta.max() for s in test)
     assert all(pair[0] == 0.0 and pair[1] > 50.0 for pair in phys["forces_n"])
-    assert bundle.meta["training"]["model_config"]["preset"] == "edge"
+    assert bundle.meta["training"]["model_config"]["preset"] == "edge-window"
 
 
 def test_parity_rule_fails_loudly(trained_and_test):
@@ -91,10 +92,12 @@ def test_only_edge_runs_export(trained_and_test, tmp_path):
 def test_train_and_export_verbs(tmp_path, capsys):
     write_dataset(tmp_path / "data", joints=("knee",), n_subjects=1, duration_s=3.0)
     run, bundle = tmp_path / "run", tmp_path / "bundle"
-    args = ["train", str(tmp_path / "data"), "--out", str(run), "--iterations", "5", "--quiet", "--json"]
+    args = ["train", str(tmp_path / "data"), "--out", str(run), "--iterations", "5", "--quiet", "--json",
+            "--preset", "edge-window"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["preset"] == "edge" and set(summary["test"]["outputs"]) == {"theta", "F_BFSH", "F_RF"}
+    assert summary["preset"] == "edge-window"
+    assert set(summary["test"]["outputs"]) == {"theta", "F_BFSH", "F_RF"}
     assert TrainedModel.load(run).info["mvc"]["knee01"]["source"] == "profile"
     assert main(["export", str(run), "--out", str(bundle), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -102,7 +105,8 @@ def test_train_and_export_verbs(tmp_path, capsys):
     assert main(["export", str(run), "--out", str(bundle)]) == 2  # exists, no --overwrite
     assert "already exists" in capsys.readouterr().err
     assert main(["train", str(tmp_path / "nothing"), "--out", str(run)]) == 2
-    assert main(args[:3] + [str(tmp_path / "run1"), "--iterations", "2", "--quiet", "--smooth", "1"]) == 0
+    assert main(args[:3] + [str(tmp_path / "run1"), "--iterations", "2", "--quiet", "--smooth", "1",
+                            "--preset", "edge-window"]) == 0
     assert TrainedModel.load(tmp_path / "run1").window == TrainedModel.load(run).window - 30  # default 31
     assert main(args + ["--preset", "pi-cnn", "--smooth", "3"]) == 2
-    assert "--smooth applies to the edge preset only" in capsys.readouterr().err
+    assert "--smooth applies to window presets" in capsys.readouterr().err

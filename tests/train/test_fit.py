@@ -31,7 +31,8 @@ def _same_weights(a: TrainedModel, b: TrainedModel) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-@pytest.mark.parametrize("preset, model", [("pi-cnn", {"filters": 16, "hidden": 16}), ("edge", SMALL_EDGE)])
+@pytest.mark.parametrize("preset, model", [("pi-cnn", {"filters": 16, "hidden": 16}),
+                                           ("edge-window", SMALL_EDGE)])
 def test_same_seed_same_model_other_seed_other_model(split, preset, model):
     train, test = split
     cfg = TrainConfig.for_preset(preset, iterations=6, model=model, batch=4, chunk=32)
@@ -81,8 +82,8 @@ def test_paper_iterations_train_on_stretches_of_at_most_max_steps(split, monkeyp
 
 def test_edge_training_lowers_the_loss_and_predicts_in_physical_units(split):
     train, test = split
-    trained = fit(train, TrainConfig.for_preset("edge", iterations=150, model=SMALL_EDGE, batch=8, chunk=48),
-                  seed=0)
+    cfg = TrainConfig.for_preset("edge-window", iterations=150, model=SMALL_EDGE, batch=8, chunk=48)
+    trained = fit(train, cfg, seed=0)
     totals = [h["total"] for h in trained.history]
     assert np.mean(totals[-20:]) < 0.5 * np.mean(totals[:5])
     for piece in train:  # radians and newtons, not z-scores: the training pieces' levels come back
@@ -97,7 +98,8 @@ def test_edge_training_lowers_the_loss_and_predicts_in_physical_units(split):
 
 def test_checkpoint_round_trip_predicts_identically(split, tmp_path):
     train, test = split
-    trained = fit(train, TrainConfig.for_preset("edge", iterations=4, model=SMALL_EDGE, chunk=32), seed=0)
+    cfg = TrainConfig.for_preset("edge-window", iterations=4, model=SMALL_EDGE, chunk=32)
+    trained = fit(train, cfg, seed=0)
     trained.save(tmp_path / "run")
     loaded = TrainedModel.load(tmp_path / "run")
     assert loaded.config == trained.config and loaded.model_config == trained.model_config
@@ -139,7 +141,8 @@ def test_bad_inputs_are_refused(split):
 
 def test_edge_predictions_use_the_history_before_a_split_point(split):
     train, test = split
-    trained = fit(train, TrainConfig.for_preset("edge", iterations=3, model=SMALL_EDGE, chunk=32), seed=0)
+    cfg = TrainConfig.for_preset("edge-window", iterations=3, model=SMALL_EDGE, chunk=32)
+    trained = fit(train, cfg, seed=0)
     piece = next(s for s in test if s.lead is not None and len(s.lead) >= trained.window)
     theta, _ = trained.predict(piece)
     cold, _ = trained.predict(dataclasses.replace(piece, lead=None))

@@ -57,7 +57,7 @@ def test_feature_conv_is_the_convolution(c_in, length, kernel, bias):
 
 def test_edge_model_is_small_causal_and_sees_exactly_its_window():
     torch.manual_seed(0)
-    cfg = ModelConfig.for_preset("edge", n_channels=2, n_muscles=2)
+    cfg = ModelConfig.for_preset("edge-window", n_channels=2, n_muscles=2)
     model = build_model(cfg).eval()
     w = cfg.window
     assert w == 1 + 2 * sum(cfg.dilations) + cfg.smooth - 1 and cfg.smooth > 1 and not cfg.uses_time
@@ -79,9 +79,10 @@ def test_edge_model_is_small_causal_and_sees_exactly_its_window():
 
 def test_edge_smoother_is_a_causal_hann_average_of_theta_only():
     torch.manual_seed(0)
-    cfg = ModelConfig.for_preset("edge", n_channels=2, n_muscles=2, dilations=(1, 2), smooth=5)
+    cfg = ModelConfig.for_preset("edge-window", n_channels=2, n_muscles=2, dilations=(1, 2), smooth=5)
     smoothed = build_model(cfg).eval()
-    raw = build_model(ModelConfig.for_preset("edge", n_channels=2, n_muscles=2, dilations=(1, 2), smooth=1))
+    raw = build_model(ModelConfig.for_preset("edge-window", n_channels=2, n_muscles=2, dilations=(1, 2),
+                                             smooth=1))
     raw.load_state_dict(smoothed.state_dict())  # the filter is fixed: no parameters, not in the state dict
     raw.eval()
     x = torch.rand(2, 40, 2)
@@ -91,7 +92,7 @@ def test_edge_smoother_is_a_causal_hann_average_of_theta_only():
     taps = torch.tensor([0.25, 0.75, 1.0, 0.75, 0.25])  # Hann of 7 points without its zero ends
     expected = sum(taps[j] * b[:, j:j + a.shape[1], 0] for j in range(5)) / taps.sum()
     torch.testing.assert_close(a[..., 0], expected)
-    all_cfg = ModelConfig.for_preset("edge", n_channels=2, n_muscles=2, dilations=(1, 2), smooth=5,
+    all_cfg = ModelConfig.for_preset("edge-window", n_channels=2, n_muscles=2, dilations=(1, 2), smooth=5,
                                      smooth_all=True)
     both = build_model(all_cfg).eval()
     both.load_state_dict(smoothed.state_dict())
@@ -111,7 +112,8 @@ def test_shared_dropout_keeps_one_mask_along_time():
 
 
 def test_config_round_trip_and_validation():
-    cfg = ModelConfig.for_preset("edge", n_channels=3, n_muscles=4, dilations=(1, 2), filters=8, smooth=3)
+    cfg = ModelConfig.for_preset("edge-window", n_channels=3, n_muscles=4, dilations=(1, 2), filters=8,
+                                 smooth=3)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg and cfg.window == 9
     old = {k: v for k, v in cfg.to_dict().items() if k not in ("smooth", "smooth_all")}
     assert ModelConfig.from_dict(old).smooth == 1  # run folders from before the smoother load unsmoothed

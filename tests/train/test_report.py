@@ -110,9 +110,9 @@ def test_target_checks_report_misses():
     assert elm["met"] is False and "θ" in elm["measured"]
     assert checks["PI-CNN physics residual below CNN's (intra-session)"]["met"] is True
     assert checks["One joint, all methods, both protocols in under 30 min"]["met"] is True
-    assert not any(k.startswith("Edge TCN") for k in checks)  # no edge fits, no edge targets
+    assert not any(k.startswith("Edge ") for k in checks)  # no edge fits, no edge targets
     joint["per_subject"]["edge"] = {"a": {"theta": {"cc": 0.96, "nrmse": 0.08}}}
     joint["summary"]["intra"]["table"]["edge"] = {"theta": {"rmse": {"mean": 0.5}}}
     checks = {c["target"].split(":")[0]: c for c in check_targets(joint)}
-    assert checks["Edge TCN intra-session"]["met"] is True
-    assert checks["Edge TCN ahead of ELM (lower mean RMSE) on every output"]["met"] is True
+    assert checks["Edge intra-session"]["met"] is True
+    assert checks["Edge ahead of ELM (lower mean RMSE) on every output"]["met"] is True
