@@ -26,7 +26,8 @@ def register(sub) -> None:
                          description="For each muscle: a prompt, a countdown, a hold with a live bar of the "
                                      "envelope, rest; repeated until enough repetitions pass the checks "
                                      "(clipping, flat channel, too weak, lost frames).")
-    m.add_argument("--port", required=True, help="amplifier URL: /dev/ttyUSB0, socket://HOST:PORT, a pty")
+    m.add_argument("--port", required=True, help="amplifier URL: /dev/ttyUSB0, COM3, socket://HOST:PORT, a "
+                   "pty, sim://?... (the simulator in-process)")
     m.add_argument("--muscles", nargs="+", help="muscles to measure (default: every channel of the device)")
     m.add_argument("--out", required=True, help="profile to write")
     m.add_argument("--profile", help="profile to start from (default: --out when it exists)")
@@ -84,6 +85,7 @@ def _mvc(args: argparse.Namespace) -> dict:
     from myoedge.calibrate import profile_update
     from myoedge.calibrate.mvc import MvcConfig
     from myoedge.calibrate.mvc_session import run_mvc_session
+    from myoedge.edge.wire.transport import open_transport
 
     out = Path(args.out)
     base_path = Path(args.profile) if args.profile else (out if out.exists() else None)
@@ -104,7 +106,8 @@ def _mvc(args: argparse.Namespace) -> dict:
         actions = {mu.name: f"push into {model.joint} {'flexion' if mu.action == 'flexor' else 'extension'} "
                             f"({mu.name})" for mu in model.muscles}
         muscles = muscles or list(model.muscle_names)
-    result = run_mvc_session(args.port, muscles=muscles, config=config, auto=args.auto, actions=actions,
+    result = run_mvc_session(args.port, transport=open_transport(args.port), muscles=muscles, config=config,
+                             auto=args.auto, actions=actions,
                              timeout_s=_positive(args.timeout, "--timeout"),
                              stall_s=_positive(args.stall, "--stall"))
     if base is not None:

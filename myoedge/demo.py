@@ -110,7 +110,7 @@ def _run_edge_loop(out: Path, bundle_path: Path, profile) -> dict:
     from myoedge.edge.model.bundle import load_bundle
     from myoedge.edge.sim.ampsim import AmplifierSimulator
     from myoedge.edge.sim.ampsim_signals import recording_signal
-    from myoedge.edge.wire.transport import SerialTransport
+    from myoedge.edge.wire.transport import open_transport
 
     trial = [p for p in find_recordings(out / "data") if p.name.endswith("_fast")][0]
     rec = load_recording(trial)
@@ -120,7 +120,7 @@ def _run_edge_loop(out: Path, bundle_path: Path, profile) -> dict:
     sim = AmplifierSimulator(recording_signal(trial), loop=False).start()
     try:
         runtime = Runtime(bundle=load_bundle(bundle_path), profile=profile,
-                          transport=SerialTransport(sim.address),
+                          transport=open_transport(sim.address),
                           publishers=[CallbackPublisher(estimates.append)])
         stats = runtime.run(duration_s=LIVE_SECONDS, say=lambda line: None)
     finally:

@@ -36,12 +36,14 @@ class Flags(enum.IntFlag):
     ELECTRODE_OFF = 4  # a channel has been flat (no EMG at all) for longer than the flat limit
     LOST_FRAMES = 8  # frames were lost within the window the model saw
     OUT_OF_RANGE = 16  # theta or a force is outside the bundle's physiological range, or not finite
-    WARMUP = 32  # the window is not yet filled with envelopes computed since start-up
+    WARMING_UP = 32  # since start-up or a reset (restart, reconnect, lost frames, gap) the window is not
+    # yet full again plus the bundle's warmup_steps: the model has not seen enough data to be trusted
     TORQUE_CLAMPED = 64  # information, not invalidity: torque was limited; torque_requested_nm has the rest
+    WARMUP = 32  # an alias: the name of WARMING_UP's bit before resets set it too
 
 
 INVALID = Flags.STALE | Flags.SATURATED | Flags.ELECTRODE_OFF | Flags.LOST_FRAMES | Flags.OUT_OF_RANGE \
-    | Flags.WARMUP
+    | Flags.WARMING_UP
 
 # (name, struct code, C type, meaning): the fixed part of the datagram, in order.
 FIELDS: tuple[tuple[str, str, str, str], ...] = (
@@ -178,6 +180,8 @@ def c_header() -> str:
              f"#define MYOE_ESTIMATE_FIXED_SIZE {FIXED_SIZE}u",
              f"#define MYOE_MAX_MUSCLES {MAX_MUSCLES}u"]
     lines += [f"#define MYOE_FLAG_{flag.name} {int(flag)}u" for flag in Flags]
+    lines += [f"#define MYOE_FLAG_{alias} MYOE_FLAG_{flag.name} /* former name */"
+              for alias, flag in Flags.__members__.items() if alias != flag.name]
     lines += [f"#define MYOE_INVALID {int(INVALID)}u", "",
               "typedef struct __attribute__((packed)) {"]
     for _, _, ctype, meaning in FIELDS:

@@ -12,6 +12,13 @@ function's array temporaries); the envelope filter writes into a preallocated ``
 scratch). Still allocated per frame: the frame itself (the parser's); per estimate, the ``Estimate``
 record, which publishers and callbacks may keep.
 
+Resets (the model-state contract): after a device restart, lost frames (both seen by the parser as a
+*break* of the stream), a reconnect (``reset("reconnect")``, from the runtime) or a silence longer than the
+watchdog, the window ring is cleared, the envelope filter and the predictor's state (``reset_state``)
+go back to their start, and estimates are flagged WARMING_UP until the window holds ``W`` samples
+computed since the reset plus the bundle's ``state.warmup_steps`` model steps. Frames of one read that
+came before a break are processed first, so a window never mixes data from both sides of an outage.
+
 The ring holds the window twice over (``2W`` rows, each sample written at ``p`` and ``p + W``), so the
 last ``W`` samples are always one contiguous slice, oldest first, and no copy is made to feed the model.
 
@@ -142,6 +149,14 @@ class Pipeline:
         self._pos = 0
         self._lock = threading.Lock()  # publishing: the reader thread and the watchdog
         self._lost_seen = parser.stats.lost if parser is not None else 0
+        self._breaks_seen = parser.stats.breaks if parser is not None else 0
+        self._gap_ns = round(self.safety_config.watchdog_ms * 1e6)
+        self._warm_after = w + _warmup_steps(bundle)  # model samples after a reset before estimates count
+        self._reset_predictor = getattr(predictor, "reset_state", None)
+        self._since_reset = 0  # model-rate samples since start or the latest reset
+        self.resets = {"restart": 0, "lost": 0, "reconnect": 0, "gap": 0, "reset": 0}
+        if self._reset_predictor is not None:  # the test-vector replay may have left it anywhere
+            self._reset_predictor()
         self.frames = self.estimates = self.invalid_estimates = self.clamped_estimates = 0
         self.skipped_frames = 0  # frames whose channel count disagrees with the device info
         self.model_samples = 0  # envelope samples at the model rate since start
@@ -153,12 +168,34 @@ class Pipeline:
         """Process the frames one read completed (``t_read_ns``: when that read returned)."""
         parse = _now() - t_read_ns
         parser = self._parser
-        if parser is not None and parser.stats.lost != self._lost_seen:
-            self.safety.note_lost(parser.stats.lost - self._lost_seen)
-            self._lost_seen = parser.stats.lost
+        if self.last_frame_ns and t_read_ns - self.last_frame_ns > self._gap_ns:
+            self.reset("gap")
         self.last_frame_ns = t_read_ns
-        for frame in frames:
+        start = 0
+        if parser is not None:
+            stats = parser.stats
+            if stats.lost != self._lost_seen:
+                self.safety.note_lost(stats.lost - self._lost_seen)
+                self._lost_seen = stats.lost
+            if stats.breaks != self._breaks_seen:  # frames[start:] come after the latest break
+                self._breaks_seen = stats.breaks
+                start = min(max(parser.break_frame - (stats.good - len(frames)), 0), len(frames))
+                for frame in frames[:start]:
+                    self.process(frame, t_read_ns=t_read_ns, parse_ns=parse)
+                self.reset(parser.break_kind or "lost")
+        for frame in frames[start:] if start else frames:
             self.process(frame, t_read_ns=t_read_ns, parse_ns=parse)
+
+    def reset(self, reason: str) -> None:
+        """Forget the past (window ring, envelope filter, model state): what came before ``reason``
+        (restart, lost, reconnect, gap) must not shape the estimates after it."""
+        self._ring.fill(0.0)
+        self._pos = 0
+        self._since_reset = 0
+        self.envelope.reset()
+        if self._reset_predictor is not None:
+            self._reset_predictor()
+        self.resets[reason] = self.resets.get(reason, 0) + 1
 
     def process(self, frame: Frame, *, t_read_ns: int, parse_ns: int = 0) -> None:
         """One frame: envelope every time; inference, estimate and publishing per model-rate sample."""
@@ -194,14 +231,15 @@ class Pipeline:
         ring[p + w] = row
         self._pos = (p + 1) % w
         self.model_samples += 1
+        self._since_reset += 1
         out = self.predictor.predict(self._views[p])
         theta = float(out["theta"][0, 0])
         forces_arr = out["forces"][0]
         forces = tuple(forces_arr.tolist())
         requested = _torque(theta, forces_arr, self._coeffs)
         flags, bad = self.safety.flags(theta, forces)
-        if self.model_samples < w:
-            flags |= Flags.WARMUP
+        if self._since_reset < self._warm_after:
+            flags |= Flags.WARMING_UP
         sent, clamped = self.safety.clamp(requested)
         if clamped:
             flags |= Flags.TORQUE_CLAMPED
@@ -235,7 +273,7 @@ class Pipeline:
             nan = float("nan")
             return Estimate(index=self._next_index, seq=0, timestamp_us=0, theta_rad=nan,
                             forces_n=(nan,) * self.n_channels,
-                            torque_nm=0.0, torque_requested_nm=nan, flags=Flags.STALE | Flags.WARMUP)
+                            torque_nm=0.0, torque_requested_nm=nan, flags=Flags.STALE | Flags.WARMING_UP)
         return Estimate(index=self._next_index, seq=last.seq, timestamp_us=last.timestamp_us,
                         theta_rad=last.theta_rad,
                         forces_n=last.forces_n, torque_nm=last.torque_nm,
@@ -245,10 +283,22 @@ class Pipeline:
     def stats(self) -> dict:
         return {"frames": self.frames, "model_samples": self.model_samples, "estimates": self.estimates,
                 "invalid_estimates": self.invalid_estimates, "clamped_estimates": self.clamped_estimates,
-                "skipped_frames": self.skipped_frames,
+                "skipped_frames": self.skipped_frames, "resets": dict(self.resets),
                 "publishers": {p.name: {"published": p.stats.published, "dropped": p.stats.dropped,
                                         **({"last_error": p.stats.last_error} if p.stats.last_error else {})}
                                for p in self.publishers}}
+
+
+def _warmup_steps(bundle: Bundle) -> int:
+    """The bundle's ``state.warmup_steps`` (model steps after a reset before estimates are trusted)."""
+    meta = bundle.meta
+    state = meta.get("state") if isinstance(meta, dict) else getattr(meta, "state", None)
+    if state is None:
+        return 0
+    steps = state.get("warmup_steps", 0) if isinstance(state, dict) else getattr(state, "warmup_steps", 0)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise InputError(f"bundle {bundle.path}: state.warmup_steps must be an integer >= 0, got {steps!r}")
+    return steps
 
 
 def _numbered(estimate: Estimate, index: int) -> Estimate:

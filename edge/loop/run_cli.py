@@ -16,7 +16,8 @@ def register(sub) -> None:
                              "datagrams, CSV log). Refuses a profile, bundle or amplifier that do not match. "
                              "Stops on Ctrl-C or SIGTERM (or after --duration) with a final statistics line.")
     p.add_argument("--port", required=True, metavar="URL",
-                   help="the amplifier: /dev/ttyUSB0, a pty of `myoedge amp-sim`, socket://HOST:PORT")
+                   help="the amplifier: /dev/ttyUSB0, COM3, a pty of `myoedge amp-sim`, socket://HOST:PORT, "
+                        "loop://, or sim://?channels=8&fs=2000 (the simulator in-process)")
     p.add_argument("--bundle", required=True, metavar="DIR", help="model bundle folder")
     p.add_argument("--profile", required=True, metavar="FILE", help="subject profile (MVC, moment arms)")
     p.add_argument("--udp", metavar="HOST:PORT", help="send every estimate as a datagram to HOST:PORT")
@@ -41,7 +42,7 @@ def _run(args: argparse.Namespace) -> dict:
     from myoedge.edge.loop.safety import SafetyConfig
     from myoedge.edge.model import BACKENDS
     from myoedge.edge.model.bundle import load_bundle
-    from myoedge.edge.wire.transport import SerialTransport
+    from myoedge.edge.wire.transport import open_transport
 
     if args.backend not in BACKENDS:
         raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
@@ -52,13 +53,14 @@ def _run(args: argparse.Namespace) -> dict:
     check_profile(bundle, profile)  # before any output file is made
     envelope_config(bundle)
     safety = SafetyConfig.symmetric(args.torque_limit, watchdog_ms=args.watchdog_ms)
+    transport = open_transport(args.port)  # a URL that cannot work is refused before any output is made
     publishers = []
     try:
         if args.udp:
             publishers.append(UdpPublisher(args.udp, n_muscles=len(bundle.muscles)))
         if args.csv:
             publishers.append(CsvPublisher(args.csv, muscles=bundle.muscles))
-        runtime = Runtime(bundle=bundle, profile=profile, transport=SerialTransport(args.port), safety=safety,
+        runtime = Runtime(bundle=bundle, profile=profile, transport=transport, safety=safety,
                           publishers=publishers, backend=args.backend, engine_path=args.engine,
                           realtime_priority=args.rt_priority)
     except BaseException:

@@ -80,6 +80,7 @@ class Runtime:
         self.verify_deviation: float | None = None
         self._started_at = 0.0
         self._switch_interval = sys.getswitchinterval()
+        self._reconnects_seen = 0
 
     @property
     def predictor(self) -> Predictor | None:
@@ -103,6 +104,7 @@ class Runtime:
         deadline_ns = round(info.samples_per_frame / info.sample_rate_hz * 1e9)
         self.latency = LatencyRecorder(capacity=self._latency_capacity, deadline_ns=deadline_ns)
         self._info_seen = info
+        self._reconnects_seen = self.transport.stats.reconnects
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.pipeline = Pipeline(bundle=self.bundle, predictor=self._predictor, profile=self.profile,
                                  device_info=info, safety=self.safety, publishers=self.publishers,
@@ -151,6 +153,10 @@ class Runtime:
                     problem = str(exc)
                 self._fail(problem)
                 return
+        reconnects = self.transport.stats.reconnects
+        if reconnects != self._reconnects_seen:  # the port was lost and opened again: start afresh
+            self._reconnects_seen = reconnects
+            pipe.reset("reconnect")
         pipe.on_frames(frames, t_read_ns)
 
     def _fail(self, problem: str) -> None:

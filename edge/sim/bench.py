@@ -40,7 +40,7 @@ import numpy as np
 
 from myoedge.edge.model.bundle import load_bundle
 from myoedge.edge.sim.bench_model import MODEL_KINDS, bench_profile, synthetic_bundle
-from myoedge.edge.sim.bench_sim import InprocTransport, SimProcess
+from myoedge.edge.sim.bench_sim import SimProcess, sim_url
 from myoedge.edge.sim.faults import FaultPlan
 from myoedge.ground.errors import InputError
 from myoedge.ground.fileio import atomic_write_text
@@ -60,7 +60,7 @@ class BenchConfig:
     channels: int = 8
     fs_hz: float = 2000.0
     samples_per_frame: int = 2
-    model: str = "paper"
+    model: str = "edge"
     transport: str = "pty"
     faults: tuple[str, ...] = ()
     bits: int = 24
@@ -124,9 +124,8 @@ def run_bench(config: BenchConfig, *, command: str = "", log=None) -> dict:
     from myoedge.edge.dsp.envelope_report import emg_like, throughput_rows
     from myoedge.edge.loop.publish import UdpPublisher
     from myoedge.edge.loop.runtime import Runtime
-    from myoedge.edge.sim.ampsim import AmplifierSimulator
     from myoedge.edge.sim.ampsim_signals import AmpSignal
-    from myoedge.edge.wire.transport import SerialTransport
+    from myoedge.edge.wire.transport import open_transport
 
     say = log or (lambda text: print(f"bench: {text}", file=sys.stderr, flush=True))
     plan = FaultPlan.parse(list(config.faults), seed=config.seed)
@@ -145,21 +144,24 @@ def run_bench(config: BenchConfig, *, command: str = "", log=None) -> dict:
         say(f"envelope throughput, {config.envelope_seconds:g} s of {n_ch} channels at {fs:g} Hz")
         envelope = [{"samples_per_call": c, "x_real_time": round(x, 1), "us_per_call": round(u, 2)}
                     for c, x, u in throughput_rows(seconds=config.envelope_seconds, n_channels=n_ch, fs=fs)]
-        signal = AmpSignal(volts=emg_like(fs_hz=fs, seconds=min(config.seconds, 10.0) + 1.0, n_channels=n_ch,
-                                          seed=config.seed), fs=fs, labels=bundle.muscles,
-                           description="band-limited amplitude-modulated noise (envelope_report.emg_like)")
+        signal_s = min(config.seconds, 10.0) + 1.0
         capacity = int((config.seconds + 5.0) * fs / spf * 1.01) + 1000  # sequence numbers to stamp
         sim = inproc = None
         if config.transport == "inproc":
-            made = AmplifierSimulator(signal, bits=bits, samples_per_frame=spf)  # its counts and device info
-            inproc = InprocTransport(made.counts, made.device_info, faults=plan, capacity=capacity)
+            inproc = open_transport(sim_url(labels=bundle.muscles, fs_hz=fs, samples_per_frame=spf, bits=bits,
+                                            seconds=signal_s, seed=config.seed, faults=config.faults,
+                                            capacity=capacity))
             transport = inproc
         else:
+            signal = AmpSignal(volts=emg_like(fs_hz=fs, seconds=signal_s, n_channels=n_ch, seed=config.seed),
+                               fs=fs, labels=bundle.muscles,
+                               description="band-limited amplitude-modulated noise "
+                                           "(envelope_report.emg_like)")
             say(f"starting the amplifier simulator ({config.transport}) in a process of its own")
             sim = SimProcess(signal, capacity=capacity, bits=bits, samples_per_frame=spf, faults=plan,
                              tcp_port=0 if config.transport == "tcp" else None,
                              realtime_priority=config.realtime_priority)
-            transport = SerialTransport(sim.address)
+            transport = open_transport(sim.address)
         sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sink.bind(("127.0.0.1", 0))
         sink.setblocking(False)

@@ -22,8 +22,9 @@ def register(sub) -> None:
                    "fixes it)")
     b.add_argument("--samples-per-frame", type=int, default=2, help="samples per channel per frame (default "
                    "2: 1 ms frames at 2 kHz)")
-    b.add_argument("--model", default="paper", metavar="paper|edge|BUNDLE",
-                   help="synthetic paper-size or edge-size model, or a bundle folder (default paper)")
+    b.add_argument("--model", default="edge", metavar="edge|paper|BUNDLE",
+                   help="synthetic model of the shipped edge model's size (default) or of the paper's, or "
+                        "a bundle folder")
     b.add_argument("--transport", choices=["pty", "tcp", "inproc"], default="pty",
                    help="pty (default), TCP on 127.0.0.1, or inproc (no OS link: the loop's own cost)")
     b.add_argument("--bits", type=int, choices=[16, 24], default=24, help="sample width (default 24)")

@@ -7,7 +7,9 @@ system-wide monotonic clock, so the two processes' times compare) and hands back
 when each frame was due: the start of the benchmark's ``end_to_end`` latency.
 
 ``InprocTransport`` is the ``inproc`` transport: the reader thread's ``read`` makes each frame itself at
-its due time. No operating-system link, no second thread: the loop's own cost.
+its due time. No operating-system link, no second thread: the loop's own cost. ``sim_transport`` makes
+one from a ``sim://`` URL (``myoedge.edge.wire.transport.open_transport`` calls it), so ``myoedge run
+--port sim://...`` and the benchmark run the same thing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import dataclasses
 import multiprocessing
 import os
 import time
+from collections.abc import Sequence
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
 
@@ -26,7 +30,7 @@ from myoedge.edge.wire.protocol import DeviceInfo, Frame, encode_device_info, en
 from myoedge.edge.wire.transport import Transport, TransportStats
 from myoedge.ground.errors import InputError
 
-__all__ = ["InprocTransport", "SimProcess"]
+__all__ = ["SIM_URL_PARAMETERS", "InprocTransport", "SimProcess", "sim_transport", "sim_url"]
 
 _START_TIMEOUT_S = 120.0  # a cold child imports numpy, scipy and the simulator
 
@@ -122,10 +126,11 @@ class InprocTransport(Transport):
     except disconnects (there is no port to lose). ``counts`` and ``info`` come from an
     ``AmplifierSimulator``, so the frames are the ones it would send."""
 
-    def __init__(self, counts: np.ndarray, info: DeviceInfo, *, faults: FaultPlan, capacity: int) -> None:
+    def __init__(self, counts: np.ndarray, info: DeviceInfo, *, faults: FaultPlan, capacity: int,
+                 url: str = "sim://") -> None:
         if faults.disconnects:
             raise InputError("disconnect faults need --transport pty or tcp (inproc has no port to lose)")
-        self._counts, self._info = counts, info
+        self._counts, self._info, self._url = counts, info, url
         self.sent_ns = np.zeros(capacity, dtype=np.int64)  # perf_counter_ns of each frame's read, by seq
         self._spf, self._bits = info.samples_per_frame, info.sample_bits
         self._period = self._spf / info.sample_rate_hz
@@ -140,7 +145,7 @@ class InprocTransport(Transport):
 
     @property
     def url(self) -> str:
-        return "inproc://amp-sim"
+        return self._url
 
     @property
     def connected(self) -> bool:
@@ -186,3 +191,85 @@ class InprocTransport(Transport):
         self._aborted = True
 
 
+
+
+# sim:// query parameters: name -> (type, default, meaning)
+SIM_URL_PARAMETERS: dict[str, tuple[type, object, str]] = {
+    "channels": (int, 8, "EMG channels (ignored with recording=)"),
+    "fs": (float, 2000.0, "sample rate, Hz (ignored with recording=)"),
+    "spf": (int, 2, "samples per channel per frame"),
+    "bits": (int, 24, "sample width, 16 or 24"),
+    "seconds": (float, 11.0, "length of the generated signal, s; it repeats (ignored with recording=)"),
+    "seed": (int, 0, "seed of the generated signal and of random faults"),
+    "labels": (str, "", "comma-separated channel labels (default M0, M1, ...)"),
+    "recording": (str, "", "a recording folder whose raw EMG is streamed instead of generated noise"),
+    "fault": (str, "", "fault specs as `myoedge amp-sim --fault` (repeatable; no disconnects)"),
+    "capacity": (int, 1_200_000, "frames whose send time is kept for end-to-end latency"),
+}
+
+
+def sim_transport(url: str, **options) -> InprocTransport:
+    """The ``InprocTransport`` described by ``sim://?channels=8&fs=2000&spf=2&bits=24&fault=drop:0.01``.
+
+    Parameters: :data:`SIM_URL_PARAMETERS`; ``options`` override them by name (``labels`` may be a
+    sequence, ``fault`` a list). Unknown or malformed parameters are an ``InputError`` naming them.
+    """
+    from myoedge.edge.dsp.envelope_report import emg_like
+    from myoedge.edge.sim.ampsim import AmplifierSimulator
+    from myoedge.edge.sim.ampsim_signals import recording_signal
+
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sim" or parts.path not in ("", "/") or parts.netloc not in ("", "amp-sim"):
+        raise InputError(f"port {url!r}: a simulator URL is sim://?name=value&... "
+                         f"({', '.join(SIM_URL_PARAMETERS)})")
+    query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
+    unknown = sorted(set(query) - set(SIM_URL_PARAMETERS)) + sorted(set(options) - set(SIM_URL_PARAMETERS))
+    if unknown:
+        raise InputError(f"port {url!r}: unknown simulator parameter(s) {unknown}; known: "
+                         f"{', '.join(SIM_URL_PARAMETERS)}")
+    values: dict[str, object] = {}
+    for name, (kind, default, _) in SIM_URL_PARAMETERS.items():
+        given = query.get(name)
+        if name == "fault":
+            values[name] = [v for v in (given or []) if v]
+        elif given:
+            try:
+                values[name] = kind(given[-1])
+            except ValueError:
+                raise InputError(f"port {url!r}: simulator parameter {name}={given[-1]!r} is not "
+                                 f"{'an integer' if kind is int else 'a number'}") from None
+        else:
+            values[name] = default
+    values.update(options)
+    if isinstance(values["labels"], str):
+        values["labels"] = tuple(x for x in values["labels"].split(",") if x)
+    if isinstance(values["fault"], str):
+        values["fault"] = [values["fault"]] if values["fault"] else []
+    for name in ("channels", "spf", "capacity"):
+        if not 1 <= values[name] <= (64 if name != "capacity" else 1 << 28):
+            raise InputError(f"port {url!r}: simulator parameter {name}={values[name]} is out of range")
+    if not 0.1 <= values["seconds"] <= 3600 or not values["fs"] > 0:
+        raise InputError(f"port {url!r}: simulator needs 0.1 <= seconds <= 3600 and fs > 0")
+    if values["recording"]:
+        signal = recording_signal(values["recording"])
+    else:
+        labels = values["labels"] or tuple(f"M{i}" for i in range(values["channels"]))
+        volts = emg_like(fs_hz=values["fs"], seconds=values["seconds"], n_channels=len(labels),
+                         seed=values["seed"])
+        signal = AmpSignal(volts=volts, fs=values["fs"], labels=tuple(labels),
+                           description="band-limited amplitude-modulated noise (envelope_report.emg_like)")
+    plan = FaultPlan.parse(list(values["fault"]), seed=values["seed"])
+    made = AmplifierSimulator(signal, bits=values["bits"], samples_per_frame=values["spf"])
+    return InprocTransport(made.counts, made.device_info, faults=plan, capacity=values["capacity"], url=url)
+
+
+def sim_url(*, labels: Sequence[str], fs_hz: float, samples_per_frame: int = 2, bits: int = 24,
+            seconds: float = 11.0, seed: int = 0, faults: Sequence[str] = (),
+            capacity: int | None = None) -> str:
+    """The ``sim://`` URL of a generated-noise simulator with these settings (for ``open_transport``)."""
+    query = [("labels", ",".join(labels)), ("fs", repr(float(fs_hz))), ("spf", samples_per_frame),
+             ("bits", bits), ("seconds", repr(float(seconds))), ("seed", seed)]
+    query += [("fault", f) for f in faults]
+    if capacity is not None:
+        query.append(("capacity", capacity))
+    return "sim://?" + urlencode(query)

@@ -10,7 +10,8 @@ _HOMES = {
     "Frame": "frame_format", "DeviceInfo": "frame_format", "FrameType": "frame_format",
     "encode_frame": "frame_format", "encode_device_info": "frame_format", "FrameParser": "protocol",
     "ParserStats": "protocol", "Reader": "reader", "ReaderStats": "reader", "Transport": "transport",
-    "TransportStats": "transport", "SerialTransport": "transport", "crc32": "crc",
+    "TransportStats": "transport", "SerialTransport": "transport",
+    "open_transport": "transport", "crc32": "crc",
 }
 __all__ = sorted(_HOMES)
 

@@ -59,6 +59,7 @@ class ParserStats:
     duplicates: int = 0  # CRC-valid frames repeating the last accepted seq: dropped
     out_of_order: int = 0  # CRC-valid frames older than the last accepted seq: dropped
     restarts: int = 0  # device-info frames with an older seq: the device restarted its counter
+    breaks: int = 0  # discontinuities of the stream: sequence gaps (lost frames) and restarts
     crc_errors: int = 0  # plausible headers whose frame failed the CRC
     bad_header: int = 0  # sync words followed by an impossible header
     bad_info: int = 0  # CRC-valid device-info frames with unusable content (seq still counted)
@@ -81,6 +82,10 @@ class FrameParser:
     ``device_info`` (and ``device_info_seq``, to place it among the data frames) instead of being
     returned. A device-info frame with an older seq means the device restarted: it is accepted and
     sequence tracking restarts from it, so a rebooted amplifier is not ignored for 2^31 frames.
+
+    Every discontinuity (a gap, a restart) is a *break*: ``stats.breaks`` counts them and
+    ``break_frame`` is the number of data frames delivered before the latest one, so a consumer can tell
+    which frames of a ``feed`` result come after it (``stats.good - len(frames)`` is the index of the first).
     """
 
     def __init__(self) -> None:
@@ -90,6 +95,8 @@ class FrameParser:
         self.stats = ParserStats()
         self.device_info: DeviceInfo | None = None
         self.device_info_seq: int | None = None
+        self.break_frame = 0  # ``stats.good`` at the latest break: data frames from this index on follow it
+        self.break_kind = ""  # "lost" or "restart": what the latest break was
 
     @property
     def buffered(self) -> int:
@@ -106,6 +113,7 @@ class FrameParser:
         self._buf.clear()
         self._last_seq = None
         self._hunting = False
+        self._break("reset")
 
     def _discard(self, count: int, reason: str = "") -> None:
         self.stats.discarded_bytes += count
@@ -127,10 +135,17 @@ class FrameParser:
                     stats.out_of_order += 1
                     return False
                 stats.restarts += 1
-            else:
+                self._break("restart")
+            elif ahead > 1:
                 stats.lost += ahead - 1
+                self._break("lost")
         self._last_seq = seq
         return True
+
+    def _break(self, kind: str) -> None:
+        """Note a discontinuity before the next data frame (the consumer clears what it holds from before)."""
+        self.stats.breaks += 1
+        self.break_frame, self.break_kind = self.stats.good, kind
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         """Add bytes from the stream; return the data frames they complete, oldest first."""

@@ -10,22 +10,29 @@ simulator restarted) closes it and re-opens it with exponential back-off, counte
 ending the program. The first ``connect()`` does not retry: a port that is not there at start-up is a
 configuration mistake and gets a clear ``InputError``.
 
-``Reader`` is the one thread that does blocking reads into a ``FrameParser``; it stamps every read
-with ``time.perf_counter_ns()``, the clock the loop measures its latency against.
+``open_transport(url)`` is the one factory every command uses (``myoedge run``, ``calibrate mvc``, the
+demo, ``myoedge bench``): serial paths, ``socket://``, ``loop://`` and pyserial's other URL schemes become a
+``SerialTransport``; ``sim://?...`` is the amplifier simulator inside the reader thread (no operating-system
+link), provided by ``myoedge.edge.sim`` and loaded when such a URL is opened. A URL that cannot work is an
+``InputError`` naming it, before anything is opened.
 """
 
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
 import os
 import random
+import re
 import select
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import serial
 import serial.tools.list_ports
@@ -305,3 +312,60 @@ class SerialTransport(Transport):
         self._aborted = True
         self._close_port()
         self._ever_connected = False
+
+
+# pyserial's URL handlers (serial.serial_for_url) besides plain device paths
+SERIAL_SCHEMES = ("socket", "loop", "rfc2217", "spy", "hwgrep", "alt", "cp2110")
+# schemes served by a room above this one: scheme -> (module, factory name), imported when first opened
+PLUGIN_SCHEMES = {"sim": ("myoedge.edge.sim.bench_sim", "sim_transport")}
+_WINDOWS_PORT = re.compile(r"^(?:\\\\\.\\)?COM\d+$", re.IGNORECASE)
+
+
+def transport_schemes() -> tuple[str, ...]:
+    """The URL schemes ``open_transport`` knows (a path or ``COMn`` needs none)."""
+    return (*SERIAL_SCHEMES, *PLUGIN_SCHEMES)
+
+
+def open_transport(url: str, **options) -> Transport:
+    """The transport for ``url``, not yet connected (``Reader.start`` or ``connect()`` opens it).
+
+    - ``/dev/ttyUSB0``, ``/dev/ttyACM0``, a ``/dev/pts/N`` of ``myoedge amp-sim``, ``COM3``: a serial port;
+    - ``socket://HOST:PORT``: a TCP serial bridge or ``myoedge amp-sim --tcp PORT``;
+    - ``loop://``: bytes written come back (tests); other pyserial schemes (``rfc2217://`` ...) as pyserial;
+    - ``sim://?channels=8&fs=2000&...``: the amplifier simulator inside the reader thread
+      (``myoedge.edge.sim.bench_sim.sim_transport`` lists its parameters).
+
+    ``options`` go to the transport (``SerialTransport``'s keyword arguments for serial URLs). Raises
+    ``InputError`` for a URL that cannot work: empty, an unknown scheme, ``socket://`` without a valid
+    host and port.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise InputError(f"a port URL must be a non-empty string, got {url!r}")
+    url = url.strip()
+    if "://" not in url:
+        if not (url.startswith(("/", "./", "../")) or _WINDOWS_PORT.match(url)):
+            raise InputError(f"port {url!r} is neither a device path (/dev/ttyUSB0, /dev/pts/3), a Windows "
+                             f"port (COM3) nor a URL with one of the schemes "
+                             f"{', '.join(transport_schemes())}")
+        return SerialTransport(url, **options)
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in PLUGIN_SCHEMES:
+        module, name = PLUGIN_SCHEMES[scheme]
+        factory: Callable[..., Transport] = getattr(importlib.import_module(module), name)
+        return factory(url, **options)
+    if scheme not in SERIAL_SCHEMES:
+        raise InputError(f"port {url!r}: unknown URL scheme {scheme!r} (known: "
+                         f"{', '.join(s + '://' for s in transport_schemes())}, or a device path)")
+    if scheme == "socket":
+        _check_socket_url(url)
+    return SerialTransport(url, **options)
+
+
+def _check_socket_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a port that is not a number, or out of range
+        raise InputError(f"port {url!r}: socket:// needs HOST:PORT with PORT in 1..65535 ({exc})") from exc
+    if not parts.hostname or port is None or not 1 <= port <= 65535:
+        raise InputError(f"port {url!r}: socket:// needs HOST:PORT, e.g. socket://127.0.0.1:5555")

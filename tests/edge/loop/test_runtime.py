@@ -12,7 +12,7 @@ import socket
 import threading
 
 import pytest
-from test_pipeline import FS, MUSCLES, setup_parts
+from loop_parts import FS, MUSCLES, setup_parts
 
 from myoedge.body.catalog import generic_model
 from myoedge.body.profile import SubjectProfile

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from test_pipeline import WINDOW, emg, run_pipeline, setup_parts, stream
+from loop_parts import WINDOW, emg, run_pipeline, setup_parts, stream
 
 from myoedge.edge.loop.estimate import INVALID, Flags
 from myoedge.edge.loop.safety import PhysiologicalRange, SafetyConfig, SafetyMonitor

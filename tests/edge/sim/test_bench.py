@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_pipeline import setup_parts
+from loop_parts import setup_parts
 
 from myoedge.cli import main
 from myoedge.edge.sim.bench import BenchConfig, format_table, run_bench
@@ -37,7 +37,8 @@ def test_bench_json_has_the_documented_keys(tmp_path, capsys):
     assert set(latency["all"]["processing"]) == {"n", "p50", "p99", "p99.9", "max"}
     assert set(result["host"]) >= {"cpu", "cores", "os", "python", "onnxruntime"}
     model = result["model"]
-    assert model["synthetic"] and model["parameters"] > 500_000 and model["window"] == 50
+    assert model["kind"] == "edge"  # the default: the shipped edge model's size (--model paper stays)
+    assert model["synthetic"] and 5_000 < model["parameters"] < 50_000 and model["window"] == 31
     assert result["backend"] == "onnxruntime-cpu" and result["transport"] == "pty"
     assert result["frames"]["lost"] == 0 and result["frames"]["crc_errors"] == 0  # exact counts: below
     assert result["frames"]["udp_datagrams_received"] == result["frames"]["estimates"] > 50

@@ -1,0 +1,61 @@
+"""The parts of the processing-path tests shared by the loop, safety, runtime and bench tests: a bundle,
+profile and device info that fit together, EMG counts, their wire bytes, and a pipeline fed from them."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx_models import make_bundle
+
+from myoedge.body.catalog import generic_model
+from myoedge.body.profile import SubjectProfile
+from myoedge.edge.dsp.envelope import volts_to_counts
+from myoedge.edge.dsp.envelope_report import emg_like
+from myoedge.edge.loop.pipeline import Pipeline
+from myoedge.edge.loop.publish import CallbackPublisher
+from myoedge.edge.loop.safety import SafetyConfig
+from myoedge.edge.model import OnnxCpuPredictor
+from myoedge.edge.model.bundle import load_bundle
+from myoedge.edge.wire.protocol import DeviceInfo, Frame, FrameParser, encode_device_info, encode_frame
+
+MUSCLES = ("FCR", "FCU", "ECRL", "ECRB", "ECU")  # the wrist model's channel order
+FS, WINDOW, SPF, VPC, MVC = 1000.0, 8, 2, 1e-7, 2e-4
+
+
+def setup_parts(tmp_path, *, window: int = WINDOW):
+    """(bundle, profile, device info) that fit together: 5 wrist muscles, 1 kHz EMG, 100 Hz model."""
+    path, _ = make_bundle(tmp_path / "bundle", window=window, muscles=MUSCLES)
+    profile = SubjectProfile(subject="s01", model=generic_model("wrist"), mvc_volts=(MVC,) * len(MUSCLES))
+    info = DeviceInfo(sample_rate_hz=FS, scale_v=[VPC] * len(MUSCLES), labels=MUSCLES, sample_bits=24,
+                      samples_per_frame=SPF, device_name="test amp")
+    return load_bundle(path), profile, info
+
+
+def emg(seconds: float, *, seed: int = 0) -> np.ndarray:
+    volts = emg_like(fs_hz=FS, seconds=seconds, n_channels=len(MUSCLES), seed=seed)
+    return volts_to_counts(volts, volts_per_count=VPC, input_bits=24)
+
+
+def stream(counts: np.ndarray, info: DeviceInfo, *, spf: int = SPF, skip: tuple[int, ...] = ()) -> bytes:
+    """The wire bytes of ``counts`` as a device-info frame then data frames; frames in ``skip`` are lost."""
+    parts = [encode_device_info(info, seq=0)]
+    for k in range(len(counts) // spf):
+        if k not in skip:
+            samples = counts[k * spf:(k + 1) * spf]
+            frame = Frame(seq=k + 1, timestamp_us=k * 2000, samples=samples, sample_bits=24)
+            parts.append(encode_frame(frame))
+    return b"".join(parts)
+
+
+def run_pipeline(parts, wire: bytes, *, chunk: int = 97, safety: SafetyConfig | None = None, latency=None):
+    """Feed ``wire`` through a parser in ``chunk``-byte reads into a pipeline; (pipeline, estimates)."""
+    bundle, profile, info = parts
+    got = []
+    parser = FrameParser()
+    predictor = OnnxCpuPredictor(bundle)
+    pipe = Pipeline(bundle=bundle, predictor=predictor, profile=profile, device_info=info, safety=safety,
+                    publishers=[CallbackPublisher(got.append)], latency=latency, parser=parser)
+    for start in range(0, len(wire), chunk):
+        frames = parser.feed(wire[start:start + chunk])
+        if frames:
+            pipe.on_frames(frames, 0)
+    return pipe, got
