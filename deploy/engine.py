@@ -97,8 +97,10 @@ def build_serialized_engine(trt, onnx_bytes: bytes, *, plan: BuildPlan,
 
 
 def run_vectors(predictor: Predictor, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """Run each window of ``inputs`` (K, W, C) through ``predictor``; outputs stacked as {name: (K, ...)}."""
+    """Run each window of ``inputs`` (K, W, C) through ``predictor`` in order, from its initial state (one
+    sequence, as the bundle's test vectors are); outputs stacked as {name: (K, ...)}."""
     rows: dict[str, list[np.ndarray]] = {}
+    predictor.reset_state()
     for window in inputs:
         for name, value in predictor.predict(window).items():
             rows.setdefault(name, []).append(value[0].copy())  # the predictor reuses its output arrays

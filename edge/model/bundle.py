@@ -33,7 +33,9 @@ __all__ = [
 ]
 
 BUNDLE_FORMAT = "myoedge-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # 2 adds the optional "state" block of a stateful model; 1 still loads
+READABLE_VERSIONS = (1, 2)
+STATE_NAMES = ("state", "state_next")  # graph input and output of a stateful model
 META_FILE = "meta.json"
 INPUT_NAME = "envelopes"
 OUTPUT_UNITS = {"theta": "rad", "forces": "N"}  # output name -> unit, in graph order
@@ -69,6 +71,20 @@ class Bundle:
     def emg_rate_hz(self) -> float:
         return float(self.meta["emg_rate_hz"])
 
+    @property
+    def state(self) -> dict | None:
+        """The ``state`` block of a stateful model (size, initial, warmup_steps), or None."""
+        return self.meta.get("state")
+
+    @property
+    def stateful(self) -> bool:
+        return "state" in self.meta
+
+    @property
+    def warmup_steps(self) -> int:
+        """Model-rate steps after a state reset before estimates are trusted (0 for window models)."""
+        return int(self.meta["state"]["warmup_steps"]) if self.stateful else 0
+
 
 def _fail(where: Path, field: str, expected: str, got) -> FormatError:
     return FormatError(where, f"field '{field}': expected {expected}, got {got!r}")
@@ -99,16 +115,16 @@ def _plain_file_name(value, field: str, where: Path) -> str:
 
 
 def validate_meta(meta, where: Path) -> dict:
-    """Check ``meta`` against the version-1 schema; return it. ``where`` names the file in errors."""
+    """Check ``meta`` against the schema of its version; return it. ``where`` names the file in errors."""
     if not isinstance(meta, dict):
         raise FormatError(where, f"expected a JSON object, got {type(meta).__name__}")
     if meta.get("format") != BUNDLE_FORMAT:
         raise _fail(where, "format", f"'{BUNDLE_FORMAT}' (is this a model bundle?)", meta.get("format"))
     version = meta.get("version")
-    if version != BUNDLE_VERSION or isinstance(version, bool):
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         newer = isinstance(version, int) and version > BUNDLE_VERSION
         hint = " (written by a newer myoedge; upgrade to read it)" if newer else ""
-        raise _fail(where, "version", f"{BUNDLE_VERSION}{hint}", version)
+        raise _fail(where, "version", f"one of {list(READABLE_VERSIONS)}{hint}", version)
     missing = [k for k in _TOP_KEYS if k not in meta]
     if missing:
         raise FormatError(where, f"missing field(s) {missing}")
@@ -198,7 +214,31 @@ def validate_meta(meta, where: Path) -> dict:
     if "tolerance" not in tv:
         raise FormatError(where, "missing field 'test_vectors.tolerance'")
     _number(meta, ("test_vectors", "tolerance"), where)
+    if "state" in meta:
+        if version < 2:
+            raise FormatError(where, "field 'state' needs bundle version 2 or newer")
+        _validate_state(meta["state"], where)
     return meta
+
+
+def _validate_state(state, where: Path) -> None:
+    """The ``state`` block of a stateful model (docs/bundle.md, "Model state")."""
+    if not isinstance(state, dict):
+        raise _fail(where, "state", "an object", state)
+    for key, name in zip(("input", "output"), STATE_NAMES):
+        if state.get(key) != name:
+            raise _fail(where, f"state.{key}", f"'{name}'", state.get(key))
+    size = state.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 65536:
+        raise _fail(where, "state.size", "an int from 1 to 65536", size)
+    initial = state.get("initial")
+    if not isinstance(initial, list) or len(initial) != size \
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                       for v in initial):
+        raise _fail(where, "state.initial", f"{size} finite numbers", initial)
+    steps = state.get("warmup_steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise _fail(where, "state.warmup_steps", "an int >= 0", steps)
 
 
 def _check_vectors(inputs, outputs: dict, meta: dict,
@@ -211,8 +251,11 @@ def _check_vectors(inputs, outputs: dict, meta: dict,
                                  f"got {inputs.dtype} {inputs.shape}")
     k = inputs.shape[0]
     result = {}
-    for out in meta["outputs"]:
-        name, shape = out["name"], (k, *out["shape"][1:])
+    declared = [(o["name"], o["shape"]) for o in meta["outputs"]]
+    if "state" in meta:  # the state after each step of the sequence
+        declared.append((STATE_NAMES[1], [1, meta["state"]["size"]]))
+    for name, declared_shape in declared:
+        shape = (k, *declared_shape[1:])
         if name not in outputs:
             raise FormatError(where, f"missing reference output '{name}'")
         arr = np.asarray(outputs[name])

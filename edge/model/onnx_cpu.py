@@ -21,6 +21,7 @@ from myoedge.edge.model.predictor import (
     TensorSpec,
     bundle_specs,
     check_io_specs,
+    input_specs,
 )
 from myoedge.ground.errors import InputError
 
@@ -65,14 +66,14 @@ class OnnxCpuPredictor(Predictor):
     def __init__(self, bundle: Bundle):
         ort = _import_ort()
         input_spec, output_specs = bundle_specs(bundle)
-        super().__init__(input_spec, output_specs)
+        super().__init__(input_spec, output_specs, state=bundle.state)
         try:
             self._session = ort.InferenceSession(str(bundle.onnx_path), sess_options=session_options(),
                                                  providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types for malformed graphs
             raise InputError(f"{bundle.onnx_path}: ONNX Runtime cannot load the graph: {exc}") from None
         where = str(bundle.onnx_path)
-        check_io_specs([_spec(a) for a in self._session.get_inputs()], (input_spec,), what="inputs",
+        check_io_specs([_spec(a) for a in self._session.get_inputs()], input_specs(bundle), what="inputs",
                        where=where)
         check_io_specs([_spec(a) for a in self._session.get_outputs()], output_specs, what="outputs",
                        where=where)
@@ -82,6 +83,8 @@ class OnnxCpuPredictor(Predictor):
         # makes ORT read the window from, and write results into, the arrays allocated above.
         self._binding = self._session.io_binding()
         self._binding.bind_ortvalue_input(input_spec.name, ort.OrtValue.ortvalue_from_numpy(self._input))
+        if self.stateful:  # the state buffer is read in place; predict() copies state_next back into it
+            self._binding.bind_ortvalue_input(bundle.state["input"], ort.OrtValue.ortvalue_from_numpy(self._state))
         for name, arr in self._outputs.items():
             self._binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(arr))
 

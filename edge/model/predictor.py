@@ -20,7 +20,8 @@ import numpy as np
 from myoedge.edge.model.bundle import Bundle
 from myoedge.ground.errors import InputError
 
-__all__ = ["BackendUnavailable", "Predictor", "TensorSpec", "bundle_specs", "check_io_specs"]
+__all__ = ["BackendUnavailable", "Predictor", "TensorSpec", "bundle_specs", "check_io_specs", "input_specs",
+           "state_spec"]
 
 
 class BackendUnavailable(InputError):
@@ -40,10 +41,24 @@ class TensorSpec:
 
 
 def bundle_specs(bundle: Bundle) -> tuple[TensorSpec, tuple[TensorSpec, ...]]:
-    """The input and output specs a bundle's ``meta.json`` declares (already validated by load_bundle)."""
+    """The envelope input and the output specs a bundle's ``meta.json`` declares (validated by
+    load_bundle); a stateful bundle's outputs end with ``state_next``."""
     inp = bundle.meta["input"]
     outputs = tuple(TensorSpec(o["name"], tuple(o["shape"]), "float32") for o in bundle.meta["outputs"])
+    if bundle.stateful:
+        outputs += (TensorSpec(bundle.state["output"], (1, bundle.state["size"])),)
     return TensorSpec(inp["name"], tuple(inp["shape"]), inp["dtype"]), outputs
+
+
+def state_spec(bundle: Bundle) -> TensorSpec | None:
+    """The state input of a stateful bundle's graph, or None for a window model."""
+    return TensorSpec(bundle.state["input"], (1, bundle.state["size"])) if bundle.stateful else None
+
+
+def input_specs(bundle: Bundle) -> tuple[TensorSpec, ...]:
+    """Every graph input: the envelope window, then the state of a stateful model."""
+    state = state_spec(bundle)
+    return (bundle_specs(bundle)[0], *(() if state is None else (state,)))
 
 
 def check_io_specs(found: list[TensorSpec], expected: tuple[TensorSpec, ...], *, what: str,
@@ -78,11 +93,17 @@ class Predictor(abc.ABC):
     Subclasses set ``name`` and fill ``input_spec``, ``output_specs`` and ``_outputs`` (one preallocated
     array per output, keyed by name, shaped like its spec) in ``__init__``, and implement ``_run`` and
     ``_release``. ``predict`` returns the same dict holding the same arrays on every call.
+
+    A stateful model (``state`` given: the bundle's state block) carries its state here, in one array
+    allocated once: the backend reads ``self._state`` as the graph's ``state`` input, and ``predict``
+    copies ``state_next`` back into it after each call. ``reset_state`` returns it to the bundle's initial
+    state (the loop does so after lost frames, a reconnect or a device restart).
     """
 
     name: str = "abstract"
 
-    def __init__(self, input_spec: TensorSpec, output_specs: tuple[TensorSpec, ...]):
+    def __init__(self, input_spec: TensorSpec, output_specs: tuple[TensorSpec, ...], *,
+                 state: dict | None = None):
         self.input_spec = input_spec
         self.output_specs = output_specs
         self._window_shape = tuple(input_spec.shape[1:])
@@ -90,6 +111,22 @@ class Predictor(abc.ABC):
             s.name: np.zeros(s.shape, dtype=s.dtype) for s in output_specs
         }
         self._closed = False
+        self.stateful = state is not None
+        self.state_size = int(state["size"]) if state else 0
+        self._state_out = state["output"] if state else None
+        self._initial = np.asarray(state["initial"] if state else [], dtype=np.float32).reshape(1, -1)
+        self._state = self._initial.copy()
+
+    @property
+    def state(self) -> np.ndarray:
+        """A read-only view of the current state, shape (1, S); (1, 0) for a window model."""
+        view = self._state.view()
+        view.setflags(write=False)
+        return view
+
+    def reset_state(self) -> None:
+        """Back to the bundle's initial state (a no-op for a window model)."""
+        np.copyto(self._state, self._initial)
 
     def predict(self, window: np.ndarray) -> dict[str, np.ndarray]:
         """``window`` float32 ``(W, C)`` -> ``{output name: array shaped like its spec}`` in physical units.
@@ -105,6 +142,8 @@ class Predictor(abc.ABC):
             raise InputError(f"window must be float32 of shape {self._window_shape} "
                              f"(window, channels), got {got}")
         self._run(window)
+        if self._state_out is not None:
+            np.copyto(self._state, self._outputs[self._state_out])
         return self._outputs
 
     @abc.abstractmethod

@@ -74,8 +74,11 @@ def verify_bundle(predictor: Predictor, bundle: Bundle) -> float:
 
     Raises InputError naming the output and vector when the deviation exceeds the bundle's tolerance
     (a NaN counts as infinitely far).
+    The vectors are one sequence: a stateful predictor replays them in order from its initial state and
+    its state after each step is checked too; the state is reset again afterwards.
     """
     worst, worst_at = -1.0, ("", -1)  # a bundle holds at least one vector and two outputs
+    predictor.reset_state()
     for k, window in enumerate(bundle.test_inputs):
         outputs = predictor.predict(window)
         for name, reference in bundle.test_outputs.items():
@@ -84,6 +87,7 @@ def verify_bundle(predictor: Predictor, bundle: Bundle) -> float:
                 dev = math.inf
             if dev > worst:
                 worst, worst_at = dev, (name, k)
+    predictor.reset_state()
     if worst > bundle.tolerance:
         name, k = worst_at
         raise InputError(f"{predictor.name} does not reproduce bundle {bundle.path}: max abs deviation "

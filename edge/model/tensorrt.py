@@ -34,6 +34,7 @@ from myoedge.edge.model.predictor import (
     Predictor,
     TensorSpec,
     bundle_specs,
+    state_spec,
     check_io_specs,
 )
 from myoedge.ground.errors import InputError
@@ -78,7 +79,8 @@ class TensorRTPredictor(Predictor):
                  check_sidecar: bool = True):
         trt, cuda = import_tensorrt()
         input_spec, output_specs = bundle_specs(bundle)
-        super().__init__(input_spec, output_specs)
+        super().__init__(input_spec, output_specs, state=bundle.state)
+        self._state_spec = state_spec(bundle)
         self._cuda = cuda
         engine_path = Path(engine_path)
         cuda.init()
@@ -117,6 +119,11 @@ class TensorRTPredictor(Predictor):
             self._window_view = self._host_in[0]
             self._dev_in = cuda.mem_alloc(self._host_in.nbytes)
             self._context.set_tensor_address(input_spec.name, int(self._dev_in))
+            self._host_state = self._dev_state = None
+            if self._state_spec is not None:  # the state goes in as a second input, state_next comes back
+                self._host_state = cuda.pagelocked_empty(self._state_spec.shape, np.float32)
+                self._dev_state = cuda.mem_alloc(self._host_state.nbytes)
+                self._context.set_tensor_address(self._state_spec.name, int(self._dev_state))
             self._host_out, self._dev_out = {}, {}
             for spec in output_specs:
                 host = cuda.pagelocked_empty(spec.shape, np.float32)
@@ -143,7 +150,8 @@ class TensorRTPredictor(Predictor):
             found = [s.describe() for s in inputs]
             raise InputError(f"{engine_path}: the engine has dynamic input shapes {found}; build it with "
                              f"the bundle's fixed shape {list(input_spec.shape)}")
-        check_io_specs(inputs, (input_spec,), what="engine inputs", where=str(engine_path))
+        expected = (input_spec, *(() if self._state_spec is None else (self._state_spec,)))
+        check_io_specs(inputs, expected, what="engine inputs", where=str(engine_path))
         check_io_specs(outputs, output_specs, what="engine outputs", where=str(engine_path))
 
     def _run(self, window: np.ndarray) -> None:
@@ -152,6 +160,9 @@ class TensorRTPredictor(Predictor):
         self._ctx.push()
         try:
             cuda.memcpy_htod_async(self._dev_in, self._host_in, stream)
+            if self._dev_state is not None:
+                np.copyto(self._host_state, self._state)
+                cuda.memcpy_htod_async(self._dev_state, self._host_state, stream)
             if not self._context.execute_async_v3(stream_handle=stream.handle):
                 raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
             for name, host in self._host_out.items():
@@ -163,7 +174,8 @@ class TensorRTPredictor(Predictor):
     def _release(self) -> None:
         self._ctx.push()
         try:
-            for mem in (self._dev_in, *self._dev_out.values()):
+            for mem in (self._dev_in, *(() if self._dev_state is None else (self._dev_state,)),
+                        *self._dev_out.values()):
                 mem.free()
             self._context = self._engine = self._runtime = None
             self._stream = None

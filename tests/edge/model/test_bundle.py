@@ -70,7 +70,7 @@ def test_round_trip_fills_and_exposes_fields(bundle_dir):
 
 
 @pytest.mark.parametrize("change, field", [
-    (lambda m: m.update(version=2), "version"),
+    (lambda m: m.update(version=0), "version"),
     (lambda m: m.update(format="something-else"), "format"),
     (lambda m: m.pop("joint"), "joint"),
     (lambda m: m.pop("physiological_range"), "physiological_range"),
@@ -99,7 +99,7 @@ def test_meta_validation_names_file_and_field(bundle_dir, change, field):
 
 
 def test_newer_version_says_upgrade(bundle_dir):
-    _edit_meta(bundle_dir, lambda m: m.update(version=2))
+    _edit_meta(bundle_dir, lambda m: m.update(version=3))
     with pytest.raises(FormatError, match="newer myoedge"):
         load_bundle(bundle_dir)
 
