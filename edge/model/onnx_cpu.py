@@ -84,7 +84,8 @@ class OnnxCpuPredictor(Predictor):
         self._binding = self._session.io_binding()
         self._binding.bind_ortvalue_input(input_spec.name, ort.OrtValue.ortvalue_from_numpy(self._input))
         if self.stateful:  # the state buffer is read in place; predict() copies state_next back into it
-            self._binding.bind_ortvalue_input(bundle.state["input"], ort.OrtValue.ortvalue_from_numpy(self._state))
+            state = ort.OrtValue.ortvalue_from_numpy(self._state)
+            self._binding.bind_ortvalue_input(bundle.state["input"], state)
         for name, arr in self._outputs.items():
             self._binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(arr))
 

@@ -34,8 +34,8 @@ from myoedge.edge.model.predictor import (
     Predictor,
     TensorSpec,
     bundle_specs,
-    state_spec,
     check_io_specs,
+    state_spec,
 )
 from myoedge.ground.errors import InputError
 

@@ -39,7 +39,8 @@ def _graph() -> bytes:
     graph = helper.make_graph(
         nodes, "leaky", [helper.make_tensor_value_info("envelopes", f, [1, W, M]),
                          helper.make_tensor_value_info("state", f, [1, M])],
-        [helper.make_tensor_value_info("theta", f, [1, 1]), helper.make_tensor_value_info("forces", f, [1, M]),
+        [helper.make_tensor_value_info("theta", f, [1, 1]),
+         helper.make_tensor_value_info("forces", f, [1, M]),
          helper.make_tensor_value_info("state_next", f, [1, M])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]).SerializeToString()
 
