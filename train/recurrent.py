@@ -21,6 +21,16 @@ from torch import nn
 from myoedge.train.models import ModelConfig, Normalised, SharedDropout
 
 
+def tanh_head(width: int, *, hidden: int, blocks: int, n_out: int) -> nn.Sequential:
+    """The recurrent models' output head: ``blocks`` Linear+Tanh layers of ``hidden``, then a linear layer."""
+    layers = []
+    for _ in range(blocks):
+        layers += [nn.Linear(width, hidden), nn.Tanh()]
+        width = hidden
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
 class RecurrentNet(Normalised):
     """GRU over envelope frames; head on [hidden, frame]."""
 
@@ -29,12 +39,7 @@ class RecurrentNet(Normalised):
         c, h = cfg.n_channels, cfg.hidden
         self.gru = nn.GRU(c, h, batch_first=True)
         self.drop = SharedDropout(cfg.dropout, time_dim=1)
-        head, width = [], h + c
-        for _ in range(cfg.fc_blocks):
-            head += [nn.Linear(width, h), nn.Tanh()]
-            width = h
-        head.append(nn.Linear(width, 1 + cfg.n_muscles))
-        self.head = nn.Sequential(*head)
+        self.head = tanh_head(h + c, hidden=h, blocks=cfg.fc_blocks, n_out=1 + cfg.n_muscles)
 
     @property
     def state_size(self) -> int:

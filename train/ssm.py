@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from myoedge.train.models import ModelConfig, Normalised
+from myoedge.train.recurrent import tanh_head
 
 BLOCK = 16  # steps per parallel block of the recurrence
 TAU_STEPS = (2.0, 3000.0)  # initial range of the time constants, in model steps
@@ -78,12 +79,7 @@ class StateSpaceNet(Normalised):
         self.inp = nn.Linear(c, d)
         self.decay1, self.decay2 = _Decay(d), _Decay(d)
         self.mix = nn.Linear(d + c, d)
-        head, width = [], 2 * d + c
-        for _ in range(cfg.fc_blocks):
-            head += [nn.Linear(width, d), nn.Tanh()]
-            width = d
-        head.append(nn.Linear(width, 1 + cfg.n_muscles))
-        self.head = nn.Sequential(*head)
+        self.head = tanh_head(2 * d + c, hidden=d, blocks=cfg.fc_blocks, n_out=1 + cfg.n_muscles)
 
     @property
     def state_size(self) -> int:
