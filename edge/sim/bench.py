@@ -209,6 +209,7 @@ def run_bench(config: BenchConfig, *, command: str = "", log=None) -> dict:
         "host": host, "config": {**asdict(config), "faults": plan.describe()},
         "model": {"kind": config.model if n_params is not None else "bundle", "bundle": bundle.meta["name"],
                   "synthetic": n_params is not None, "parameters": n_params, "window": bundle.window,
+                  "stateful": bundle.stateful,
                   "channels": n_ch, "rate_hz": bundle.input_rate_hz, "emg_rate_hz": fs, "sample_bits": bits,
                   "note": ("random fixed weights: real compute, meaningless outputs" if n_params is not None
                            else "trained bundle")},

@@ -1,12 +1,14 @@
 """Synthetic models for ``myoedge bench`` when no trained bundle is given, and a profile to run them.
 
 ``paper``: the paper's size, a 128-filter temporal convolution (k = 3) over a 50-step window, two
-dense layers of 128 and two heads. ``edge``: the shipped edge model's size, four dilated convolutions
-(k = 3, dilations 1, 2, 4, 8) of 32 filters over a 31-step window (its receptive field), one dense
-layer of 32 and two heads. Both are built by :mod:`myoedge.edge.sim.synthetic_net` (``onnx`` is imported
-only there, when building, so the runtime never needs it) with random He-scaled weights from a fixed
-seed: a real model's compute, meaningless outputs. They take envelopes at ``MODEL_RATE_HZ`` and
-physical outputs like any bundle.
+dense layers of 128 and two heads. ``edge``: the shipped edge model's shape (the ``edge`` preset of
+``myoedge.train``): a single-layer GRU of 64 units stepped once per model step on the newest envelope
+frame, its hidden vector the model state (``state`` in, ``state_next`` out; the bundle's ``state``
+block), and a head on [hidden, frame] of one Linear+Tanh block of 64 and a linear output layer, 19 465
+parameters for 8 channels. Both are built by :mod:`myoedge.edge.sim.synthetic_net` (``onnx`` is imported
+only there, when building, so the runtime never needs it) with random weights from a fixed seed: a real
+model's compute, meaningless outputs. They take envelopes at ``MODEL_RATE_HZ`` and give physical
+outputs like any bundle.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from myoedge.body.model import JointModel, Muscle
 from myoedge.body.profile import SubjectProfile
 from myoedge.edge.dsp.envelope import EnvelopeConfig, design_envelope
 from myoedge.edge.model.bundle import INPUT_NAME, Bundle, write_bundle
-from myoedge.edge.sim.synthetic_net import OPSET, build_onnx, random_params
+from myoedge.edge.sim.synthetic_net import (
+    OPSET,
+    STATE_INPUT,
+    STATE_OUTPUT,
+    build_gru_onnx,
+    build_onnx,
+    random_gru_params,
+    random_params,
+)
 from myoedge.ground.errors import InputError
 
 __all__ = ["MODEL_KINDS", "MODEL_RATE_HZ", "MVC_VOLTS", "bench_profile", "synthetic_bundle"]
@@ -30,7 +40,8 @@ MODEL_KINDS = ("paper", "edge")
 MODEL_RATE_HZ = 100.0
 MVC_VOLTS = 300e-6  # near the bench signal's contraction peaks: normalised envelopes of 0.1 to 1
 _SIZES = {"paper": {"window": 50, "filters": 128, "hidden": (128, 128), "dilations": (1,)},
-          "edge": {"window": 31, "filters": 32, "hidden": (32,), "dilations": (1, 2, 4, 8)}}
+          "edge": {"window": 1, "gru_hidden": 64, "head_blocks": 1}}  # the edge preset: GRU step, W = 1
+_TEST_STEPS = 8  # test vectors: a stateful model's are one sequence of this many steps
 
 
 # The bench graphs' weight scales: biases ~ N(0, 0.1·sqrt(0.2)), theta head × 0.3 (rad), forces head
@@ -41,6 +52,14 @@ _SCALES = {"bias_std": 0.1 * np.sqrt(0.2), "theta_scale": 0.3, "forces_scale": 1
 def _onnx_graph(kind: str, *, channels: int, seed: int) -> tuple[bytes, int]:
     """The synthetic network as ONNX bytes and its parameter count (random He-scaled fixed weights)."""
     size = _SIZES[kind]
+    if "gru_hidden" in size:
+        gru = random_gru_params(channels=channels, muscles=channels, hidden=size["gru_hidden"],
+                                blocks=size["head_blocks"], seed=seed)
+        try:
+            return build_gru_onnx(gru, window=size["window"], name=f"myoedge_bench_{kind}"), gru.n_params
+        except InputError:
+            raise InputError("building a synthetic model needs the onnx package (`pip install onnx`); or "
+                             "pass --model BUNDLE") from None
     params = random_params(window=size["window"], channels=channels, muscles=channels,
                            filters=size["filters"], hidden=size["hidden"], dilations=size["dilations"],
                            seed=seed, **_SCALES)
@@ -59,16 +78,14 @@ def synthetic_bundle(path: str | os.PathLike, *, kind: str, muscles: tuple[str, 
     The test vectors are ONNX Runtime's own outputs: they prove nothing about training, only that the
     runtime loads what was written.
     """
-    import onnxruntime as ort
-
     if kind not in MODEL_KINDS:
         raise InputError(f"synthetic model kind must be one of {list(MODEL_KINDS)}, got {kind!r}")
     m, window = len(muscles), _SIZES[kind]["window"]
     onnx_bytes, n_params = _onnx_graph(kind, channels=m, seed=seed)
     design = design_envelope(EnvelopeConfig(fs_hz=fs_hz, out_rate_hz=MODEL_RATE_HZ, input_bits=input_bits))
-    inputs = np.random.default_rng(seed + 1).uniform(0.0, 1.0, (2, window, m)).astype(np.float32)
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    outs = [session.run(None, {INPUT_NAME: x[None]}) for x in inputs]
+    inputs = np.random.default_rng(seed + 1).uniform(0.0, 1.0, (_TEST_STEPS, window, m)).astype(np.float32)
+    state = _state_block(kind)
+    outs = _replay(onnx_bytes, inputs, state)
     meta = {
         "name": f"synthetic-{kind}", "joint": _joint_for(muscles), "muscles": list(muscles),
         "input": {"name": INPUT_NAME, "shape": [1, window, m], "dtype": "float32", "window": window,
@@ -81,10 +98,40 @@ def synthetic_bundle(path: str | os.PathLike, *, kind: str, muscles: tuple[str, 
         "physiological_range": {"theta_rad": [-3.2, 3.2], "forces_n": [[0.0, 5000.0]] * m},
         "training": {"model": f"synthetic {kind}-size graph, random fixed weights (seed {seed})"},
         "onnx": {"opset": OPSET}, "test_vectors": {"tolerance": 1e-4}}
+    if state is not None:  # a stateful graph: the model-state contract of docs/bundle.md (format version 2)
+        meta.update(version=2, state=state)
     path = write_bundle(path, onnx_bytes=onnx_bytes, meta=meta, test_inputs=inputs, overwrite=True,
-                        test_outputs={"theta": np.concatenate([o[0] for o in outs]),
-                                      "forces": np.concatenate([o[1] for o in outs])})
+                        test_outputs=outs)
     return path, n_params
+
+
+def _state_block(kind: str) -> dict | None:
+    """The bundle's ``state`` block for a stateful synthetic model (zeros initial, no burn-in), or None."""
+    hidden = _SIZES[kind].get("gru_hidden")
+    if hidden is None:
+        return None
+    return {"input": STATE_INPUT, "output": STATE_OUTPUT, "size": hidden, "initial": [0.0] * hidden,
+            "warmup_steps": 0}
+
+
+def _replay(onnx_bytes: bytes, inputs: np.ndarray, state: dict | None) -> dict[str, np.ndarray]:
+    """ONNX Runtime's outputs for ``inputs`` (K, W, C), one window at a time; a stateful graph is replayed
+    as one sequence from its initial state, as ``verify_bundle`` does."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    feeds: dict[str, np.ndarray] = {}
+    if state is not None:
+        feeds[state["input"]] = np.asarray(state["initial"], np.float32).reshape(1, -1)
+    outs: dict[str, list] = {name: [] for name in names}
+    for x in inputs:
+        results = dict(zip(names, session.run(None, {INPUT_NAME: x[None], **feeds}), strict=True))
+        if state is not None:
+            feeds[state["input"]] = results[state["output"]]
+        for name, value in results.items():
+            outs[name].append(value)
+    return {name: np.concatenate(values) for name, values in outs.items()}
 
 
 def _joint_for(muscles: tuple[str, ...]) -> str:

@@ -38,7 +38,7 @@ def test_bench_json_has_the_documented_keys(tmp_path, capsys):
     assert set(result["host"]) >= {"cpu", "cores", "os", "python", "onnxruntime"}
     model = result["model"]
     assert model["kind"] == "edge"  # the default: the shipped edge model's size (--model paper stays)
-    assert model["synthetic"] and 5_000 < model["parameters"] < 50_000 and model["window"] == 31
+    assert model["synthetic"] and model["parameters"] == 19_465 and model["window"] == 1  # the GRU step
     assert result["backend"] == "onnxruntime-cpu" and result["transport"] == "pty"
     assert result["frames"]["lost"] == 0 and result["frames"]["crc_errors"] == 0  # exact counts: below
     assert result["frames"]["udp_datagrams_received"] == result["frames"]["estimates"] > 50
