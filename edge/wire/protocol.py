@@ -39,11 +39,12 @@ from myoedge.edge.wire.frame_format import (
     header_problem,
     layout_rows,
 )
+from myoedge.edge.wire.frame_ring import CRC_TABLE, FrameRing, scan_clean_frames
 
 __all__ = [
     "CRC_STRUCT", "HEADER_FIELDS", "HEADER_SIZE", "HEADER_STRUCT", "INFO_FIELDS", "LABEL_BYTES",
     "MAX_CHANNELS", "MAX_FRAME_SIZE", "MAX_PAYLOAD", "MAX_SAMPLES_PER_FRAME", "NAME_BYTES", "SAMPLE_BITS",
-    "SEQ_MODULUS", "SYNC", "VERSION", "DeviceInfo", "Field", "Frame", "FrameParser", "FrameType",
+    "SEQ_MODULUS", "SYNC", "VERSION", "DeviceInfo", "Field", "Frame", "FrameParser", "FrameRing", "FrameType",
     "ParserStats", "decode_device_info", "decode_samples", "encode_device_info", "encode_frame",
     "frame_size", "header_problem", "layout_rows",
 ]
@@ -198,3 +199,40 @@ class FrameParser:
             pos = crc_at + CRC_SIZE
         del buf[:pos]
         return frames
+
+    def feed_into(self, data: bytes | bytearray | memoryview, ring: FrameRing) -> int:
+        """Like :meth:`feed`, but the data frames go into ``ring`` (no object per frame); their count.
+
+        The frames, their order and every statistic are those ``feed`` would give. Clean frames of the
+        ring's shape are decoded by one compiled scan (``myoedge.edge.wire.frame_ring``); from the first
+        byte that is anything else, ``feed`` parses the rest and its frames are copied into the ring
+        (data frames of another shape are counted in ``ring.skipped`` instead). A break among them sets
+        ``ring.break_at``.
+        """
+        buf, stats = self._buf, self.stats
+        buf += data
+        last = -1 if self._last_seq is None else self._last_seq
+        n, used, last = scan_clean_frames(buf, len(buf), last, ring.template, ring.frame_bytes,
+                                          ring.n_samples, ring.n_channels, ring.sample_bits, ring.samples,
+                                          ring.seq, ring.timestamp_us, ring.count % ring.capacity, CRC_TABLE)
+        if n:
+            self._last_seq = last
+            self._hunting = False
+            stats.good += n
+            ring.count += n
+        if used:
+            del buf[:used]
+        if not buf:
+            return n
+        breaks = stats.breaks
+        frames = self.feed(b"")
+        if stats.breaks != breaks:  # index of the first frame after the break, among ``frames``
+            after = min(max(self.break_frame - (stats.good - len(frames)), 0), len(frames))
+            ring.break_at = ring.count + sum(1 for f in frames[:after] if ring.fits(f.samples))
+        for frame in frames:
+            if ring.fits(frame.samples):
+                ring.put(frame.seq, frame.timestamp_us, frame.samples)
+                n += 1
+            else:
+                ring.skipped += 1
+        return n
