@@ -39,18 +39,20 @@ from numba import njit
 
 from myoedge.body.profile import SubjectProfile
 from myoedge.edge.dsp.envelope import EnvelopeConfig, EnvelopeFilter, design_envelope
-from myoedge.edge.loop.estimate import Estimate, Flags
+from myoedge.edge.loop.estimate import INVALID, Estimate, Flags
 from myoedge.edge.loop.latency import LatencyRecorder
 from myoedge.edge.loop.publish import Publisher
-from myoedge.edge.loop.safety import PhysiologicalRange, SafetyConfig, SafetyMonitor
+from myoedge.edge.loop.safety import FLAG_VALUES, PhysiologicalRange, SafetyConfig, SafetyMonitor
 from myoedge.edge.model.bundle import Bundle, check_compatible
 from myoedge.edge.model.predictor import Predictor
-from myoedge.edge.wire.protocol import LABEL_BYTES, DeviceInfo, Frame, FrameParser
+from myoedge.edge.wire.protocol import LABEL_BYTES, DeviceInfo, Frame, FrameParser, FrameRing
 from myoedge.ground.errors import InputError
 
 __all__ = ["Pipeline", "check_device", "check_profile", "envelope_config", "warm_up"]
 
 _now = time.perf_counter_ns
+_OUT_OF_RANGE, _WARMING_UP = int(Flags.OUT_OF_RANGE), int(Flags.WARMING_UP)
+_TORQUE_CLAMPED, _INVALID = int(Flags.TORQUE_CLAMPED), int(INVALID)
 
 
 def envelope_config(bundle: Bundle) -> EnvelopeConfig:
@@ -108,8 +110,10 @@ def warm_up(config: EnvelopeConfig, *, n_channels: int) -> None:
     zeros.setflags(write=False)
     EnvelopeFilter(config, n_channels=n_channels, volts_per_count=1.0, mvc_volts=1.0).process(
         zeros, out=np.empty((1, n_channels), dtype=np.float32))
-    SafetyMonitor(SafetyConfig(), n_channels=n_channels, sample_bits=16, fs_hz=config.fs_hz, hold=1,
-                  physiological_range=PhysiologicalRange((0.0, 1.0), ((0.0, 1.0),))).scan(zeros)
+    monitor = SafetyMonitor(SafetyConfig(), n_channels=n_channels, sample_bits=16, fs_hz=config.fs_hz,
+                            hold=1, physiological_range=PhysiologicalRange((0.0, 1.0), ((0.0, 1.0),)))
+    monitor.scan(zeros)
+    monitor.out_of_range(0.0, np.zeros(1, dtype=np.float32))
     _torque(0.0, np.zeros(n_channels, dtype=np.float32), np.zeros((n_channels, 2)))
 
 
@@ -159,6 +163,7 @@ class Pipeline:
             self._reset_predictor()
         self.frames = self.estimates = self.invalid_estimates = self.clamped_estimates = 0
         self.skipped_frames = 0  # frames whose channel count disagrees with the device info
+        self._ring_skipped = 0  # frames the parser's fast path could not hold (another shape)
         self.model_samples = 0  # envelope samples at the model rate since start
         self.last_frame_ns = 0  # perf_counter_ns of the read that brought the latest frame
         self.last_estimate: Estimate | None = None
@@ -167,24 +172,50 @@ class Pipeline:
     def on_frames(self, frames: list[Frame], t_read_ns: int) -> None:
         """Process the frames one read completed (``t_read_ns``: when that read returned)."""
         parse = _now() - t_read_ns
-        parser = self._parser
+        start = self._before(len(frames), t_read_ns)
+        if start:
+            for frame in frames[:start]:
+                self.process(frame, t_read_ns=t_read_ns, parse_ns=parse)
+            self.reset(self._parser.break_kind or "lost")
+        for frame in frames[start:] if start else frames:
+            self.process(frame, t_read_ns=t_read_ns, parse_ns=parse)
+
+    def on_ring(self, ring: FrameRing, n: int, t_read_ns: int) -> None:
+        """Process the ``n`` frames one read decoded into ``ring`` (the parser's fast path, no objects)."""
+        parse = _now() - t_read_ns
+        self._ring_skipped = ring.skipped
+        n = min(n, ring.capacity)
+        first = ring.count - n
+        start = self._before(n, t_read_ns, break_at=ring.break_at - first)
+        views, seqs, stamps, capacity = ring.views, ring.seq, ring.timestamp_us, ring.capacity
+        for i in range(first, ring.count):
+            if i - first == start and start:
+                self.reset(self._parser.break_kind or "lost")
+            slot = i % capacity
+            self._process(views[slot], int(seqs[slot]), int(stamps[slot]), t_read_ns, parse)
+
+    def _before(self, n: int, t_read_ns: int, break_at: int | None = None) -> int:
+        """Bookkeeping before a read's ``n`` frames: a gap reset, lost frames; returns the index of the
+        first frame after a new break of the stream (0: none), to reset before it."""
         if self.last_frame_ns and t_read_ns - self.last_frame_ns > self._gap_ns:
             self.reset("gap")
         self.last_frame_ns = t_read_ns
-        start = 0
-        if parser is not None:
-            stats = parser.stats
-            if stats.lost != self._lost_seen:
-                self.safety.note_lost(stats.lost - self._lost_seen)
-                self._lost_seen = stats.lost
-            if stats.breaks != self._breaks_seen:  # frames[start:] come after the latest break
-                self._breaks_seen = stats.breaks
-                start = min(max(parser.break_frame - (stats.good - len(frames)), 0), len(frames))
-                for frame in frames[:start]:
-                    self.process(frame, t_read_ns=t_read_ns, parse_ns=parse)
-                self.reset(parser.break_kind or "lost")
-        for frame in frames[start:] if start else frames:
-            self.process(frame, t_read_ns=t_read_ns, parse_ns=parse)
+        parser = self._parser
+        if parser is None:
+            return 0
+        stats = parser.stats
+        if stats.lost != self._lost_seen:
+            self.safety.note_lost(stats.lost - self._lost_seen)
+            self._lost_seen = stats.lost
+        if stats.breaks == self._breaks_seen:
+            return 0
+        self._breaks_seen = stats.breaks  # frames[start:] come after the latest break
+        if break_at is None:
+            break_at = parser.break_frame - (stats.good - n)
+        start = min(max(break_at, 0), n)
+        if start == 0:  # the break came before all of them: reset now
+            self.reset(parser.break_kind or "lost")
+        return start
 
     def reset(self, reason: str) -> None:
         """Forget the past (window ring, envelope filter, model state): what came before ``reason``
@@ -199,8 +230,11 @@ class Pipeline:
 
     def process(self, frame: Frame, *, t_read_ns: int, parse_ns: int = 0) -> None:
         """One frame: envelope every time; inference, estimate and publishing per model-rate sample."""
+        self._process(frame.samples, frame.seq, frame.timestamp_us, t_read_ns, parse_ns)
+
+    def _process(self, samples: np.ndarray, seq: int, timestamp_us: int, t_read_ns: int,
+                 parse_ns: int) -> None:
         t0 = _now()
-        samples = frame.samples
         if samples.ndim != 2 or samples.shape[1] != self.n_channels:
             self.skipped_frames += 1
             return
@@ -213,18 +247,18 @@ class Pipeline:
         infer = publish = 0
         for row in env:  # usually 0 or 1 model-rate samples per frame
             t_in = _now()
-            estimate = self._estimate(row, frame, t_read_ns)
+            estimate = self._estimate(row, seq, timestamp_us, t_read_ns)
             t_out = _now()
             self.publish(estimate)
             infer += t_out - t_in
             publish += _now() - t_out
         done = _now()
         if self.latency is not None:
-            self.latency.record(seq=frame.seq, parse_ns=parse_ns, filter_ns=t1 - t0, infer_ns=infer,
+            self.latency.record(seq=seq, parse_ns=parse_ns, filter_ns=t1 - t0, infer_ns=infer,
                                 publish_ns=publish, processing_ns=done - t_read_ns, done_ns=done,
                                 inferred=len(env) > 0)
 
-    def _estimate(self, row: np.ndarray, frame: Frame, t_read_ns: int) -> Estimate:
+    def _estimate(self, row: np.ndarray, seq: int, timestamp_us: int, t_read_ns: int) -> Estimate:
         p, w = self._pos, self.window
         ring = self._ring
         ring[p] = row
@@ -235,17 +269,19 @@ class Pipeline:
         out = self.predictor.predict(self._views[p])
         theta = float(out["theta"][0, 0])
         forces_arr = out["forces"][0]
-        forces = tuple(forces_arr.tolist())
         requested = _torque(theta, forces_arr, self._coeffs)
-        flags, bad = self.safety.flags(theta, forces)
+        safety = self.safety
+        flags, bad = safety.hold_bits()  # plain ints here: Flags arithmetic costs microseconds
+        if safety.out_of_range(theta, forces_arr):
+            flags |= _OUT_OF_RANGE
         if self._since_reset < self._warm_after:
-            flags |= Flags.WARMING_UP
-        sent, clamped = self.safety.clamp(requested)
+            flags |= _WARMING_UP
+        sent, clamped = safety.clamp(requested)
         if clamped:
-            flags |= Flags.TORQUE_CLAMPED
-        return Estimate(index=self._next_index, seq=frame.seq, timestamp_us=frame.timestamp_us,
-                        theta_rad=theta, forces_n=forces, torque_nm=sent, torque_requested_nm=requested,
-                        flags=flags, bad_channels=bad, latency_us=(_now() - t_read_ns) / 1e3)
+            flags |= _TORQUE_CLAMPED
+        return Estimate(index=self._next_index, seq=seq, timestamp_us=timestamp_us, theta_rad=theta,
+                        forces_n=tuple(forces_arr.tolist()), torque_nm=sent, torque_requested_nm=requested,
+                        flags=FLAG_VALUES[flags], bad_channels=bad, latency_us=(_now() - t_read_ns) / 1e3)
 
     def current_window(self) -> np.ndarray:
         """A copy of the window the model saw last: (W, C) normalised envelopes, oldest first."""
@@ -259,9 +295,10 @@ class Pipeline:
             for publisher in self.publishers:
                 publisher.publish(estimate)
             self.estimates += 1
-            if not estimate.valid:
+            flags = int(estimate.flags)
+            if flags & _INVALID:
                 self.invalid_estimates += 1
-            if estimate.clamped:
+            if flags & _TORQUE_CLAMPED:
                 self.clamped_estimates += 1
             self.last_estimate = estimate
         return estimate
@@ -283,7 +320,7 @@ class Pipeline:
     def stats(self) -> dict:
         return {"frames": self.frames, "model_samples": self.model_samples, "estimates": self.estimates,
                 "invalid_estimates": self.invalid_estimates, "clamped_estimates": self.clamped_estimates,
-                "skipped_frames": self.skipped_frames, "resets": dict(self.resets),
+                "skipped_frames": self.skipped_frames + self._ring_skipped, "resets": dict(self.resets),
                 "publishers": {p.name: {"published": p.stats.published, "dropped": p.stats.dropped,
                                         **({"last_error": p.stats.last_error} if p.stats.last_error else {})}
                                for p in self.publishers}}

@@ -33,7 +33,8 @@ from myoedge.edge.loop.publish import Publisher
 from myoedge.edge.loop.safety import SafetyConfig
 from myoedge.edge.model import Predictor, select_predictor, verify_bundle
 from myoedge.edge.model.bundle import Bundle
-from myoedge.edge.wire.protocol import DeviceInfo, Frame
+from myoedge.edge.wire.frame_ring import warm_up_scan
+from myoedge.edge.wire.protocol import MAX_FRAME_SIZE, DeviceInfo, Frame, FrameRing
 from myoedge.edge.wire.reader import Reader
 from myoedge.edge.wire.transport import Transport
 from myoedge.ground.errors import InputError
@@ -42,6 +43,7 @@ __all__ = ["LATENCY_CAPACITY", "Runtime"]
 
 LOG = logging.getLogger("myoedge.edge")
 LATENCY_CAPACITY = 1 << 16  # frames kept for the percentiles: the last ~65 s at 1 kHz
+READ_SIZE = 4096  # bytes asked of one read: what has arrived comes back at once, up to this
 SWITCH_INTERVAL_S = 0.0005  # a thread waiting for the GIL forces a switch after this long (default 5 ms)
 
 
@@ -92,8 +94,9 @@ class Runtime:
             self._predictor = select_predictor(self.bundle, backend=self._backend, engine_path=self._engine)
         self.verify_deviation = verify_bundle(self._predictor, self.bundle)
         warm_up(self.config, n_channels=self.bundle.n_channels)
+        warm_up_scan(FrameRing(n_samples=1, n_channels=1, sample_bits=16, capacity=1))
         gc.collect()
-        self.reader = Reader(self.transport, on_frames=self._on_frames)
+        self.reader = Reader(self.transport, on_frames=self._on_frames, read_size=READ_SIZE)
         self.reader.start()
         try:
             info = self._wait_device_info()
@@ -109,6 +112,10 @@ class Runtime:
         self.pipeline = Pipeline(bundle=self.bundle, predictor=self._predictor, profile=self.profile,
                                  device_info=info, safety=self.safety, publishers=self.publishers,
                                  latency=self.latency, parser=self.reader.parser)
+        # from here on the reader decodes into a ring allocated once (the parser's fast path)
+        ring = FrameRing(n_samples=info.samples_per_frame, n_channels=info.n_channels,
+                         sample_bits=info.sample_bits, capacity=(READ_SIZE + MAX_FRAME_SIZE) // 16)
+        self.reader.use_ring(ring, self._on_ring)
         gc.freeze()  # what set-up made is never scanned again: shorter collections in the loop
         self._started_at = time.monotonic()
         self._watchdog = threading.Thread(target=self._watch, name="myoedge-watchdog", daemon=True)
@@ -134,14 +141,26 @@ class Runtime:
                          "runtime needs the amplifier's rate, channels and scale before it can run")
 
     def _on_frames(self, frames: list[Frame], t_read_ns: int) -> None:
+        pipe = self._ready_pipeline()
+        if pipe is None:
+            self.frames_before_info += len(frames) if self.pipeline is None else 0
+            return
+        pipe.on_frames(frames, t_read_ns)
+
+    def _on_ring(self, ring: FrameRing, n: int, t_read_ns: int) -> None:
+        pipe = self._ready_pipeline()
+        if pipe is not None:
+            pipe.on_ring(ring, n, t_read_ns)
+
+    def _ready_pipeline(self) -> Pipeline | None:
+        """In the reader thread before each read's frames: real-time priority on the first call, a changed
+        device-info frame (stops the loop), a reconnect (resets the pipeline); the pipeline, or None when
+        there is none yet or the loop failed."""
         if self.realtime == "pending":  # the first call runs in the reader thread: raise its priority
             self.realtime = _make_realtime(self._rt_priority)
         pipe = self.pipeline
-        if pipe is None:
-            self.frames_before_info += len(frames)
-            return
-        if self._failed:
-            return
+        if pipe is None or self._failed:
+            return None
         info = self.reader.parser.device_info
         if info is not self._info_seen:  # a new device-info frame (sent periodically, or after a restart)
             self._info_seen = info
@@ -152,12 +171,12 @@ class Runtime:
                 except InputError as exc:
                     problem = str(exc)
                 self._fail(problem)
-                return
+                return None
         reconnects = self.transport.stats.reconnects
         if reconnects != self._reconnects_seen:  # the port was lost and opened again: start afresh
             self._reconnects_seen = reconnects
             pipe.reset("reconnect")
-        pipe.on_frames(frames, t_read_ns)
+        return pipe
 
     def _fail(self, problem: str) -> None:
         LOG.error("stopping: %s", problem)

@@ -33,6 +33,19 @@ from myoedge.ground.errors import InputError
 __all__ = ["PhysiologicalRange", "SafetyConfig", "SafetyMonitor"]
 
 _MASK64 = (1 << 64) - 1
+_SATURATED, _ELECTRODE_OFF = int(Flags.SATURATED), int(Flags.ELECTRODE_OFF)
+_LOST_FRAMES, _OUT_OF_RANGE = int(Flags.LOST_FRAMES), int(Flags.OUT_OF_RANGE)
+FLAG_VALUES = tuple(Flags(v) for v in range(2 * max(Flags)))  # bits -> Flags without enum arithmetic
+
+
+@njit(cache=True)
+def _in_range(theta, forces, theta_lo, theta_hi, force_lo, force_hi):
+    if not theta_lo <= theta <= theta_hi:
+        return False
+    for n in range(forces.shape[0]):
+        if not force_lo[n] <= forces[n] <= force_hi[n]:
+            return False
+    return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,6 +161,9 @@ class SafetyMonitor:
         self._run = np.zeros(n_channels, dtype=np.int64)
         self._masks = np.zeros(2, dtype=np.int64)
         self._limits = config.torque_limits_nm
+        self._theta_lo, self._theta_hi = (float(v) for v in physiological_range.theta_rad)
+        self._force_lo = np.array([lo for lo, _ in physiological_range.forces_n], dtype=np.float64)
+        self._force_hi = np.array([hi for _, hi in physiological_range.forces_n], dtype=np.float64)
         self.reset_holds()
 
     def reset_holds(self) -> None:
@@ -171,25 +187,34 @@ class SafetyMonitor:
 
     def flags(self, theta: float, forces: tuple[float, ...]) -> tuple[Flags, int]:
         """Flags and the bad-channel mask for an estimate of ``theta`` and ``forces``; ages the holds."""
-        flags, bad = Flags(0), 0
+        bits, bad = self.hold_bits()
+        if not self.range.contains(theta, forces):
+            bits |= _OUT_OF_RANGE
+        return FLAG_VALUES[bits], bad
+
+    def hold_bits(self) -> tuple[int, int]:
+        """The held flags (saturated, electrode off, lost frames) as plain bits, and the bad-channel mask;
+        ages the holds. The loop's path: ints, no ``Flags`` arithmetic."""
+        bits = bad = 0
         if self._sat_left:
-            flags |= Flags.SATURATED
-            bad |= self._sat_channels
+            bits, bad = _SATURATED, self._sat_channels
             self._sat_left -= 1
             if not self._sat_left:
                 self._sat_channels = 0
         if self._flat_left:
-            flags |= Flags.ELECTRODE_OFF
+            bits |= _ELECTRODE_OFF
             bad |= self._flat_channels
             self._flat_left -= 1
             if not self._flat_left:
                 self._flat_channels = 0
         if self._lost_left:
-            flags |= Flags.LOST_FRAMES
+            bits |= _LOST_FRAMES
             self._lost_left -= 1
-        if not self.range.contains(theta, forces):
-            flags |= Flags.OUT_OF_RANGE
-        return flags, bad
+        return bits, bad
+
+    def out_of_range(self, theta: float, forces: np.ndarray) -> bool:
+        """``range.contains`` on the predictor's force array (compiled; NaN is never inside)."""
+        return not _in_range(theta, forces, self._theta_lo, self._theta_hi, self._force_lo, self._force_hi)
 
     def clamp(self, torque_nm: float) -> tuple[float, bool]:
         """(the torque that will be sent, whether it differs from ``torque_nm``).

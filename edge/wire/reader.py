@@ -13,6 +13,12 @@ Two ways to receive frames, chosen when the reader is made:
 - Otherwise frames go into a bounded queue as ``(frame, t_read_ns)`` pairs, taken with ``get()``. When
   the queue is full the *oldest* entry is dropped, since a controller wants the newest data, and each
   drop is counted in ``ReaderStats.queue_drops`` (the parser cannot see these: it delivered them).
+
+``use_ring(ring, on_ring)`` switches a running reader to the parser's fast path: from the next read on,
+frames are decoded into the preallocated ``FrameRing`` (``FrameParser.feed_into``) and
+``on_ring(ring, n, t_read_ns)`` is called in the reader thread with the number of new frames (the ring's
+last ``n``). No object is made per frame. The real-time loop switches once it knows the frame shape from
+the device-info frame.
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from myoedge.edge.wire.protocol import DeviceInfo, Frame, FrameParser, ParserStats
+from myoedge.edge.wire.protocol import DeviceInfo, Frame, FrameParser, FrameRing, ParserStats
 from myoedge.edge.wire.transport import Transport, TransportStats
 from myoedge.ground.errors import InputError
 
 LOG = logging.getLogger("myoedge.edge")
 
 FrameConsumer = Callable[[list[Frame], int], None]
+RingConsumer = Callable[[FrameRing, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,13 @@ class Reader:
         self._thread: threading.Thread | None = None
         self._frames = self._queue_drops = self._consumer_errors = self._last_read_ns = 0
         self._error = ""
+        self._ring: FrameRing | None = None
+        self._on_ring: RingConsumer | None = None
+
+    def use_ring(self, ring: FrameRing, on_ring: RingConsumer) -> None:
+        """From the next read on, decode frames into ``ring`` and call ``on_ring(ring, n, t_read_ns)``."""
+        with self._ready:
+            self._ring, self._on_ring = ring, on_ring
 
     @property
     def running(self) -> bool:
@@ -138,6 +152,9 @@ class Reader:
                 self._error = f"{type(exc).__name__}: {exc}"
 
     def _handle(self, data: bytes, t_read_ns: int) -> None:
+        if self._ring is not None:
+            self._handle_ring(data, t_read_ns)
+            return
         with self._ready:
             frames = self.parser.feed(data)
             self._last_read_ns = t_read_ns
@@ -154,6 +171,21 @@ class Reader:
             try:
                 self._on_frames(frames, t_read_ns)
             except Exception:
-                self._consumer_errors += 1
-                if self._consumer_errors == 1:
-                    LOG.exception("frame consumer raised (further errors are only counted)")
+                self._consumer_failed()
+
+    def _handle_ring(self, data: bytes, t_read_ns: int) -> None:
+        ring = self._ring
+        with self._ready:
+            n = self.parser.feed_into(data, ring)
+            self._last_read_ns = t_read_ns
+            self._frames += n
+        if n:
+            try:
+                self._on_ring(ring, n, t_read_ns)
+            except Exception:
+                self._consumer_failed()
+
+    def _consumer_failed(self) -> None:
+        self._consumer_errors += 1
+        if self._consumer_errors == 1:
+            LOG.exception("frame consumer raised (further errors are only counted)")

@@ -132,3 +132,26 @@ def test_sixteen_bit_full_scale_and_margin():
 def test_bad_config_is_refused(kwargs):
     with pytest.raises(InputError):
         SafetyConfig(**kwargs)
+
+
+def test_the_loops_int_path_equals_flags():
+    import numpy as np
+
+    from myoedge.edge.loop.safety import PhysiologicalRange, SafetyConfig, SafetyMonitor
+
+    rng = PhysiologicalRange((-1.0, 1.0), ((0.0, 10.0), (0.0, 5.0)))
+    cases = [(0.0, (1.0, 1.0)), (2.0, (1.0, 1.0)), (0.0, (11.0, 1.0)), (0.0, (1.0, -0.1)),
+             (float("nan"), (1.0, 1.0)), (0.0, (1.0, float("nan"))), (1.0, (10.0, 5.0))]
+    for theta, forces in cases:
+        a = SafetyMonitor(SafetyConfig(), n_channels=2, sample_bits=16, fs_hz=1000.0, hold=3,
+                          physiological_range=rng)
+        b = SafetyMonitor(SafetyConfig(), n_channels=2, sample_bits=16, fs_hz=1000.0, hold=3,
+                          physiological_range=rng)
+        for m in (a, b):
+            m.scan(np.full((4, 2), 32767, dtype=np.int32))
+            m.note_lost(1)
+        flags, bad = a.flags(theta, forces)
+        bits, bad_b = b.hold_bits()
+        if b.out_of_range(theta, np.array(forces, dtype=np.float32)):
+            bits |= int(Flags.OUT_OF_RANGE)
+        assert (int(flags), bad) == (bits, bad_b) and bad == 3
