@@ -126,7 +126,7 @@ class Pipeline:
     def __init__(self, *, bundle: Bundle, predictor: Predictor, profile: SubjectProfile,
                  device_info: DeviceInfo, safety: SafetyConfig | None = None,
                  publishers: Sequence[Publisher] = (), latency: LatencyRecorder | None = None,
-                 parser: FrameParser | None = None) -> None:
+                 parser: FrameParser | None = None, prewarm: bool = True) -> None:
         config = envelope_config(bundle)
         check_profile(bundle, profile)
         check_device(bundle, device_info, config)
@@ -143,6 +143,10 @@ class Pipeline:
                                        mvc_volts=profile.mvc)
         warm_up(config, n_channels=c)
         self._decimation = config.decimation  # envelope out rows: n // k + 1 suffice for an n-sample frame
+        self._phase = 0  # input samples since the latest model-rate sample (the envelope's decimation phase)
+        self._spf = device_info.samples_per_frame
+        self._prewarm = bool(prewarm)
+        self.prewarms = 0
         self._env_out = np.empty((device_info.samples_per_frame // config.decimation + 1, c), np.float32)
         self.safety = SafetyMonitor(self.safety_config, n_channels=c, sample_bits=device_info.sample_bits,
                                     fs_hz=config.fs_hz, hold=w,
@@ -179,6 +183,7 @@ class Pipeline:
             self.reset(self._parser.break_kind or "lost")
         for frame in frames[start:] if start else frames:
             self.process(frame, t_read_ns=t_read_ns, parse_ns=parse)
+        self._warm_if_due()
 
     def on_ring(self, ring: FrameRing, n: int, t_read_ns: int) -> None:
         """Process the ``n`` frames one read decoded into ``ring`` (the parser's fast path, no objects)."""
@@ -193,6 +198,15 @@ class Pipeline:
                 self.reset(self._parser.break_kind or "lost")
             slot = i % capacity
             self._process(views[slot], int(seqs[slot]), int(stamps[slot]), t_read_ns, parse)
+        self._warm_if_due()
+
+    def _warm_if_due(self) -> None:
+        """When the next frame will complete a model-rate sample, run the predictor once on scratch
+        buffers now, in the idle time before that frame: its code and weights are then in the caches when
+        the real step runs (``Predictor.warm``; measured in docs/results/latency.md)."""
+        if self._prewarm and self._phase + self._spf >= self._decimation > self._spf:
+            self.predictor.warm()
+            self.prewarms += 1
 
     def _before(self, n: int, t_read_ns: int, break_at: int | None = None) -> int:
         """Bookkeeping before a read's ``n`` frames: a gap reset, lost frames; returns the index of the
@@ -223,6 +237,7 @@ class Pipeline:
         self._ring.fill(0.0)
         self._pos = 0
         self._since_reset = 0
+        self._phase = 0
         self.envelope.reset()
         if self._reset_predictor is not None:
             self._reset_predictor()
@@ -243,6 +258,7 @@ class Pipeline:
         if samples.shape[0] // self._decimation + 1 > self._env_out.shape[0]:  # a longer frame: grow once
             self._env_out = np.empty((samples.shape[0] // self._decimation + 1, self.n_channels), np.float32)
         env = self.envelope.process(samples, out=self._env_out)
+        self._phase = (self._phase + samples.shape[0]) % self._decimation
         t1 = _now()
         infer = publish = 0
         for row in env:  # usually 0 or 1 model-rate samples per frame
@@ -320,7 +336,8 @@ class Pipeline:
     def stats(self) -> dict:
         return {"frames": self.frames, "model_samples": self.model_samples, "estimates": self.estimates,
                 "invalid_estimates": self.invalid_estimates, "clamped_estimates": self.clamped_estimates,
-                "skipped_frames": self.skipped_frames + self._ring_skipped, "resets": dict(self.resets),
+                "skipped_frames": self.skipped_frames + self._ring_skipped, "prewarms": self.prewarms,
+                "resets": dict(self.resets),
                 "publishers": {p.name: {"published": p.stats.published, "dropped": p.stats.dropped,
                                         **({"last_error": p.stats.last_error} if p.stats.last_error else {})}
                                for p in self.publishers}}

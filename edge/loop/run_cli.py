@@ -32,6 +32,8 @@ def register(sub) -> None:
                    "interrupted)")
     p.add_argument("--rt-priority", type=int, metavar="N", help="run the reader thread under SCHED_FIFO "
                    "priority N (1-99; needs CAP_SYS_NICE or `ulimit -r`): a busy machine no longer delays it")
+    p.add_argument("--no-prewarm", action="store_true", help="do not run the model on scratch buffers in the "
+                   "idle time before each model step (docs/runtime.md)")
 
 
 def _run(args: argparse.Namespace) -> dict:
@@ -62,7 +64,7 @@ def _run(args: argparse.Namespace) -> dict:
             publishers.append(CsvPublisher(args.csv, muscles=bundle.muscles))
         runtime = Runtime(bundle=bundle, profile=profile, transport=transport, safety=safety,
                           publishers=publishers, backend=args.backend, engine_path=args.engine,
-                          realtime_priority=args.rt_priority)
+                          realtime_priority=args.rt_priority, prewarm=not args.no_prewarm)
     except BaseException:
         for publisher in publishers:
             publisher.close()

@@ -55,7 +55,7 @@ class Runtime:
                  predictor: Predictor | None = None, backend: str = "auto",
                  engine_path: str | os.PathLike | None = None,
                  device_info_timeout_s: float = 5.0, latency_capacity: int = LATENCY_CAPACITY,
-                 realtime_priority: int | None = None) -> None:
+                 realtime_priority: int | None = None, prewarm: bool = True) -> None:
         check_profile(bundle, profile)
         self.config = envelope_config(bundle)
         self.bundle, self.profile, self.transport = bundle, profile, transport
@@ -68,6 +68,7 @@ class Runtime:
             raise InputError(f"realtime_priority must be an int in 1..99 (SCHED_FIFO), "
                              f"got {realtime_priority!r}")
         self._rt_priority = realtime_priority
+        self._prewarm = prewarm
         self.realtime = "off" if realtime_priority is None else "pending"
         self._latency_capacity = latency_capacity
         self.reader: Reader | None = None
@@ -111,7 +112,7 @@ class Runtime:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.pipeline = Pipeline(bundle=self.bundle, predictor=self._predictor, profile=self.profile,
                                  device_info=info, safety=self.safety, publishers=self.publishers,
-                                 latency=self.latency, parser=self.reader.parser)
+                                 latency=self.latency, parser=self.reader.parser, prewarm=self._prewarm)
         # from here on the reader decodes into a ring allocated once (the parser's fast path)
         ring = FrameRing(n_samples=info.samples_per_frame, n_channels=info.n_channels,
                          sample_bits=info.sample_bits, capacity=(READ_SIZE + MAX_FRAME_SIZE) // 16)

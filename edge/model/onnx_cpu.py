@@ -8,6 +8,11 @@ Input and outputs go through an ``IOBinding`` whose OrtValues wrap numpy arrays 
 call copies the window into the bound input buffer and ONNX Runtime writes the results straight into
 the bound output arrays. Measured on the paper-size graph this is faster than ``session.run`` (which
 allocates fresh output arrays every call) — see docs/bundle.md.
+
+A stateful model's state lives in two buffers bound once, crosswise, in two bindings: binding 0 reads
+the state from A and writes ``state_next`` into B, binding 1 reads B and writes A. Each call uses the
+binding whose input holds the current state, so ``state_next`` becomes the next ``state`` with no copy.
+A third binding on scratch buffers serves :meth:`warm`.
 """
 
 from __future__ import annotations
@@ -81,18 +86,48 @@ class OnnxCpuPredictor(Predictor):
         self._window_view = self._input[0]
         # On the CPU an OrtValue made from a numpy array wraps that array's memory: binding them once
         # makes ORT read the window from, and write results into, the arrays allocated above.
-        self._binding = self._session.io_binding()
-        self._binding.bind_ortvalue_input(input_spec.name, ort.OrtValue.ortvalue_from_numpy(self._input))
-        if self.stateful:  # the state buffer is read in place; predict() copies state_next back into it
-            state = ort.OrtValue.ortvalue_from_numpy(self._state)
-            self._binding.bind_ortvalue_input(bundle.state["input"], state)
+        value = ort.OrtValue.ortvalue_from_numpy
+        state_in, state_out = (bundle.state["input"], bundle.state["output"]) if self.stateful else ("", "")
+        buffers = [self._state, self._state.copy()] if self.stateful else [self._state]
+        self._bindings = []
+        for k in range(len(buffers)):  # stateful: binding k reads buffers[k], writes buffers[1 - k]
+            binding = self._session.io_binding()
+            binding.bind_ortvalue_input(input_spec.name, value(self._input))
+            for name, arr in self._outputs.items():
+                if name != state_out:
+                    binding.bind_ortvalue_output(name, value(arr))
+            if self.stateful:
+                binding.bind_ortvalue_input(state_in, value(buffers[k]))
+                binding.bind_ortvalue_output(state_out, value(buffers[1 - k]))
+            self._bindings.append(binding)
+        self._buffers, self._turn = buffers, 0
+        if self.stateful:
+            self._outputs[state_out] = buffers[1]
+        self._scratch = {"in": np.zeros_like(self._input), "state": np.zeros_like(self._state)}
+        self._warm_binding = self._session.io_binding()
+        self._warm_binding.bind_ortvalue_input(input_spec.name, value(self._scratch["in"]))
+        if self.stateful:
+            self._warm_binding.bind_ortvalue_input(state_in, value(self._scratch["state"]))
         for name, arr in self._outputs.items():
-            self._binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(arr))
+            self._scratch[name] = np.zeros_like(arr)
+            self._warm_binding.bind_ortvalue_output(name, value(self._scratch[name]))
 
     def _run(self, window: np.ndarray) -> None:
         np.copyto(self._window_view, window)
-        self._session.run_with_iobinding(self._binding)
+        self._session.run_with_iobinding(self._bindings[self._turn])
+
+    def _advance_state(self) -> None:
+        """The buffer just written is the next call's state: switch to the binding that reads it."""
+        turn = 1 - self._turn
+        self._turn = turn
+        self._state = self._buffers[turn]
+        self._outputs[self._state_out] = self._state  # state_next as predict() returns it
+
+    def warm(self) -> None:
+        if not self._closed:
+            self._session.run_with_iobinding(self._warm_binding)
 
     def _release(self) -> None:
-        self._binding = None
+        self._bindings = []
+        self._warm_binding = None
         self._session = None

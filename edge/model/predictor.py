@@ -94,10 +94,15 @@ class Predictor(abc.ABC):
     array per output, keyed by name, shaped like its spec) in ``__init__``, and implement ``_run`` and
     ``_release``. ``predict`` returns the same dict holding the same arrays on every call.
 
-    A stateful model (``state`` given: the bundle's state block) carries its state here, in one array
-    allocated once: the backend reads ``self._state`` as the graph's ``state`` input, and ``predict``
-    copies ``state_next`` back into it after each call. ``reset_state`` returns it to the bundle's initial
-    state (the loop does so after lost frames, a reconnect or a device restart).
+    A stateful model (``state`` given: the bundle's state block) carries its state here: the backend
+    reads ``self._state`` as the graph's ``state`` input, and after each call :meth:`_advance_state` makes
+    ``state_next`` the next ``state`` (here a copy into the one array; ONNX Runtime swaps two bound
+    buffers instead). ``reset_state`` returns it to the bundle's initial state (the loop does so after
+    lost frames, a reconnect or a device restart).
+
+    :meth:`warm` runs the graph once on scratch buffers (state and outputs untouched), so that the code
+    and weights of the next real call are in the caches: the loop calls it in the idle time before a
+    model step. The default does nothing.
     """
 
     name: str = "abstract"
@@ -143,8 +148,15 @@ class Predictor(abc.ABC):
                              f"(window, channels), got {got}")
         self._run(window)
         if self._state_out is not None:
-            np.copyto(self._state, self._outputs[self._state_out])
+            self._advance_state()
         return self._outputs
+
+    def _advance_state(self) -> None:
+        """Make ``state_next`` the state the next call reads."""
+        np.copyto(self._state, self._outputs[self._state_out])
+
+    def warm(self) -> None:  # noqa: B027 - optional: a backend without a cheap warm-up keeps this no-op
+        """Run the graph on scratch buffers, changing nothing a caller sees (see the class doc)."""
 
     @abc.abstractmethod
     def _run(self, window: np.ndarray) -> None:

@@ -68,6 +68,7 @@ class BenchConfig:
     envelope_seconds: float = 10.0
     realtime_priority: int | None = None
     seed: int = 0
+    prewarm: bool = True
 
     def __post_init__(self) -> None:
         if not 0.2 <= self.seconds <= 3600:
@@ -168,7 +169,8 @@ def run_bench(config: BenchConfig, *, command: str = "", log=None) -> dict:
         received = 0
         runtime = Runtime(bundle=bundle, profile=bench_profile(bundle), transport=transport,
                           publishers=[UdpPublisher(sink.getsockname(), n_muscles=n_ch)],
-                          backend="onnxruntime", realtime_priority=config.realtime_priority)
+                          backend="onnxruntime", realtime_priority=config.realtime_priority,
+                          prewarm=config.prewarm)
         try:
             runtime.start()
             say(f"running {config.seconds:g} s over {transport.url} ({config.warmup_s:g} s warm-up)")

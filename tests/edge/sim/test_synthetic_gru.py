@@ -47,3 +47,22 @@ def test_bench_edge_bundle_is_stateful_and_replays(tmp_path):
         assert verify_bundle(predictor, bundle) <= 1e-4
         assert predictor.stateful and predictor.state_size == 64
     assert n_params == random_gru_params(channels=3, muscles=3).n_params
+
+
+def test_state_swaps_buffers_and_warm_changes_nothing(tmp_path):
+    muscles = ("a", "b", "c")
+    path, _ = synthetic_bundle(tmp_path / "b", kind="edge", muscles=muscles, fs_hz=2000.0, input_bits=24)
+    x = np.random.default_rng(5).uniform(0.0, 1.0, (9, 1, 3)).astype(np.float32)
+    ref = gru_reference_outputs(random_gru_params(channels=3, muscles=3), x)
+    with OnnxCpuPredictor(load_bundle(path)) as predictor:
+        for round_ in range(2):
+            predictor.reset_state()
+            for k in range(len(x)):
+                predictor.warm()  # scratch buffers: neither the state nor the outputs move
+                out = predictor.predict(x[k])
+                np.testing.assert_allclose(out["theta"], ref["theta"][k:k + 1], atol=1e-4)
+                np.testing.assert_allclose(out[STATE_OUTPUT], ref[STATE_OUTPUT][k:k + 1], atol=1e-5)
+                np.testing.assert_array_equal(predictor.state, out[STATE_OUTPUT])  # no copy: the same buffer
+                predictor.warm()
+                np.testing.assert_allclose(predictor.state, ref[STATE_OUTPUT][k:k + 1], atol=1e-5)
+            assert round_ == 0 or np.abs(predictor.state).max() > 0
