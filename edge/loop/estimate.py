@@ -120,19 +120,24 @@ class EstimateEncoder:
         self._struct = struct.Struct("<" + "".join(c for _, c, _, _ in FIELDS) + f"{n_muscles}f")
         self._buf = bytearray(self._struct.size)
         self._view = memoryview(self._buf)
+        # the constant head (magic, version, n_muscles) is written once; encode packs the rest after it
+        head = struct.Struct("<" + "".join(c for _, c, _, _ in FIELDS[:3]))
+        head.pack_into(self._buf, 0, ESTIMATE_MAGIC, ESTIMATE_VERSION, n_muscles)
+        self._head_size = head.size
+        self._rest = struct.Struct("<" + "".join(c for _, c, _, _ in FIELDS[3:]) + f"{n_muscles}f")
 
     @property
     def size(self) -> int:
         return self._struct.size
 
     def encode(self, estimate: Estimate) -> memoryview:
-        if len(estimate.forces_n) != self.n_muscles:
-            raise InputError(f"this encoder is for {self.n_muscles} forces, the estimate has "
-                             f"{len(estimate.forces_n)}")
         e = estimate
-        self._struct.pack_into(self._buf, 0, ESTIMATE_MAGIC, ESTIMATE_VERSION, self.n_muscles, int(e.flags),
-                               e.index & 0xFFFFFFFF, e.seq, e.timestamp_us, e.bad_channels, e.theta_rad,
-                               e.torque_nm, e.torque_requested_nm, e.latency_us, *e.forces_n)
+        if len(e.forces_n) != self.n_muscles:
+            raise InputError(f"this encoder is for {self.n_muscles} forces, the estimate has "
+                             f"{len(e.forces_n)}")
+        self._rest.pack_into(self._buf, self._head_size, e.flags, e.index & 0xFFFFFFFF, e.seq, e.timestamp_us,
+                             e.bad_channels, e.theta_rad, e.torque_nm, e.torque_requested_nm, e.latency_us,
+                             *e.forces_n)
         return self._view
 
 

@@ -15,9 +15,11 @@ one from a ``sim://`` URL (``myoedge.edge.wire.transport.open_transport`` calls 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Sequence
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -30,14 +32,33 @@ from myoedge.edge.wire.protocol import DeviceInfo, Frame, encode_device_info, en
 from myoedge.edge.wire.transport import Transport, TransportStats
 from myoedge.ground.errors import InputError
 
-__all__ = ["SIM_URL_PARAMETERS", "InprocTransport", "SimProcess", "sim_transport", "sim_url"]
+__all__ = ["SIM_URL_PARAMETERS", "InprocTransport", "SimProcess", "sim_transport", "sim_url",
+           "tight_timer_slack"]
 
 _START_TIMEOUT_S = 120.0  # a cold child imports numpy, scipy and the simulator
+_PR_SET_TIMERSLACK = 29
+
+
+def tight_timer_slack() -> bool:
+    """Set the calling thread's timer slack to 1 ns (Linux; threads it starts inherit it); whether it did.
+
+    A sleeping thread is woken up to ``timerslack`` (default 50 us) after its time so the kernel can
+    batch wake-ups; the simulator paces frames with sleeps, and 50 us of that slack would be counted in
+    every frame's end-to-end latency, as a hardware amplifier would not add it.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def _child(conn, signal: AmpSignal, capacity: int, options: dict, realtime_priority: int | None) -> None:
     from myoedge.edge.sim.ampsim import AmplifierSimulator
 
+    tight_timer_slack()  # before the streaming thread starts: it inherits the slack
     if realtime_priority is not None and hasattr(os, "sched_setscheduler"):
         with contextlib.suppress(OSError):  # threads started from here on inherit the policy
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(realtime_priority))
@@ -142,6 +163,7 @@ class InprocTransport(Transport):
         self._t0: float | None = None
         self._stalled_until = 0.0
         self._aborted = False
+        self._slack_set = False
 
     @property
     def url(self) -> str:
@@ -155,6 +177,9 @@ class InprocTransport(Transport):
         self._t0 = time.perf_counter()
 
     def read(self, max_bytes: int = 4096) -> bytes:
+        if not self._slack_set:  # the reader thread paces the frames here, like the simulator process
+            self._slack_set = True
+            tight_timer_slack()
         k, period = self._k, self._period
         for _, duration in self.injector.due(k * period):  # only stalls: disconnects refused above
             self.injector.stats.stalls += 1

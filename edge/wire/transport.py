@@ -240,9 +240,12 @@ class SerialTransport(Transport):
             return self._try_reopen()
         try:
             if self._fd is not None:
+                # one select and one read(2) of what is there: pyserial's own read() would add a select,
+                # a second one to see that nothing more came, and a copy, to every frame
                 ready, _, _ = select.select([self._fd], [], [], self._timeout_s)
-                # readable and no bytes means the device went away: pyserial raises for both ports and sockets
-                data = self._port.read(max_bytes) if ready else b""
+                data = os.read(self._fd, max_bytes) if ready else b""
+                if ready and not data:  # readable and no bytes: the device went away (EOF)
+                    raise serial.SerialException("device reports readiness to read but returned no data")
             else:
                 data = self._port.read(1)
                 waiting = self._port.in_waiting if data else 0
