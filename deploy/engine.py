@@ -170,10 +170,10 @@ def build_engine(bundle_path: str | os.PathLike, *, precision: str = "fp32",
         from myoedge.deploy.onnx_fp16 import convert_to_fp16
 
         onnx_bytes = convert_to_fp16(onnx_bytes, where=str(bundle.onnx_path))
-    input_spec = bundle.meta["input"]
+    input_spec = bundle.meta.input
     started = time.perf_counter()
     blob = build_serialized_engine(trt, onnx_bytes, plan=plan,
-                                   input_shapes={input_spec["name"]: tuple(input_spec["shape"])},
+                                   input_shapes={input_spec.name: input_spec.shape},
                                    workspace_bytes=workspace_mib << 20, where=str(bundle.onnx_path))
     seconds = time.perf_counter() - started
     # Verify from a file beside the target; only a verified engine is renamed into place and vouched for.
@@ -184,7 +184,7 @@ def build_engine(bundle_path: str | os.PathLike, *, precision: str = "fp32",
         report = verify_engine(bundle, pending, precision=precision).check(what=what)
         store_engine(engine, pending, key=key, details={
             "device_name": target.device_name, "plan": plan.to_dict(), "build_seconds": round(seconds, 3),
-            "bundle": bundle.meta["name"], "verification": report.to_dict()})
+            "bundle": bundle.meta.name, "verification": report.to_dict()})
     finally:
         with contextlib.suppress(FileNotFoundError):
             pending.unlink()

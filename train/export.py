@@ -15,7 +15,9 @@ units. The bundle's single absolute ``test_vectors.tolerance`` is the loosest of
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -23,16 +25,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from myoedge.edge.dsp.envelope import design_envelope
+from myoedge.edge.dsp.adc import Adc
 from myoedge.edge.model.bundle import INPUT_NAME, write_bundle
+from myoedge.edge.model.bundle_meta import STATE_NAMES, BundleMeta, StateMeta
 from myoedge.ground.errors import InputError
 from myoedge.train.run import TrainedModel
 
 OPSET = 17
 PARITY_RTOL = 1e-4
 OUTPUT_NAMES = ("theta", "forces")
-STATE_INPUT, STATE_OUTPUT = "state", "state_next"
-STATE_BUNDLE_VERSION = 2  # bundle format version that carries the "state" block
+STATE_INPUT, STATE_OUTPUT = STATE_NAMES
+log = logging.getLogger(__name__)
 
 
 class ParityError(RuntimeError):
@@ -160,6 +163,12 @@ def check_parity(reference: dict, candidate: dict, scales: dict) -> dict:
     return report
 
 
+def run_adc(trained: TrainedModel) -> Adc | None:
+    """The ADC the run's training data was quantised with (None for runs of older myoedge versions)."""
+    adc = trained.info.get("adc")
+    return None if adc is None else Adc.from_dict(adc)
+
+
 def physiological_range(trained: TrainedModel) -> dict:
     """θ: the joint's anatomical range (widened to the training data); F: 0 … max(1.8 F0, 1.2 × seen max)."""
     lo, hi = trained.info["theta_range"]
@@ -180,7 +189,8 @@ def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_
 
     Test vectors are the run's stored training windows plus ``extra_inputs`` (K, W, C), if given; for a
     stateful run they are one sequence replayed in order from the initial state (state contract), and
-    meta.json (version 2) gains the ``state`` block, its ``warmup_steps`` the training burn-in.
+    meta.json gains the ``state`` block, its ``warmup_steps`` the training burn-in. meta.json records
+    the run's ADC (``adc``), which the runtime holds the amplifier to.
     """
     model = onnx_bytes(trained)
     shape = (trained.window, len(trained.muscles))
@@ -197,33 +207,26 @@ def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_
     scales = output_scales(trained)
     initial = trained.model.initial_state().detach().numpy().astype(np.float32) if trained.stateful else None
     report = check_parity(reference, onnx_outputs(model, inputs, initial_state=initial), scales)
-    design = design_envelope(trained.envelope_config)
-    w, m = trained.window, len(trained.muscles)
-    meta = {
-        "name": name or f"{trained.joint}-{trained.model_config.preset}",
-        "joint": trained.joint, "muscles": list(trained.muscles),
-        "input": {"name": INPUT_NAME, "shape": [1, w, m], "dtype": "float32", "window": w,
-                  "rate_hz": trained.rate_hz},
-        "emg_rate_hz": trained.envelope_config.fs_hz,
-        "envelope": {"config": trained.envelope_config.to_dict(), "coefficients": design.coefficients(),
-                     "hash": design.coefficients_hash()},
-        "outputs": [{"name": "theta", "shape": [1, 1], "unit": "rad"},
-                    {"name": "forces", "shape": [1, m], "unit": "N"}],
-        "physiological_range": physiological_range(trained),
-        "training": {"config": trained.config.to_dict(), "model_config": trained.model_config.to_dict(),
-                     **{k: trained.info.get(k) for k in ("seed", "train_seconds", "parameters", "sequences",
-                                                         "physics_modes", "normalisation", "mvc")},
-                     "parity": report},
-        "onnx": {"file": "model.onnx", "opset": OPSET},
-        "test_vectors": {"file": "test_vectors.npz", "tolerance": PARITY_RTOL * float(max(
-            scales["theta"].max(), scales["forces"].max()))},
-    }
+    state = None
     if trained.stateful:
-        meta["version"] = STATE_BUNDLE_VERSION
-        meta["state"] = {"input": STATE_INPUT, "output": STATE_OUTPUT, "size": int(initial.shape[1]),
-                         "initial": [float(v) for v in initial[0]],
-                         "warmup_steps": int(trained.config.burn_in)}
+        state = StateMeta(size=int(initial.shape[1]), initial=tuple(float(v) for v in initial[0]),
+                          warmup_steps=int(trained.config.burn_in))
+    meta = BundleMeta.build(
+        name=name or f"{trained.joint}-{trained.model_config.preset}", joint=trained.joint,
+        muscles=trained.muscles, window=trained.window, envelope=trained.envelope_config,
+        adc=run_adc(trained),
+        physiological_range=physiological_range(trained),
+        training={"config": trained.config.to_dict(), "model_config": trained.model_config.to_dict(),
+                  **{k: trained.info.get(k) for k in ("seed", "train_seconds", "parameters", "sequences",
+                                                      "physics_modes", "normalisation", "mvc")},
+                  "parity": report},
+        opset=OPSET, tolerance=PARITY_RTOL * float(max(scales["theta"].max(), scales["forces"].max())),
+        state=state)
+    if meta.adc is None:  # a run of an older myoedge: say so in the bundle's version, not by guessing
+        log.warning("the run does not record the ADC its data was quantised with; the bundle is written as "
+                    "version 2 (no 'adc'), and the runtime will not check the amplifier's scale")
+        meta = dataclasses.replace(meta, version=2)
     path = write_bundle(Path(out), onnx_bytes=model, meta=meta, test_inputs=inputs, test_outputs=reference,
                         overwrite=overwrite)
-    return {"bundle": str(path), "vectors": int(len(inputs)), "tolerance": meta["test_vectors"]["tolerance"],
+    return {"bundle": str(path), "vectors": int(len(inputs)), "tolerance": meta.test_vectors.tolerance,
             **report}

@@ -114,7 +114,7 @@ class Runtime:
         self._watchdog = threading.Thread(target=self._watch, name="myoedge-watchdog", daemon=True)
         self._watchdog.start()
         LOG.info("running bundle %s (%s) on %s: %d channels at %g Hz; model at %g Hz, window %d, "
-                 "predictor %s", self.bundle.path, self.bundle.meta["name"], self.transport.url,
+                 "predictor %s", self.bundle.path, self.bundle.meta.name, self.transport.url,
                  info.n_channels, info.sample_rate_hz, self.bundle.input_rate_hz, self.bundle.window,
                  self._predictor.name)
         return self

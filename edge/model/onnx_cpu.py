@@ -85,7 +85,7 @@ class OnnxCpuPredictor(Predictor):
         self._binding.bind_ortvalue_input(input_spec.name, ort.OrtValue.ortvalue_from_numpy(self._input))
         if self.stateful:  # the state buffer is read in place; predict() copies state_next back into it
             state = ort.OrtValue.ortvalue_from_numpy(self._state)
-            self._binding.bind_ortvalue_input(bundle.state["input"], state)
+            self._binding.bind_ortvalue_input(bundle.state.input, state)
         for name, arr in self._outputs.items():
             self._binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(arr))
 

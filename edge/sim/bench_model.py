@@ -19,8 +19,9 @@ import numpy as np
 from myoedge.body.catalog import JOINTS, generic_model
 from myoedge.body.model import JointModel, Muscle
 from myoedge.body.profile import SubjectProfile
-from myoedge.edge.dsp.envelope import EnvelopeConfig, design_envelope
-from myoedge.edge.model.bundle import INPUT_NAME, Bundle, write_bundle
+from myoedge.edge.dsp.adc import default_adc
+from myoedge.edge.dsp.envelope import EnvelopeConfig
+from myoedge.edge.model.bundle import INPUT_NAME, Bundle, BundleMeta, write_bundle
 from myoedge.edge.sim.synthetic_net import OPSET, build_onnx, random_params
 from myoedge.ground.errors import InputError
 
@@ -65,22 +66,16 @@ def synthetic_bundle(path: str | os.PathLike, *, kind: str, muscles: tuple[str, 
         raise InputError(f"synthetic model kind must be one of {list(MODEL_KINDS)}, got {kind!r}")
     m, window = len(muscles), _SIZES[kind]["window"]
     onnx_bytes, n_params = _onnx_graph(kind, channels=m, seed=seed)
-    design = design_envelope(EnvelopeConfig(fs_hz=fs_hz, out_rate_hz=MODEL_RATE_HZ, input_bits=input_bits))
+    envelope = EnvelopeConfig(fs_hz=fs_hz, out_rate_hz=MODEL_RATE_HZ, input_bits=input_bits)
     inputs = np.random.default_rng(seed + 1).uniform(0.0, 1.0, (2, window, m)).astype(np.float32)
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     outs = [session.run(None, {INPUT_NAME: x[None]}) for x in inputs]
-    meta = {
-        "name": f"synthetic-{kind}", "joint": _joint_for(muscles), "muscles": list(muscles),
-        "input": {"name": INPUT_NAME, "shape": [1, window, m], "dtype": "float32", "window": window,
-                  "rate_hz": MODEL_RATE_HZ},
-        "emg_rate_hz": fs_hz,
-        "envelope": {"config": design.config.to_dict(), "coefficients": design.coefficients(),
-                     "hash": design.coefficients_hash()},
-        "outputs": [{"name": "theta", "shape": [1, 1], "unit": "rad"},
-                    {"name": "forces", "shape": [1, m], "unit": "N"}],
-        "physiological_range": {"theta_rad": [-3.2, 3.2], "forces_n": [[0.0, 5000.0]] * m},
-        "training": {"model": f"synthetic {kind}-size graph, random fixed weights (seed {seed})"},
-        "onnx": {"opset": OPSET}, "test_vectors": {"tolerance": 1e-4}}
+    meta = BundleMeta.build(
+        name=f"synthetic-{kind}", joint=_joint_for(muscles), muscles=muscles, window=window,
+        envelope=envelope, adc=default_adc(input_bits),
+        physiological_range={"theta_rad": [-3.2, 3.2], "forces_n": [[0.0, 5000.0]] * m},
+        training={"model": f"synthetic {kind}-size graph, random fixed weights (seed {seed})"},
+        opset=OPSET, tolerance=1e-4)
     path = write_bundle(path, onnx_bytes=onnx_bytes, meta=meta, test_inputs=inputs, overwrite=True,
                         test_outputs={"theta": np.concatenate([o[0] for o in outs]),
                                       "forces": np.concatenate([o[1] for o in outs])})
@@ -97,7 +92,7 @@ def _joint_for(muscles: tuple[str, ...]) -> str:
 def bench_profile(bundle: Bundle) -> SubjectProfile:
     """A profile for ``bundle``: the generic model of its joint when the muscles are that joint's,
     otherwise alternating wrist-like flexors and extensors named as the bundle's muscles."""
-    joint = bundle.meta["joint"]
+    joint = bundle.meta.joint
     model = generic_model(joint) if joint in JOINTS else None
     if model is None or model.muscle_names != bundle.muscles:
         wrist = generic_model("wrist")

@@ -12,6 +12,7 @@ import torch
 
 from myoedge.body.subjects import make_subject, simulate_session, true_profile, write_dataset
 from myoedge.cli import main
+from myoedge.edge.dsp.adc import default_adc
 from myoedge.edge.dsp.envelope import design_envelope
 from myoedge.edge.model.bundle import load_bundle
 from myoedge.ground.errors import InputError
@@ -61,11 +62,12 @@ def test_bundle_loads_and_its_vectors_round_trip(trained_and_test, tmp_path):
     theta, forces = trained.predict(test[1])
     np.testing.assert_allclose(bundle.test_outputs["theta"][-1, 0], theta[-1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bundle.test_outputs["forces"][-1], forces[-1], rtol=1e-4, atol=1e-3)
-    phys = bundle.meta["physiological_range"]
-    lo, hi = phys["theta_rad"]
+    phys = bundle.meta.physiological_range
+    lo, hi = phys.theta_rad
     assert lo <= min(s.theta.min() for s in test) and hi >= max(s.theta.max() for s in test)
-    assert all(pair[0] == 0.0 and pair[1] > 50.0 for pair in phys["forces_n"])
-    assert bundle.meta["training"]["model_config"]["preset"] == "edge-window"
+    assert all(pair[0] == 0.0 and pair[1] > 50.0 for pair in phys.forces_n)
+    assert bundle.meta.training["model_config"]["preset"] == "edge-window"
+    assert bundle.adc == default_adc(24) and bundle.meta.version == 3  # the ADC the data was quantised with
 
 
 def test_parity_rule_fails_loudly(trained_and_test):
