@@ -6,11 +6,13 @@ input standardisation and the output de-normalisation inside the graph. Only the
 the paper's networks take the trial's elapsed time as an input, which the bundle contract (envelopes
 only) cannot supply on a device.
 
-Parity rule (checked here, before anything is written): for every test vector, every output element
-must satisfy ``|onnxruntime − PyTorch| ≤ 1e-4 · s``, with ``s`` that output's training-set standard
-deviation (θ: σ_θ in rad; each force: its σ_F in N) — i.e. 1e-4 in the network's own normalised
-units. The bundle's single absolute ``test_vectors.tolerance`` is the loosest of those bounds,
-``1e-4 · max(σ_θ, σ_F…)``.
+Parity rule (checked on the written bundle before it becomes visible): the bundle's test vectors are
+replayed through ONNX Runtime (:func:`myoedge.edge.model.replay_test_vectors`, the replay the runtime
+and the engine builder use) and, for every vector, every output element must satisfy
+``|onnxruntime − PyTorch| ≤ 1e-4 · s``, with ``s`` that output's training-set standard deviation (θ:
+σ_θ in rad; each force: its σ_F in N) — i.e. 1e-4 in the network's own normalised units. The bundle's
+single absolute ``test_vectors.tolerance`` is the loosest of those bounds, ``1e-4 · max(σ_θ, σ_F…)``,
+and the replay is held to it too.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from myoedge.edge.dsp.adc import Adc
+from myoedge.edge.model import OnnxCpuPredictor, replay_test_vectors
 from myoedge.edge.model.bundle import INPUT_NAME, write_bundle
 from myoedge.edge.model.bundle_meta import STATE_NAMES, BundleMeta, StateMeta
 from myoedge.ground.errors import InputError
@@ -33,6 +36,7 @@ from myoedge.train.run import TrainedModel
 
 OPSET = 17
 PARITY_RTOL = 1e-4
+PARITY_RULE = f"|onnx - torch| <= {PARITY_RTOL:g} * training std of the output"
 OUTPUT_NAMES = ("theta", "forces")
 STATE_INPUT, STATE_OUTPUT = STATE_NAMES
 log = logging.getLogger(__name__)
@@ -119,26 +123,6 @@ def reference_outputs(trained: TrainedModel, inputs: np.ndarray) -> dict[str, np
     return {n: np.stack(v).astype(np.float32) for n, v in rows.items()}
 
 
-def onnx_outputs(model: bytes, inputs: np.ndarray, *, initial_state: np.ndarray | None = None
-                 ) -> dict[str, np.ndarray]:
-    """ONNX Runtime's outputs (CPU, one thread) for each window of ``inputs``; with ``initial_state``
-    (1, S) the graph is stateful and is replayed in order, ``state_next`` fed back as ``state``."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    names = OUTPUT_NAMES + (() if initial_state is None else (STATE_OUTPUT,))
-    state = None if initial_state is None else np.asarray(initial_state, dtype=np.float32)
-    runs = []
-    for x in np.asarray(inputs, dtype=np.float32):
-        feed = {INPUT_NAME: x[None]} if state is None else {INPUT_NAME: x[None], STATE_INPUT: state}
-        runs.append(session.run(list(names), feed))
-        if state is not None:
-            state = runs[-1][2]
-    return {name: np.stack([r[i][0] for r in runs]) for i, name in enumerate(names)}
-
-
 def output_scales(trained: TrainedModel) -> dict[str, np.ndarray]:
     """Training-set std of each output element (the unit of the parity rule)."""
     m = trained.model
@@ -151,8 +135,7 @@ def output_scales(trained: TrainedModel) -> dict[str, np.ndarray]:
 
 def check_parity(reference: dict, candidate: dict, scales: dict) -> dict:
     """Max abs error per output and the worst error in units of the output scale; raises ParityError."""
-    report = {"max_abs_error": {}, "max_scaled_error": 0.0, "rule": f"|onnx - torch| <= {PARITY_RTOL:g} * "
-                                                                     "training std of the output"}
+    report = {"max_abs_error": {}, "max_scaled_error": 0.0, "rule": PARITY_RULE}
     for name in reference:
         err = np.abs(candidate[name].astype(np.float64) - reference[name].astype(np.float64))
         report["max_abs_error"][name] = float(err.max())
@@ -185,7 +168,7 @@ def physiological_range(trained: TrainedModel) -> dict:
 
 def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_inputs=None,
                   overwrite: bool = False) -> dict:
-    """Export ``trained`` to the bundle folder ``out`` after the parity check; returns the check's report.
+    """Export ``trained`` to the bundle folder ``out`` if it passes the parity check; returns its report.
 
     Test vectors are the run's stored training windows plus ``extra_inputs`` (K, W, C), if given; for a
     stateful run they are one sequence replayed in order from the initial state (state contract), and
@@ -206,7 +189,6 @@ def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_
     reference = reference_outputs(trained, inputs)
     scales = output_scales(trained)
     initial = trained.model.initial_state().detach().numpy().astype(np.float32) if trained.stateful else None
-    report = check_parity(reference, onnx_outputs(model, inputs, initial_state=initial), scales)
     state = None
     if trained.stateful:
         state = StateMeta(size=int(initial.shape[1]), initial=tuple(float(v) for v in initial[0]),
@@ -219,14 +201,22 @@ def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_
         training={"config": trained.config.to_dict(), "model_config": trained.model_config.to_dict(),
                   **{k: trained.info.get(k) for k in ("seed", "train_seconds", "parameters", "sequences",
                                                       "physics_modes", "normalisation", "mvc")},
-                  "parity": report},
+                  "parity_rule": PARITY_RULE},
         opset=OPSET, tolerance=PARITY_RTOL * float(max(scales["theta"].max(), scales["forces"].max())),
         state=state)
     if meta.adc is None:  # a run of an older myoedge: say so in the bundle's version, not by guessing
         log.warning("the run does not record the ADC its data was quantised with; the bundle is written as "
                     "version 2 (no 'adc'), and the runtime will not check the amplifier's scale")
         meta = dataclasses.replace(meta, version=2)
+    report: dict = {}
+
+    def verify(bundle) -> None:  # on the written bundle, before it becomes visible
+        with OnnxCpuPredictor(bundle) as onnx:
+            replay = replay_test_vectors(bundle, onnx)
+        report.update(check_parity(reference, replay.outputs, scales))
+        replay.check()
+
     path = write_bundle(Path(out), onnx_bytes=model, meta=meta, test_inputs=inputs, test_outputs=reference,
-                        overwrite=overwrite)
+                        overwrite=overwrite, check=verify)
     return {"bundle": str(path), "vectors": int(len(inputs)), "tolerance": meta.test_vectors.tolerance,
             **report}

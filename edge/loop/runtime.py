@@ -31,7 +31,7 @@ from myoedge.edge.loop.latency import LatencyRecorder
 from myoedge.edge.loop.pipeline import Pipeline, check_device, check_profile, envelope_config, warm_up
 from myoedge.edge.loop.publish import Publisher
 from myoedge.edge.loop.safety import SafetyConfig
-from myoedge.edge.model import Predictor, select_predictor, verify_bundle
+from myoedge.edge.model import Predictor, replay_test_vectors, select_predictor
 from myoedge.edge.model.bundle import Bundle
 from myoedge.edge.wire.protocol import DeviceInfo, Frame
 from myoedge.edge.wire.reader import Reader
@@ -90,7 +90,7 @@ class Runtime:
         """Build and check everything, start reading, wait for the device info; raises InputError."""
         if self._predictor is None:
             self._predictor = select_predictor(self.bundle, backend=self._backend, engine_path=self._engine)
-        self.verify_deviation = verify_bundle(self._predictor, self.bundle)
+        self.verify_deviation = replay_test_vectors(self.bundle, self._predictor).check().deviation
         warm_up(self.config, n_channels=self.bundle.n_channels)
         gc.collect()
         self.reader = Reader(self.transport, on_frames=self._on_frames)

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,13 +173,14 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
 
 
 def write_bundle(path: str | os.PathLike, *, onnx_bytes: bytes, meta: BundleMeta | dict,
-                 test_inputs: np.ndarray, test_outputs: dict[str, np.ndarray],
-                 overwrite: bool = False) -> Path:
+                 test_inputs: np.ndarray, test_outputs: dict[str, np.ndarray], overwrite: bool = False,
+                 check: Callable[[Bundle], None] | None = None) -> Path:
     """Write a bundle folder atomically: all of it appears at ``path`` or nothing does.
 
     ``meta`` is a :class:`BundleMeta` (e.g. from :meth:`BundleMeta.build`) or its JSON form. Fills in
     ``format``, ``version``, ``created_utc``, ``myoedge_version``, ``onnx.sha256`` and the default file
-    names, then validates exactly as :func:`load_bundle` does before anything is written.
+    names, then validates exactly as :func:`load_bundle` does before anything is written. ``check``,
+    if given, is called with the written bundle before it becomes visible; if it raises, nothing is.
     """
     path = Path(path)
     if not isinstance(onnx_bytes, (bytes, bytearray)) or not onnx_bytes:
@@ -217,7 +219,9 @@ def write_bundle(path: str | os.PathLike, *, onnx_bytes: bytes, meta: BundleMeta
         (tmp / files[1]).write_bytes(buf.getvalue())
         (tmp / META_FILE).write_text(json.dumps(typed.to_dict(), indent=2, allow_nan=False) + "\n",
                                      encoding="utf-8")
-        load_bundle(tmp)  # read back what we wrote before it becomes visible
+        written = load_bundle(tmp)  # read back what we wrote before it becomes visible
+        if check is not None:
+            check(written)
     return path
 
 

@@ -14,10 +14,11 @@ from myoedge.body.subjects import make_subject, simulate_session, true_profile, 
 from myoedge.cli import main
 from myoedge.edge.dsp.adc import default_adc
 from myoedge.edge.dsp.envelope import design_envelope
+from myoedge.edge.model import OnnxCpuPredictor, replay_test_vectors
 from myoedge.edge.model.bundle import load_bundle
 from myoedge.ground.errors import InputError
 from myoedge.train.data import load_sequences, split_intra_session
-from myoedge.train.export import ParityError, check_parity, export_bundle, onnx_outputs, output_scales
+from myoedge.train.export import ParityError, check_parity, export_bundle, output_scales
 from myoedge.train.fit import fit
 from myoedge.train.run import TrainConfig, TrainedModel
 
@@ -54,7 +55,8 @@ def test_bundle_loads_and_its_vectors_round_trip(trained_and_test, tmp_path):
     assert bundle.envelope_hash == design_envelope(trained.envelope_config).coefficients_hash()
     assert len(bundle.test_inputs) == report["vectors"] == len(trained.samples) + 2
     assert onnx.load(str(bundle.onnx_path)).opset_import[0].version == 17
-    got = onnx_outputs(bundle.onnx_path.read_bytes(), bundle.test_inputs)
+    with OnnxCpuPredictor(bundle) as ort_predictor:
+        got = replay_test_vectors(bundle, ort_predictor).check().outputs
     for name in ("theta", "forces"):
         np.testing.assert_allclose(got[name], bundle.test_outputs[name], rtol=0, atol=bundle.tolerance)
     assert report["max_scaled_error"] <= 1e-4 and report["max_abs_error"]["forces"] < bundle.tolerance

@@ -18,8 +18,8 @@ from myoedge.edge.model import (
     StaleEngine,
     TensorRTPredictor,
     default_engine_path,
+    replay_test_vectors,
     select_predictor,
-    verify_bundle,
 )
 from myoedge.edge.model.bundle import load_bundle, write_bundle
 from myoedge.edge.model.onnx_cpu import session_options
@@ -114,16 +114,16 @@ def test_session_is_single_threaded_without_spinning():
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
-def test_verify_bundle_passes_and_fails(small, predictor, tmp_path):
+def test_replay_passes_and_fails(small, predictor, tmp_path):
     bundle, params = small
-    assert verify_bundle(predictor, bundle) < bundle.tolerance
+    assert replay_test_vectors(bundle, predictor).check().deviation < bundle.tolerance
     meta = bundle.meta.to_dict()
     wrong = {k: np.array(v) for k, v in bundle.test_outputs.items()}
     wrong["forces"][2, 1] += 0.5
     bad = load_bundle(write_bundle(tmp_path / "bad", onnx_bytes=bundle.onnx_path.read_bytes(), meta=meta,
                                    test_inputs=np.array(bundle.test_inputs), test_outputs=wrong))
     with pytest.raises(InputError, match=r"0\.5 on 'forces' \(test vector 2\)"):
-        verify_bundle(predictor, bad)
+        replay_test_vectors(bad, predictor).check()
 
 
 def test_graph_disagreeing_with_meta_is_refused(small, tmp_path):
@@ -210,7 +210,7 @@ def test_tensorrt_reproduces_test_vectors(small, tmp_path):
     engine = _build_engine(bundle.onnx_path, tmp_path / "model.engine", bundle.meta.onnx.sha256)
     with TensorRTPredictor(bundle, engine) as p:
         assert p.name == "tensorrt-fp32" and p.precision == "fp32"
-        assert verify_bundle(p, bundle) < bundle.tolerance
+        assert replay_test_vectors(bundle, p).check().deviation < bundle.tolerance
         first = p.predict(bundle.test_inputs[0])
         assert p.predict(bundle.test_inputs[1])["forces"] is first["forces"]
     with select_predictor(bundle, engine_path=engine) as p:
