@@ -22,7 +22,8 @@ import numpy as np
 
 from myoedge.ground.errors import InputError
 
-__all__ = ["ADC_BITS", "DEFAULT_ADC", "Adc", "default_adc", "quantise", "volts_to_counts"]
+__all__ = ["ADC_BITS", "ADC_SCALE_HELP", "DEFAULT_ADC", "Adc", "choose_adc", "default_adc", "quantise",
+           "volts_to_counts"]
 
 ADC_BITS = (16, 24)
 
@@ -78,6 +79,17 @@ def default_adc(bits: int = 24) -> Adc:
     if isinstance(bits, bool) or bits not in DEFAULT_ADC:
         raise InputError(f"ADC bits must be one of {list(ADC_BITS)}, got {bits!r}")
     return DEFAULT_ADC[bits]
+
+
+def choose_adc(*, bits: int = 24, volts_per_count: float | None = None) -> Adc:
+    """The ADC a user names (``--bits``/``--adc-bits`` and ``--adc-scale``): the default of ``bits``
+    unless a scale is given."""
+    return default_adc(bits) if volts_per_count is None else Adc(bits=bits, volts_per_count=volts_per_count)
+
+
+#: The command-line help of ``--adc-scale``, shared by ``myoedge train`` and ``myoedge amp-sim``.
+ADC_SCALE_HELP = ("volts per ADC count (default: 22.35 nV at 24 bits, an ADS1299 at gain 24; 0.5 uV at 16 "
+                  "bits); the bundle records it and `myoedge run` refuses an amplifier reporting another")
 
 
 def quantise(volts: np.ndarray, *, volts_per_count, bits: int) -> tuple[np.ndarray, int]:
