@@ -12,7 +12,7 @@ import torch
 
 from myoedge.body.subjects import make_subject, simulate_session, true_profile, write_dataset
 from myoedge.cli import main
-from myoedge.edge.dsp.adc import default_adc
+from myoedge.edge.dsp.adc import Adc, default_adc
 from myoedge.edge.dsp.envelope import design_envelope
 from myoedge.edge.model import OnnxCpuPredictor, replay_test_vectors
 from myoedge.edge.model.bundle import load_bundle
@@ -114,3 +114,12 @@ def test_train_and_export_verbs(tmp_path, capsys):
     assert TrainedModel.load(tmp_path / "run1").window == TrainedModel.load(run).window - 30  # default 31
     assert main(args + ["--preset", "pi-cnn", "--smooth", "3"]) == 2
     assert "--smooth applies to window presets" in capsys.readouterr().err
+    chosen = tmp_path / "run16"
+    assert main(args[:3] + [str(chosen), "--iterations", "2", "--quiet", "--adc-bits", "16", "--adc-scale",
+                            "1e-6"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(chosen), "--out", str(tmp_path / "b16")]) == 0
+    b16 = load_bundle(tmp_path / "b16")
+    assert b16.adc == Adc(bits=16, volts_per_count=1e-6) and b16.meta.envelope.config.input_bits == 16
+    assert main(args[:3] + [str(tmp_path / "run-bad"), "--adc-scale", "-1"]) == 2
+    assert "volts_per_count" in capsys.readouterr().err
