@@ -58,3 +58,33 @@ def run_calibration_step(data_dir: str | Path, profile_path: str | Path, *, join
             "torque_rmse_nm": [cal.rmse_before, cal.fit.rmse_after],
             "moment_arm_error": {m: [float(b), float(a)] for m, b, a in zip(profile.muscles, before, after)},
             "max_moment_arm_error": float(np.max(after))}
+
+
+def compare_profiles(calibrated, truth, *, angles_rad) -> dict:
+    """How far ``calibrated`` is from ``truth`` (two SubjectProfiles of the same muscles), in percent of
+    the true value: MVC per channel, and each moment arm at each of ``angles_rad``."""
+    from myoedge.ground.errors import InputError
+
+    if tuple(calibrated.muscles) != tuple(truth.muscles):
+        raise InputError(f"profiles name different muscles: {list(calibrated.muscles)} and "
+                         f"{list(truth.muscles)}")
+    angles = [float(a) for a in angles_rad]
+    mvc = 100.0 * (calibrated.mvc / truth.mvc - 1.0)
+    arms = {}
+    for m in truth.muscles:
+        true_r = np.array([float(truth.moment_arm(m, a)) for a in angles])
+        cal_r = np.array([float(calibrated.moment_arm(m, a)) for a in angles])
+        arms[m] = (100.0 * (cal_r - true_r) / np.abs(true_r)).tolist()
+    return {"angles_deg": np.degrees(angles).tolist(), "mvc_percent": dict(zip(truth.muscles, mvc.tolist())),
+            "moment_arm_percent": arms}
+
+
+def describe_comparison(comparison: dict) -> list[str]:
+    """Lines for a person: the MVC and moment-arm differences of :func:`compare_profiles`."""
+    mvc = comparison["mvc_percent"].items()
+    lines = ["MVC vs the true profile's: " + ", ".join(f"{m} {e:+.1f}%" for m, e in mvc)]
+    angles = ", ".join(f"{a:.0f}°" for a in comparison["angles_deg"])
+    arms = comparison["moment_arm_percent"].items()
+    lines.append(f"moment arms vs true at {angles}: "
+                 + "; ".join(f"{m} " + " ".join(f"{e:+.1f}%" for e in errs) for m, errs in arms))
+    return lines

@@ -27,19 +27,14 @@ from scipy import signal
 from myoedge.body.model import JointModel
 from myoedge.body.muscle import MIN_ACTIVATION, TAU_ACT, TAU_DEACT, MuscleSet
 from myoedge.body.recording import Recording
-from myoedge.edge.dsp.envelope import (
-    OFFLINE_INPUT_BITS,
-    OFFLINE_VOLTS_PER_COUNT,
-    EnvelopeConfig,
-    design_envelope,
-    envelope_from_volts,
-)
+from myoedge.edge.dsp.adc import default_adc
+from myoedge.edge.dsp.envelope import EnvelopeConfig, design_envelope, envelope_from_volts
 from myoedge.ground.errors import InputError
 
 
 def envelope_config(emg_fs: float) -> EnvelopeConfig:
     """The envelope at the EMG's own rate (decimation 1), band edge capped below Nyquist."""
-    return EnvelopeConfig(fs_hz=emg_fs, out_rate_hz=emg_fs, input_bits=OFFLINE_INPUT_BITS,
+    return EnvelopeConfig(fs_hz=emg_fs, out_rate_hz=emg_fs, input_bits=default_adc().bits,
                           band_hz=(20.0, min(450.0, 0.45 * emg_fs)))
 
 
@@ -55,7 +50,8 @@ def normalised_envelope(rec: Recording, mvc_volts: np.ndarray, order: tuple[int,
     """Envelope ÷ MVC at the recording's motion times (n, n_muscles), model muscle order, delay removed."""
     cfg = envelope_config(rec.emg_fs)
     emg = np.asarray(rec.emg)[:, list(order)]
-    env = envelope_from_volts(emg, fs_hz=rec.emg_fs, config=cfg, volts_per_count=OFFLINE_VOLTS_PER_COUNT,
+    adc = default_adc(cfg.input_bits)  # the ADC training assumes, so calibration sees its envelope
+    env = envelope_from_volts(emg, fs_hz=rec.emg_fs, config=cfg, volts_per_count=adc.volts_per_count,
                               mvc_volts=np.asarray(mvc_volts, dtype=float)).astype(np.float64)
     t_env = rec.emg_time - lowpass_delay_s(cfg)
     return np.column_stack([np.interp(rec.time, t_env, env[:, i]) for i in range(env.shape[1])])

@@ -50,7 +50,7 @@ def engine_key(bundle: Bundle, *, precision: str, target: GpuTarget) -> EngineKe
     """The key of ``bundle``'s engine at ``precision`` on ``target``; the model hash comes from meta.json
     (``load_bundle`` has checked it against the ONNX file)."""
     return EngineKey(compute_capability=target.compute_capability, tensorrt_version=target.tensorrt_version,
-                     onnx_sha256=bundle.meta["onnx"]["sha256"], precision=precision)
+                     onnx_sha256=bundle.meta.onnx.sha256, precision=precision)
 
 
 def engine_path(bundle: Bundle, out_dir: str | os.PathLike | None = None) -> Path:

@@ -72,8 +72,8 @@ def _export_firmware(args) -> dict:
 
         bundle = load_bundle(args.bundle)
         design = design_from_bundle(bundle)
-        sha = bundle.meta["onnx"]["sha256"][:12]
-        source = f"the envelope of bundle '{bundle.meta['name']}' (onnx sha256 {sha})"
+        sha = bundle.meta.onnx.sha256[:12]
+        source = f"the envelope of bundle '{bundle.meta.name}' (onnx sha256 {sha})"
     else:
         design = design_from_config_file(args.envelope)
         source = "an envelope config"

@@ -9,10 +9,11 @@ flag on TensorRT 10, an fp16 graph on TensorRT 11). The network's input is pinne
 shape ``(1, W, C)``, so the engine needs no optimisation profile and the runtime's shape check holds.
 
 After building, the engine (through the edge runtime's own :class:`TensorRTPredictor`) and ONNX Runtime
-run every test vector of the bundle; an engine whose outputs stray beyond the precision's tolerance is
-discarded, never cached. ``tensorrt`` and ``pycuda`` are imported only inside :func:`build_engine`:
-without them it raises BackendUnavailable (exit status 2) saying what to install, and the rest of
-myoedge is unaffected.
+replay the bundle's test vectors (:func:`myoedge.edge.model.replay_test_vectors`; ONNX Runtime must
+reproduce the bundle within its tolerance); an engine whose outputs stray from ONNX Runtime's beyond the
+precision's tolerance is discarded, never cached. ``tensorrt`` and ``pycuda`` are imported only inside
+:func:`build_engine`: without them it raises BackendUnavailable (exit status 2) saying what to install,
+and the rest of myoedge is unaffected.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from myoedge.deploy.cache import (
     EngineKey,
     GpuTarget,
@@ -36,13 +35,13 @@ from myoedge.deploy.cache import (
     store_engine,
 )
 from myoedge.deploy.precision import BuildPlan, DeviationReport, build_plan, check_precision, compare_outputs
-from myoedge.edge.model import OnnxCpuPredictor, Predictor, TensorRTPredictor
+from myoedge.edge.model import OnnxCpuPredictor, TensorRTPredictor, replay_test_vectors
 from myoedge.edge.model.bundle import Bundle, load_bundle
 from myoedge.edge.model.tensorrt import import_tensorrt
 from myoedge.ground.errors import InputError
 
 __all__ = ["DEFAULT_WORKSPACE_MIB", "EngineBuild", "build_engine", "build_serialized_engine", "detect_target",
-           "run_vectors", "verify_engine"]
+           "verify_engine"]
 
 DEFAULT_WORKSPACE_MIB = 256  # scratch memory the builder may use; the bundle's networks need far less
 logger = logging.getLogger("myoedge.deploy")
@@ -96,24 +95,15 @@ def build_serialized_engine(trt, onnx_bytes: bytes, *, plan: BuildPlan,
     return bytes(serialized)
 
 
-def run_vectors(predictor: Predictor, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """Run each window of ``inputs`` (K, W, C) through ``predictor`` in order, from its initial state (one
-    sequence, as the bundle's test vectors are); outputs stacked as {name: (K, ...)}."""
-    rows: dict[str, list[np.ndarray]] = {}
-    predictor.reset_state()
-    for window in inputs:
-        for name, value in predictor.predict(window).items():
-            rows.setdefault(name, []).append(value[0].copy())  # the predictor reuses its output arrays
-    return {name: np.stack(values) for name, values in rows.items()}
-
-
 def verify_engine(bundle: Bundle, engine: str | os.PathLike, *, precision: str,
                   rtol: float | None = None) -> DeviationReport:
-    """Run the bundle's test vectors through the engine and through ONNX Runtime; compare (not checked)."""
+    """Replay the bundle's test vectors through the engine and through ONNX Runtime (which must reproduce
+    the bundle within its tolerance); compare the engine with ONNX Runtime by the precision's rule (the
+    report is returned, not checked)."""
     # No sidecar check: a fresh engine is verified here *before* it gets one (the caller has keyed it).
     with TensorRTPredictor(bundle, engine, check_sidecar=False) as gpu, OnnxCpuPredictor(bundle) as cpu:
-        got = run_vectors(gpu, bundle.test_inputs)
-        want = run_vectors(cpu, bundle.test_inputs)
+        got = replay_test_vectors(bundle, gpu).outputs
+        want = replay_test_vectors(bundle, cpu).check().outputs
     return compare_outputs(got, want, precision=precision, rtol=rtol)
 
 
@@ -170,10 +160,10 @@ def build_engine(bundle_path: str | os.PathLike, *, precision: str = "fp32",
         from myoedge.deploy.onnx_fp16 import convert_to_fp16
 
         onnx_bytes = convert_to_fp16(onnx_bytes, where=str(bundle.onnx_path))
-    input_spec = bundle.meta["input"]
+    input_spec = bundle.meta.input
     started = time.perf_counter()
     blob = build_serialized_engine(trt, onnx_bytes, plan=plan,
-                                   input_shapes={input_spec["name"]: tuple(input_spec["shape"])},
+                                   input_shapes={input_spec.name: input_spec.shape},
                                    workspace_bytes=workspace_mib << 20, where=str(bundle.onnx_path))
     seconds = time.perf_counter() - started
     # Verify from a file beside the target; only a verified engine is renamed into place and vouched for.
@@ -184,7 +174,7 @@ def build_engine(bundle_path: str | os.PathLike, *, precision: str = "fp32",
         report = verify_engine(bundle, pending, precision=precision).check(what=what)
         store_engine(engine, pending, key=key, details={
             "device_name": target.device_name, "plan": plan.to_dict(), "build_seconds": round(seconds, 3),
-            "bundle": bundle.meta["name"], "verification": report.to_dict()})
+            "bundle": bundle.meta.name, "verification": report.to_dict()})
     finally:
         with contextlib.suppress(FileNotFoundError):
             pending.unlink()

@@ -43,13 +43,13 @@ VECTORS_HEADER_FILE = "myoedge_test_vectors.h"
 
 def design_from_bundle(bundle: Bundle) -> EnvelopeDesign:
     """The envelope a bundle was trained behind; refused if this myoedge would realise it differently."""
-    config = EnvelopeConfig.from_dict(bundle.meta["envelope"]["config"])
+    config = bundle.meta.envelope.config
     design = design_envelope(config)
     if design.coefficients_hash() != bundle.envelope_hash:
         raise InputError(f"bundle {bundle.path}: its envelope coefficients (hash "
                          f"{bundle.envelope_hash[:12]}…) differ from what this myoedge designs from the same "
                          f"config ({design.coefficients_hash()[:12]}…); export the firmware with the myoedge "
-                         f"version that trained it ({bundle.meta['myoedge_version']})")
+                         f"version that trained it ({bundle.meta.myoedge_version})")
     return design
 
 

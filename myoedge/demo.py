@@ -3,9 +3,12 @@
 Simulate one knee subject, write its recordings and true profile, load them back through the recording
 loader and print what they hold (including how well the loaded data obey the equation of motion); then
 calibrate the subject as a clinician would (a scripted MVC session against the amplifier simulator and a
-moment-arm re-fit); train the edge model briefly, export its bundle and print its accuracy on held-out
-data; finally stream one trial's raw EMG through the amplifier simulator and a pty into the real-time
-loop (`myoedge run`'s runtime) and compare its estimates with the simulated truth.
+moment-arm re-fit) and print how far the calibrated profile is from the true one; train the edge model
+briefly on the *calibrated* profile (its MVC normalises the envelopes, its moment arms drive the physics
+term), export its bundle and print its accuracy on held-out data; finally stream one trial's raw EMG
+through the amplifier simulator and a pty into the real-time loop (`myoedge run`'s runtime, again with
+the calibrated profile) and compare its estimates with the simulated truth. The true profile is used
+only to score.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def run_demo(args) -> dict:
     from myoedge.body.profile import SubjectProfile
     from myoedge.body.recording import find_recordings, load_recording
     from myoedge.body.subjects import write_dataset
+    from myoedge.calibrate.demo_step import compare_profiles, describe_comparison
 
     t0 = time.monotonic()
     out = Path(args.out)
@@ -64,8 +68,15 @@ def run_demo(args) -> dict:
 
     calibration = run_calibration_step(out / "data", out / "calibrated_profile.json", joint=args.joint,
                                        subject_index=1, seed=args.seed)
-    learned = _train_and_export(out, seed=args.seed)
-    live = _run_edge_loop(out, Path(learned["bundle"]), profile)
+    calibrated = SubjectProfile.load(calibration["profile"])
+    theta = np.concatenate([load_recording(p).theta for p in find_recordings(out / "data")])
+    comparison = compare_profiles(calibrated, profile, angles_rad=np.percentile(theta, [10, 50, 90]))
+    print("      calibrated profile vs the true one (the simulator's):")
+    for line in describe_comparison(comparison):
+        print(f"        {line}")
+    calibration["vs_true"] = comparison
+    learned = _train_and_export(out, calibrated, seed=args.seed)
+    live = _run_edge_loop(out, Path(learned["bundle"]), calibrated)
     elapsed = time.monotonic() - t0
     print(f"done in {elapsed:.1f} s")
     return {"subject": profile.subject, "joint": profile.joint, "trials": trials, "calibration": calibration,
@@ -75,17 +86,19 @@ def run_demo(args) -> dict:
 DEMO_ITERATIONS = 300  # a short run: enough to show the pipeline, not a converged model
 
 
-def _train_and_export(out: Path, *, seed: int) -> dict:
-    """Stages 3–4: train the edge preset on 80 % of every trial, export its bundle, score the other 20 %."""
+def _train_and_export(out: Path, profile, *, seed: int) -> dict:
+    """Stages 4–5: train the edge preset on 80 % of every trial with the calibrated ``profile``, export its
+    bundle, score the other 20 %."""
     from myoedge.train.cli import accuracy, format_accuracy
     from myoedge.train.data import load_sequences, split_intra_session
     from myoedge.train.export import export_bundle
     from myoedge.train.fit import fit
     from myoedge.train.run import TrainConfig
 
-    seqs = load_sequences(out / "data")
+    seqs = load_sequences(out / "data", profiles={profile.subject: profile})
     train, test = (sum(part, []) for part in zip(*split_intra_session(seqs, seed=seed).values()))
-    print(f"[4/6] training the edge model ({DEMO_ITERATIONS} iterations) on 80 % of every trial ...")
+    print(f"[4/6] training the edge model ({DEMO_ITERATIONS} iterations) on 80 % of every trial, with the "
+          "calibrated profile ...")
     trained = fit(train, TrainConfig.for_preset("edge", iterations=DEMO_ITERATIONS), seed=seed)
     trained.save(out / "run", overwrite=True)
     print(f"      {trained.info['parameters']} parameters, {trained.window}-step window, trained in "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from myoedge.edge.dsp.adc import ADC_SCALE_HELP, choose_adc
 from myoedge.ground.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--subject", action="append", help="train on this subject only (repeatable)")
     p.add_argument("--joint", help="train on recordings of this joint only")
     p.add_argument("--rate", type=float, default=100.0, help="model rate in Hz (default 100)")
+    p.add_argument("--adc-bits", type=int, choices=[16, 24], default=24,
+                   help="sample width of the amplifier the model will run on (default 24)")
+    p.add_argument("--adc-scale", type=float, metavar="VOLTS", help=ADC_SCALE_HELP)
     p.add_argument("--split", choices=["time", "trial"], default="time",
                    help="time: hold out the last --test-fraction of every trial (default); trial: leave one "
                         "trial out per subject, one fit per fold, accuracy averaged over the folds (the run "
@@ -81,7 +85,8 @@ def _train(args: argparse.Namespace) -> dict:
         overrides["model"] = {"smooth": args.smooth}
     config = TrainConfig.for_preset(args.preset, **overrides)
     profiles = discover_profiles(args.profiles) if args.profiles else None
-    seqs = load_sequences(args.data, rate_hz=args.rate, profiles=profiles)
+    adc = choose_adc(bits=args.adc_bits, volts_per_count=args.adc_scale)
+    seqs = load_sequences(args.data, rate_hz=args.rate, profiles=profiles, adc=adc)
     if args.subject:
         seqs = [s for s in seqs if s.subject in args.subject]
     if args.joint:

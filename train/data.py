@@ -32,20 +32,13 @@ from myoedge.body.catalog import JOINTS, generic_model
 from myoedge.body.model import JointModel
 from myoedge.body.profile import SubjectProfile
 from myoedge.body.recording import Recording, find_recordings, load_recording
-from myoedge.edge.dsp.envelope import (
-    OFFLINE_INPUT_BITS,
-    OFFLINE_VOLTS_PER_COUNT,
-    EnvelopeConfig,
-    envelope_from_volts,
-)
+from myoedge.edge.dsp.adc import Adc, default_adc
+from myoedge.edge.dsp.envelope import EnvelopeConfig, envelope_from_volts
 from myoedge.ground.errors import InputError
 
 log = logging.getLogger(__name__)
 
 PHYSICS_MODES = ("eom", "id", "none")
-#: ADC assumed when quantising recorded volts (one definition, shared with calibration).
-DEFAULT_INPUT_BITS = OFFLINE_INPUT_BITS
-DEFAULT_VOLTS_PER_COUNT = OFFLINE_VOLTS_PER_COUNT
 PROFILE_NAME = "profile.json"
 MAX_LEAD_S = 10.0  # seconds of input history a part keeps from before its start
 
@@ -70,6 +63,7 @@ class Sequence:
     model: JointModel | None  # segment and moment-arm model for the physics term
     physics: str = "eom"  # "eom" | "id" | "none"
     envelope_config: EnvelopeConfig | None = None
+    adc: Adc | None = None  # the ADC the recorded volts were quantised with
     mvc_volts: tuple[float, ...] = ()
     mvc_source: str = "profile"  # "profile" | "max envelope"
     lead: np.ndarray | None = None  # (k, C) envelopes just before t[0] in the same trial (inputs only)
@@ -163,14 +157,15 @@ def _emg_at(rec: Recording, fs: float) -> tuple[np.ndarray, float]:
     return signal.resample(rec.emg, n, axis=0), fs
 
 
-def _envelope_config(rec: Recording, rate_hz: float, given: EnvelopeConfig | None) -> EnvelopeConfig:
+def _envelope_config(rec: Recording, rate_hz: float, given: EnvelopeConfig | None,
+                     adc: Adc) -> EnvelopeConfig:
     if given is not None:
         if abs(given.out_rate_hz - rate_hz) > 1e-9 * rate_hz:
             raise InputError(f"envelope out_rate_hz {given.out_rate_hz:g} Hz must equal the model rate "
                              f"{rate_hz:g} Hz")
         return given
     fs = math.ceil(rec.emg_fs / rate_hz - 1e-9) * rate_hz  # the EMG rate or the next multiple of the model's
-    return EnvelopeConfig(fs_hz=fs, out_rate_hz=rate_hz, input_bits=DEFAULT_INPUT_BITS,
+    return EnvelopeConfig(fs_hz=fs, out_rate_hz=rate_hz, input_bits=adc.bits,
                           band_hz=(20.0, min(450.0, 0.45 * fs)))
 
 
@@ -206,14 +201,22 @@ def _physics_for(rec: Recording, profile: SubjectProfile | None) -> tuple[JointM
 
 def load_sequences(paths_or_root, *, rate_hz: float = 100.0, envelope: EnvelopeConfig | None = None,
                    profiles: dict[str, SubjectProfile] | None = None, settle_s: float = 0.3,
-                   volts_per_count: float = DEFAULT_VOLTS_PER_COUNT) -> list[Sequence]:
+                   adc: Adc | None = None) -> list[Sequence]:
     """Recordings -> sequences at ``rate_hz``.
 
     ``paths_or_root`` is a folder searched for recordings, or an iterable of recording folders and/or
     in-memory :class:`Recording` objects. ``profiles`` maps subject -> profile; ``None`` looks for
     ``profile.json`` in each recording's folder and the folder above it. Recorded volts are quantised as
-    a ``volts_per_count`` ADC of ``envelope.input_bits`` would (default 24-bit, 0.1 µV).
+    ``adc`` would (default: :func:`~myoedge.edge.dsp.adc.default_adc` of ``envelope.input_bits``, 24-bit
+    without an envelope), the ADC the bundle records and the device must match.
     """
+    bits = 24 if envelope is None else envelope.input_bits
+    if adc is None:
+        adc = default_adc(bits)
+    elif not isinstance(adc, Adc):
+        raise InputError(f"adc must be an Adc, got {type(adc).__name__}")
+    elif adc.bits != bits and envelope is not None:
+        raise InputError(f"the ADC is {adc.bits}-bit but the envelope is designed for {bits}-bit input")
     if not (isinstance(rate_hz, (int, float)) and 0 < rate_hz < math.inf):
         raise InputError(f"rate_hz must be a positive number of Hz, got {rate_hz!r}")
     if isinstance(paths_or_root, (str, os.PathLike)):
@@ -245,16 +248,16 @@ def load_sequences(paths_or_root, *, rate_hz: float = 100.0, envelope: EnvelopeC
     for subject, recs in by_subject.items():
         sequences.extend(_subject_sequences(subject, recs, found.get(subject), rate_hz=float(rate_hz),
                                             envelope=envelope, settle_s=settle_s,
-                                            volts_per_count=volts_per_count))
+                                            adc=adc))
     return sequences
 
 
 def _subject_sequences(subject: str, recs: list[Recording], profile: SubjectProfile | None, *, rate_hz: float,
                        envelope: EnvelopeConfig | None, settle_s: float,
-                       volts_per_count: float) -> list[Sequence]:
-    prepared = []
+                       adc: Adc) -> list[Sequence]:
+    prepared, volts_per_count = [], adc.volts_per_count
     for rec in recs:
-        cfg = _envelope_config(rec, rate_hz, envelope)
+        cfg = _envelope_config(rec, rate_hz, envelope, adc)
         emg, fs = _emg_at(rec, cfg.fs_hz)
         prepared.append((rec, cfg, emg, fs))
     if profile is not None:
@@ -296,7 +299,7 @@ def _subject_sequences(subject: str, recs: list[Recording], profile: SubjectProf
             trial=meta.trial, joint=meta.joint, muscles=meta.muscles, rate_hz=rate_hz, t=t,
             envelopes=np.ascontiguousarray(env[keep]), theta=at(rec.theta), forces=at(rec.forces),
             moment_arms=at(rec.moment_arms), torque=at(rec.torque), model=model, physics=physics,
-            envelope_config=cfg, mvc_volts=tuple(float(v) for v in mvc), mvc_source=source))
+            envelope_config=cfg, adc=adc, mvc_volts=tuple(float(v) for v in mvc), mvc_source=source))
     return out
 
 

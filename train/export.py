@@ -6,16 +6,20 @@ input standardisation and the output de-normalisation inside the graph. Only the
 the paper's networks take the trial's elapsed time as an input, which the bundle contract (envelopes
 only) cannot supply on a device.
 
-Parity rule (checked here, before anything is written): for every test vector, every output element
-must satisfy ``|onnxruntime − PyTorch| ≤ 1e-4 · s``, with ``s`` that output's training-set standard
-deviation (θ: σ_θ in rad; each force: its σ_F in N) — i.e. 1e-4 in the network's own normalised
-units. The bundle's single absolute ``test_vectors.tolerance`` is the loosest of those bounds,
-``1e-4 · max(σ_θ, σ_F…)``.
+Parity rule (checked on the written bundle before it becomes visible): the bundle's test vectors are
+replayed through ONNX Runtime (:func:`myoedge.edge.model.replay_test_vectors`, the replay the runtime
+and the engine builder use) and, for every vector, every output element must satisfy
+``|onnxruntime − PyTorch| ≤ 1e-4 · s``, with ``s`` that output's training-set standard deviation (θ:
+σ_θ in rad; each force: its σ_F in N) — i.e. 1e-4 in the network's own normalised units. The bundle's
+single absolute ``test_vectors.tolerance`` is the loosest of those bounds, ``1e-4 · max(σ_θ, σ_F…)``,
+and the replay is held to it too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -23,16 +27,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from myoedge.edge.dsp.envelope import design_envelope
+from myoedge.edge.dsp.adc import Adc
+from myoedge.edge.model import OnnxCpuPredictor, replay_test_vectors
 from myoedge.edge.model.bundle import INPUT_NAME, write_bundle
+from myoedge.edge.model.bundle_meta import STATE_NAMES, BundleMeta, StateMeta
 from myoedge.ground.errors import InputError
 from myoedge.train.run import TrainedModel
 
 OPSET = 17
 PARITY_RTOL = 1e-4
+PARITY_RULE = f"|onnx - torch| <= {PARITY_RTOL:g} * training std of the output"
 OUTPUT_NAMES = ("theta", "forces")
-STATE_INPUT, STATE_OUTPUT = "state", "state_next"
-STATE_BUNDLE_VERSION = 2  # bundle format version that carries the "state" block
+STATE_INPUT, STATE_OUTPUT = STATE_NAMES
+log = logging.getLogger(__name__)
 
 
 class ParityError(RuntimeError):
@@ -116,26 +123,6 @@ def reference_outputs(trained: TrainedModel, inputs: np.ndarray) -> dict[str, np
     return {n: np.stack(v).astype(np.float32) for n, v in rows.items()}
 
 
-def onnx_outputs(model: bytes, inputs: np.ndarray, *, initial_state: np.ndarray | None = None
-                 ) -> dict[str, np.ndarray]:
-    """ONNX Runtime's outputs (CPU, one thread) for each window of ``inputs``; with ``initial_state``
-    (1, S) the graph is stateful and is replayed in order, ``state_next`` fed back as ``state``."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    names = OUTPUT_NAMES + (() if initial_state is None else (STATE_OUTPUT,))
-    state = None if initial_state is None else np.asarray(initial_state, dtype=np.float32)
-    runs = []
-    for x in np.asarray(inputs, dtype=np.float32):
-        feed = {INPUT_NAME: x[None]} if state is None else {INPUT_NAME: x[None], STATE_INPUT: state}
-        runs.append(session.run(list(names), feed))
-        if state is not None:
-            state = runs[-1][2]
-    return {name: np.stack([r[i][0] for r in runs]) for i, name in enumerate(names)}
-
-
 def output_scales(trained: TrainedModel) -> dict[str, np.ndarray]:
     """Training-set std of each output element (the unit of the parity rule)."""
     m = trained.model
@@ -148,8 +135,7 @@ def output_scales(trained: TrainedModel) -> dict[str, np.ndarray]:
 
 def check_parity(reference: dict, candidate: dict, scales: dict) -> dict:
     """Max abs error per output and the worst error in units of the output scale; raises ParityError."""
-    report = {"max_abs_error": {}, "max_scaled_error": 0.0, "rule": f"|onnx - torch| <= {PARITY_RTOL:g} * "
-                                                                     "training std of the output"}
+    report = {"max_abs_error": {}, "max_scaled_error": 0.0, "rule": PARITY_RULE}
     for name in reference:
         err = np.abs(candidate[name].astype(np.float64) - reference[name].astype(np.float64))
         report["max_abs_error"][name] = float(err.max())
@@ -158,6 +144,12 @@ def check_parity(reference: dict, candidate: dict, scales: dict) -> dict:
         raise ParityError(f"ONNX Runtime differs from PyTorch by {report['max_scaled_error']:.3g} output "
                           f"stds (limit {PARITY_RTOL:g}); max abs errors {report['max_abs_error']}")
     return report
+
+
+def run_adc(trained: TrainedModel) -> Adc | None:
+    """The ADC the run's training data was quantised with (None for runs of older myoedge versions)."""
+    adc = trained.info.get("adc")
+    return None if adc is None else Adc.from_dict(adc)
 
 
 def physiological_range(trained: TrainedModel) -> dict:
@@ -176,11 +168,12 @@ def physiological_range(trained: TrainedModel) -> dict:
 
 def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_inputs=None,
                   overwrite: bool = False) -> dict:
-    """Export ``trained`` to the bundle folder ``out`` after the parity check; returns the check's report.
+    """Export ``trained`` to the bundle folder ``out`` if it passes the parity check; returns its report.
 
     Test vectors are the run's stored training windows plus ``extra_inputs`` (K, W, C), if given; for a
     stateful run they are one sequence replayed in order from the initial state (state contract), and
-    meta.json (version 2) gains the ``state`` block, its ``warmup_steps`` the training burn-in.
+    meta.json gains the ``state`` block, its ``warmup_steps`` the training burn-in. meta.json records
+    the run's ADC (``adc``), which the runtime holds the amplifier to.
     """
     model = onnx_bytes(trained)
     shape = (trained.window, len(trained.muscles))
@@ -196,34 +189,34 @@ def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_
     reference = reference_outputs(trained, inputs)
     scales = output_scales(trained)
     initial = trained.model.initial_state().detach().numpy().astype(np.float32) if trained.stateful else None
-    report = check_parity(reference, onnx_outputs(model, inputs, initial_state=initial), scales)
-    design = design_envelope(trained.envelope_config)
-    w, m = trained.window, len(trained.muscles)
-    meta = {
-        "name": name or f"{trained.joint}-{trained.model_config.preset}",
-        "joint": trained.joint, "muscles": list(trained.muscles),
-        "input": {"name": INPUT_NAME, "shape": [1, w, m], "dtype": "float32", "window": w,
-                  "rate_hz": trained.rate_hz},
-        "emg_rate_hz": trained.envelope_config.fs_hz,
-        "envelope": {"config": trained.envelope_config.to_dict(), "coefficients": design.coefficients(),
-                     "hash": design.coefficients_hash()},
-        "outputs": [{"name": "theta", "shape": [1, 1], "unit": "rad"},
-                    {"name": "forces", "shape": [1, m], "unit": "N"}],
-        "physiological_range": physiological_range(trained),
-        "training": {"config": trained.config.to_dict(), "model_config": trained.model_config.to_dict(),
-                     **{k: trained.info.get(k) for k in ("seed", "train_seconds", "parameters", "sequences",
-                                                         "physics_modes", "normalisation", "mvc")},
-                     "parity": report},
-        "onnx": {"file": "model.onnx", "opset": OPSET},
-        "test_vectors": {"file": "test_vectors.npz", "tolerance": PARITY_RTOL * float(max(
-            scales["theta"].max(), scales["forces"].max()))},
-    }
+    state = None
     if trained.stateful:
-        meta["version"] = STATE_BUNDLE_VERSION
-        meta["state"] = {"input": STATE_INPUT, "output": STATE_OUTPUT, "size": int(initial.shape[1]),
-                         "initial": [float(v) for v in initial[0]],
-                         "warmup_steps": int(trained.config.burn_in)}
+        state = StateMeta(size=int(initial.shape[1]), initial=tuple(float(v) for v in initial[0]),
+                          warmup_steps=int(trained.config.burn_in))
+    meta = BundleMeta.build(
+        name=name or f"{trained.joint}-{trained.model_config.preset}", joint=trained.joint,
+        muscles=trained.muscles, window=trained.window, envelope=trained.envelope_config,
+        adc=run_adc(trained),
+        physiological_range=physiological_range(trained),
+        training={"config": trained.config.to_dict(), "model_config": trained.model_config.to_dict(),
+                  **{k: trained.info.get(k) for k in ("seed", "train_seconds", "parameters", "sequences",
+                                                      "physics_modes", "normalisation", "mvc")},
+                  "parity_rule": PARITY_RULE},
+        opset=OPSET, tolerance=PARITY_RTOL * float(max(scales["theta"].max(), scales["forces"].max())),
+        state=state)
+    if meta.adc is None:  # a run of an older myoedge: say so in the bundle's version, not by guessing
+        log.warning("the run does not record the ADC its data was quantised with; the bundle is written as "
+                    "version 2 (no 'adc'), and the runtime will not check the amplifier's scale")
+        meta = dataclasses.replace(meta, version=2)
+    report: dict = {}
+
+    def verify(bundle) -> None:  # on the written bundle, before it becomes visible
+        with OnnxCpuPredictor(bundle) as onnx:
+            replay = replay_test_vectors(bundle, onnx)
+        report.update(check_parity(reference, replay.outputs, scales))
+        replay.check()
+
     path = write_bundle(Path(out), onnx_bytes=model, meta=meta, test_inputs=inputs, test_outputs=reference,
-                        overwrite=overwrite)
-    return {"bundle": str(path), "vectors": int(len(inputs)), "tolerance": meta["test_vectors"]["tolerance"],
+                        overwrite=overwrite, check=verify)
+    return {"bundle": str(path), "vectors": int(len(inputs)), "tolerance": meta.test_vectors.tolerance,
             **report}

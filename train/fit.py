@@ -139,6 +139,7 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
             "force_max": np.max([s.forces.max(0) for s in seqs], axis=0).tolist(),
             "models": _model_limits(seqs),
             "emg_rate_hz": None if first.envelope_config is None else first.envelope_config.fs_hz,
+            "adc": None if first.adc is None else first.adc.to_dict(),
             "mvc": {s.subject: {"volts": list(s.mvc_volts), "source": s.mvc_source} for s in seqs}}
     return TrainedModel(model=model, config=config, model_config=mcfg, joint=first.joint,
                         muscles=tuple(first.muscles), rate_hz=first.rate_hz,

@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 from scipy import signal
 
+from myoedge.edge.dsp.adc import volts_to_counts
 from myoedge.edge.dsp.biquad_q31 import (
     BiquadCascadeQ31,
     BiquadCascadeQ31x64,
@@ -326,29 +327,14 @@ def _per_channel(value, n_channels: int, name: str) -> np.ndarray:
     return arr
 
 
-def volts_to_counts(volts: np.ndarray, *, volts_per_count, input_bits: int) -> np.ndarray:
-    """What an ADC of ``input_bits`` delivers: round to the nearest count, clip to the word width."""
-    volts = np.asarray(volts, dtype=np.float64)
-    if volts.ndim != 2 or not np.all(np.isfinite(volts)):
-        raise InputError(f"volts must be a finite (n_samples, n_channels) array, got shape {volts.shape}")
-    vpc = _per_channel(volts_per_count, volts.shape[1], "volts_per_count")
-    limit = 2 ** (input_bits - 1)
-    return np.clip(np.rint(volts / vpc), -limit, limit - 1).astype(np.int32)
-
-
-#: The ADC that offline processing (training, calibration) assumes when it quantises recorded volts:
-#: a 24-bit biopotential front end at 0.1 µV per count (±0.84 V), so every offline consumer sees the same
-#: envelope of the same recording.
-OFFLINE_INPUT_BITS = 24
-OFFLINE_VOLTS_PER_COUNT = 1e-7
-
-
 def envelope_from_volts(emg_volts: np.ndarray, *, fs_hz: float, config: EnvelopeConfig, volts_per_count,
                         mvc_volts=None) -> np.ndarray:
     """Offline envelope of a recording in volts (n, ch): quantise as the ADC would, then run the edge filter.
 
     ``fs_hz`` is the recording's rate and must equal ``config.fs_hz`` (a mismatch would silently
-    shift every corner frequency). Without ``mvc_volts`` the result is in volts.
+    shift every corner frequency). ``volts_per_count`` is the ADC's scale (``Adc.volts_per_count``, see
+    :mod:`myoedge.edge.dsp.adc`), ``config.input_bits`` its width. Without ``mvc_volts`` the result is
+    in volts.
     """
     if float(fs_hz) != config.fs_hz:
         raise InputError(f"recording rate {fs_hz:g} Hz differs from the envelope's fs_hz {config.fs_hz:g} Hz")

@@ -20,6 +20,7 @@ import time
 import numpy as np
 from scipy import signal
 
+from myoedge.edge.dsp.adc import DEFAULT_ADC
 from myoedge.edge.dsp.biquad_q31 import cascade_l1_gains, cmsis_q31_to_sos
 from myoedge.edge.dsp.envelope import (
     BiquadCascadeQ31,
@@ -32,8 +33,9 @@ from myoedge.edge.dsp.envelope import (
     volts_to_counts,
 )
 
-#: (label, input_bits, volts per count): a 24-bit biopotential ADC and a 16-bit EMG sensor (~ +-10 mV).
-ADCS = (("24-bit, 0.1 uV/count", 24, 1e-7), ("16-bit, 0.3 uV/count", 16, 3e-7))
+#: (label, input_bits, volts per count): the default 24-bit and 16-bit ADCs (myoedge.edge.dsp.adc).
+ADCS = tuple((f"{bits}-bit, {1e9 * DEFAULT_ADC[bits].volts_per_count:.4g} nV/count", bits,
+              DEFAULT_ADC[bits].volts_per_count) for bits in (24, 16))  # the ADCs myoedge assumes
 RATES_HZ = (1000.0, 2000.0)
 OUT_RATE_HZ = 100.0
 #: Peak-contraction RMS of the test signal: a strong and a weak (10x smaller) muscle.
@@ -81,8 +83,8 @@ def q31_lowpass_rows(*, seconds: float) -> list[tuple]:
     for fs in RATES_HZ:
         cfg = EnvelopeConfig(fs_hz=fs, out_rate_hz=OUT_RATE_HZ, input_bits=24)
         d = design_envelope(cfg)
-        counts = volts_to_counts(emg_like(fs_hz=fs, seconds=seconds, n_channels=4), volts_per_count=1e-7,
-                                 input_bits=24)
+        counts = volts_to_counts(emg_like(fs_hz=fs, seconds=seconds, n_channels=4),
+                                 volts_per_count=DEFAULT_ADC[24].volts_per_count, input_bits=24)
         reference = float_reference_envelope(counts.astype(np.float64), config=cfg)
         buf = counts << d.input_shift
         BiquadCascadeQ31(d.band_coeffs, d.band_post_shift, 4).process(buf, out=buf)
@@ -108,8 +110,9 @@ def design_rows() -> list[tuple]:
 def throughput_rows(*, seconds: float, n_channels: int = 8, fs: float = 2000.0) -> list[tuple]:
     cfg = EnvelopeConfig(fs_hz=fs, out_rate_hz=OUT_RATE_HZ, input_bits=24)
     counts = volts_to_counts(emg_like(fs_hz=fs, seconds=seconds, n_channels=n_channels),
-                             volts_per_count=1e-7, input_bits=24)
-    filt = EnvelopeFilter(cfg, n_channels=n_channels, volts_per_count=1e-7, mvc_volts=2e-4)
+                             volts_per_count=DEFAULT_ADC[24].volts_per_count, input_bits=24)
+    filt = EnvelopeFilter(cfg, n_channels=n_channels, volts_per_count=DEFAULT_ADC[24].volts_per_count,
+                          mvc_volts=2e-4)
     filt.process(counts[:64])  # compile / load the numba kernels outside the timing
     rows = []
     for chunk in (len(counts), 40, 10):

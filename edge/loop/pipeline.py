@@ -24,12 +24,14 @@ last ``W`` samples are always one contiguous slice, oldest first, and no copy is
 
 Set-up refuses what does not fit the bundle (exit status 2 from ``myoedge run``): a profile of other
 muscles, or another channel order or joint; an amplifier of another rate, channel count or labels, or
-wider samples than the envelope was designed for; an envelope the runtime would compute differently
-from the one the model was trained on (coefficient hash).
+wider samples than the envelope was designed for, or another ADC (sample width, volts per count) than
+the one the training data was quantised with; an envelope the runtime would compute differently from the
+one the model was trained on (coefficient hash). Each refusal names both values.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -48,16 +50,17 @@ from myoedge.edge.model.predictor import Predictor
 from myoedge.edge.wire.protocol import LABEL_BYTES, DeviceInfo, Frame, FrameParser, FrameRing
 from myoedge.ground.errors import InputError
 
-__all__ = ["Pipeline", "check_device", "check_profile", "envelope_config", "warm_up"]
+__all__ = ["Pipeline", "check_adc", "check_device", "check_profile", "envelope_config", "warm_up"]
 
 _now = time.perf_counter_ns
+LOG = logging.getLogger("myoedge.edge")
 _OUT_OF_RANGE, _WARMING_UP = int(Flags.OUT_OF_RANGE), int(Flags.WARMING_UP)
 _TORQUE_CLAMPED, _INVALID = int(Flags.TORQUE_CLAMPED), int(INVALID)
 
 
 def envelope_config(bundle: Bundle) -> EnvelopeConfig:
     """The envelope the runtime computes for ``bundle``; refused when its hash is not the bundle's."""
-    config = EnvelopeConfig.from_dict(bundle.meta["envelope"]["config"])
+    config = bundle.meta.envelope.config
     check_compatible(bundle, envelope_hash=design_envelope(config).coefficients_hash())
     return config
 
@@ -65,8 +68,8 @@ def envelope_config(bundle: Bundle) -> EnvelopeConfig:
 def check_profile(bundle: Bundle, profile: SubjectProfile) -> None:
     """The profile must describe the joint and muscles (in channel order) the bundle was trained on."""
     check_compatible(bundle, muscles=profile.muscles)
-    if profile.joint != bundle.meta["joint"]:
-        raise InputError(f"bundle {bundle.path} is a {bundle.meta['joint']} model but the profile of "
+    if profile.joint != bundle.meta.joint:
+        raise InputError(f"bundle {bundle.path} is a {bundle.meta.joint} model but the profile of "
                          f"{profile.subject} describes the {profile.joint}")
 
 
@@ -85,6 +88,36 @@ def check_device(bundle: Bundle, info: DeviceInfo, config: EnvelopeConfig) -> No
     if info.sample_bits > config.input_bits:
         raise InputError(f"the amplifier sends {info.sample_bits}-bit samples but the bundle's envelope "
                          f"was designed for {config.input_bits}-bit input")
+    check_adc(bundle, info)
+
+
+def check_adc(bundle: Bundle, info: DeviceInfo) -> None:
+    """The amplifier's sample width and per-channel scale must be the ADC the bundle was trained with
+    (else its envelopes are not the training envelopes); a bundle older than version 3 records no ADC:
+    accepted with a warning."""
+    adc = bundle.adc
+    if adc is None:
+        LOG.warning("bundle %s (version %d) does not record the ADC it was trained with; the amplifier's "
+                    "%d-bit samples at %s V per count are not checked against it", bundle.path,
+                    bundle.meta.version, info.sample_bits, _scales(info.scale_v))
+        return
+    if info.sample_bits != adc.bits:
+        raise InputError(f"the amplifier ({info.device_name or 'unnamed'}) sends {info.sample_bits}-bit "
+                         f"samples but bundle {bundle.path} was trained on a {adc.bits}-bit ADC "
+                         f"({adc.describe()})")
+    expected = np.float32(adc.volts_per_count)
+    wrong = [c for c in range(info.n_channels) if info.scale_v[c] != expected]
+    if wrong:
+        raise InputError(
+            f"the amplifier's scale {_scales(info.scale_v[wrong])} V per count on channel(s) "
+            f"{[info.labels[c] for c in wrong]} differs from the {float(expected):.7g} V per count of the "
+            f"ADC bundle {bundle.path} was trained with; train with that scale (`myoedge train --adc-scale`) "
+            f"or set the amplifier's gain to match")
+
+
+def _scales(values) -> str:
+    distinct = sorted({float(v) for v in values})
+    return " / ".join(f"{v:.7g}" for v in distinct)
 
 
 @njit(cache=True)
@@ -159,7 +192,7 @@ class Pipeline:
         self._lost_seen = parser.stats.lost if parser is not None else 0
         self._breaks_seen = parser.stats.breaks if parser is not None else 0
         self._gap_ns = round(self.safety_config.watchdog_ms * 1e6)
-        self._warm_after = w + _warmup_steps(bundle)  # model samples after a reset before estimates count
+        self._warm_after = w + bundle.warmup_steps  # model samples after a reset before estimates count
         self._reset_predictor = getattr(predictor, "reset_state", None)
         self._since_reset = 0  # model-rate samples since start or the latest reset
         self.resets = {"restart": 0, "lost": 0, "reconnect": 0, "gap": 0, "reset": 0}
@@ -341,18 +374,6 @@ class Pipeline:
                 "publishers": {p.name: {"published": p.stats.published, "dropped": p.stats.dropped,
                                         **({"last_error": p.stats.last_error} if p.stats.last_error else {})}
                                for p in self.publishers}}
-
-
-def _warmup_steps(bundle: Bundle) -> int:
-    """The bundle's ``state.warmup_steps`` (model steps after a reset before estimates are trusted)."""
-    meta = bundle.meta
-    state = meta.get("state") if isinstance(meta, dict) else getattr(meta, "state", None)
-    if state is None:
-        return 0
-    steps = state.get("warmup_steps", 0) if isinstance(state, dict) else getattr(state, "warmup_steps", 0)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise InputError(f"bundle {bundle.path}: state.warmup_steps must be an integer >= 0, got {steps!r}")
-    return steps
 
 
 def _numbered(estimate: Estimate, index: int) -> Estimate:

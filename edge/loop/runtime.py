@@ -31,7 +31,7 @@ from myoedge.edge.loop.latency import LatencyRecorder
 from myoedge.edge.loop.pipeline import Pipeline, check_device, check_profile, envelope_config, warm_up
 from myoedge.edge.loop.publish import Publisher
 from myoedge.edge.loop.safety import SafetyConfig
-from myoedge.edge.model import Predictor, select_predictor, verify_bundle
+from myoedge.edge.model import Predictor, replay_test_vectors, select_predictor
 from myoedge.edge.model.bundle import Bundle
 from myoedge.edge.wire.frame_ring import warm_up_scan
 from myoedge.edge.wire.protocol import MAX_FRAME_SIZE, DeviceInfo, Frame, FrameRing
@@ -93,7 +93,7 @@ class Runtime:
         """Build and check everything, start reading, wait for the device info; raises InputError."""
         if self._predictor is None:
             self._predictor = select_predictor(self.bundle, backend=self._backend, engine_path=self._engine)
-        self.verify_deviation = verify_bundle(self._predictor, self.bundle)
+        self.verify_deviation = replay_test_vectors(self.bundle, self._predictor).check().deviation
         warm_up(self.config, n_channels=self.bundle.n_channels)
         warm_up_scan(FrameRing(n_samples=1, n_channels=1, sample_bits=16, capacity=1))
         gc.collect()
@@ -122,7 +122,7 @@ class Runtime:
         self._watchdog = threading.Thread(target=self._watch, name="myoedge-watchdog", daemon=True)
         self._watchdog.start()
         LOG.info("running bundle %s (%s) on %s: %d channels at %g Hz; model at %g Hz, window %d, "
-                 "predictor %s", self.bundle.path, self.bundle.meta["name"], self.transport.url,
+                 "predictor %s", self.bundle.path, self.bundle.meta.name, self.transport.url,
                  info.n_channels, info.sample_rate_hz, self.bundle.input_rate_hz, self.bundle.window,
                  self._predictor.name)
         return self

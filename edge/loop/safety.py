@@ -95,10 +95,10 @@ class PhysiologicalRange:
     forces_n: tuple[tuple[float, float], ...]
 
     @classmethod
-    def from_meta(cls, meta: dict) -> PhysiologicalRange:
-        phys = meta["physiological_range"]
-        return cls(tuple(float(v) for v in phys["theta_rad"]),
-                   tuple((float(lo), float(hi)) for lo, hi in phys["forces_n"]))
+    def from_meta(cls, meta) -> PhysiologicalRange:
+        """From a bundle's typed meta (``BundleMeta``)."""
+        phys = meta.physiological_range
+        return cls(phys.theta_rad, phys.forces_n)
 
     def contains(self, theta: float, forces: tuple[float, ...]) -> bool:
         """True when every value is inside its range; NaN is never inside."""

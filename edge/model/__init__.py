@@ -4,7 +4,7 @@ behind the one :class:`Predictor` interface.
 ``select_predictor`` picks TensorRT when an engine exists and TensorRT can be imported (the Jetson),
 ONNX Runtime on the CPU otherwise, and logs one line saying which and why. An engine is loaded only when
 its sidecar vouches for it on this GPU, this TensorRT and this bundle (:mod:`.engine_cache`).
-``verify_bundle`` replays the bundle's test vectors, so a runtime proves it reproduces the training
+``replay_test_vectors`` replays the bundle's test vectors, so a runtime proves it reproduces the training
 framework before it drives an exoskeleton.
 
 The package itself imports nothing heavy: its names are loaded on first use (PEP 562), so importing
@@ -22,7 +22,8 @@ _HOMES = {
     "ENGINE_FILE": "engine_cache", "StaleEngine": "engine_cache",
     "OnnxCpuPredictor": "onnx_cpu", "TensorRTPredictor": "tensorrt",
     "Bundle": "bundle", "load_bundle": "bundle", "write_bundle": "bundle",
-    "default_engine_path": "select", "select_predictor": "select", "verify_bundle": "select",
+    "default_engine_path": "select", "select_predictor": "select",
+    "Replay": "replay", "replay_test_vectors": "replay",
 }
 __all__ = ["BACKENDS", *sorted(_HOMES)]
 

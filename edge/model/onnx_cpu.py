@@ -87,7 +87,7 @@ class OnnxCpuPredictor(Predictor):
         # On the CPU an OrtValue made from a numpy array wraps that array's memory: binding them once
         # makes ORT read the window from, and write results into, the arrays allocated above.
         value = ort.OrtValue.ortvalue_from_numpy
-        state_in, state_out = (bundle.state["input"], bundle.state["output"]) if self.stateful else ("", "")
+        state_in, state_out = (bundle.state.input, bundle.state.output) if self.stateful else ("", "")
         buffers = [self._state, self._state.copy()] if self.stateful else [self._state]
         self._bindings = []
         for k in range(len(buffers)):  # stateful: binding k reads buffers[k], writes buffers[1 - k]

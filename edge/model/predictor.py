@@ -43,16 +43,16 @@ class TensorSpec:
 def bundle_specs(bundle: Bundle) -> tuple[TensorSpec, tuple[TensorSpec, ...]]:
     """The envelope input and the output specs a bundle's ``meta.json`` declares (validated by
     load_bundle); a stateful bundle's outputs end with ``state_next``."""
-    inp = bundle.meta["input"]
-    outputs = tuple(TensorSpec(o["name"], tuple(o["shape"]), "float32") for o in bundle.meta["outputs"])
+    inp = bundle.meta.input
+    outputs = tuple(TensorSpec(o.name, o.shape, "float32") for o in bundle.meta.outputs)
     if bundle.stateful:
-        outputs += (TensorSpec(bundle.state["output"], (1, bundle.state["size"])),)
-    return TensorSpec(inp["name"], tuple(inp["shape"]), inp["dtype"]), outputs
+        outputs += (TensorSpec(bundle.state.output, (1, bundle.state.size)),)
+    return TensorSpec(inp.name, inp.shape, inp.dtype), outputs
 
 
 def state_spec(bundle: Bundle) -> TensorSpec | None:
     """The state input of a stateful bundle's graph, or None for a window model."""
-    return TensorSpec(bundle.state["input"], (1, bundle.state["size"])) if bundle.stateful else None
+    return TensorSpec(bundle.state.input, (1, bundle.state.size)) if bundle.stateful else None
 
 
 def input_specs(bundle: Bundle) -> tuple[TensorSpec, ...]:
@@ -117,9 +117,9 @@ class Predictor(abc.ABC):
         }
         self._closed = False
         self.stateful = state is not None
-        self.state_size = int(state["size"]) if state else 0
-        self._state_out = state["output"] if state else None
-        self._initial = np.asarray(state["initial"] if state else [], dtype=np.float32).reshape(1, -1)
+        self.state_size = state.size if state else 0
+        self._state_out = state.output if state else None
+        self._initial = np.asarray(state.initial if state else (), dtype=np.float32).reshape(1, -1)
         self._state = self._initial.copy()
 
     @property

@@ -1,13 +1,10 @@
-"""Choosing a bundle's predictor (:func:`select_predictor`) and proving it (:func:`verify_bundle`)."""
+"""Choosing a bundle's predictor (:func:`select_predictor`); :mod:`.replay` proves it."""
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
-
-import numpy as np
 
 from myoedge.edge.model import BACKENDS
 from myoedge.edge.model.bundle import Bundle
@@ -67,30 +64,3 @@ def select_predictor(bundle: Bundle, *, backend: str = "auto",
             reason, level = f"engine {engine} exists but TensorRT is unavailable: {exc}", logging.WARNING
     logger.log(level, "predictor backend: %s (%s)", predictor.name, reason)
     return predictor
-
-
-def verify_bundle(predictor: Predictor, bundle: Bundle) -> float:
-    """Run every test vector through ``predictor``; return the max abs deviation from the references.
-
-    Raises InputError naming the output and vector when the deviation exceeds the bundle's tolerance
-    (a NaN counts as infinitely far).
-    The vectors are one sequence: a stateful predictor replays them in order from its initial state and
-    its state after each step is checked too; the state is reset again afterwards.
-    """
-    worst, worst_at = -1.0, ("", -1)  # a bundle holds at least one vector and two outputs
-    predictor.reset_state()
-    for k, window in enumerate(bundle.test_inputs):
-        outputs = predictor.predict(window)
-        for name, reference in bundle.test_outputs.items():
-            dev = float(np.max(np.abs(outputs[name][0] - reference[k])))
-            if not math.isfinite(dev):
-                dev = math.inf
-            if dev > worst:
-                worst, worst_at = dev, (name, k)
-    predictor.reset_state()
-    if worst > bundle.tolerance:
-        name, k = worst_at
-        raise InputError(f"{predictor.name} does not reproduce bundle {bundle.path}: max abs deviation "
-                         f"{worst:.3g} on '{name}' (test vector {k}) exceeds the tolerance "
-                         f"{bundle.tolerance:g}")
-    return worst

@@ -88,7 +88,7 @@ class TensorRTPredictor(Predictor):
         self.precision: str | None = None  # unknown for an engine loaded without its sidecar
         if check_sidecar:
             major, minor = dev.compute_capability()
-            key = check_for_runtime(engine_path, onnx_sha256=bundle.meta["onnx"]["sha256"],
+            key = check_for_runtime(engine_path, onnx_sha256=bundle.meta.onnx.sha256,
                                     tensorrt_version=str(trt.__version__),
                                     compute_capability=f"{major}.{minor}")
             self.precision, self.name = key.precision, f"tensorrt-{key.precision}"

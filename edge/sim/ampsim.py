@@ -12,13 +12,9 @@ the bytes. The stream starts when the first reader attaches; after that the devi
 or not anyone listens, and frames produced with no reader attached (during a disconnect fault, or before
 a reader comes back) are counted in ``frames_unsent``.
 
-Counts. Volts become counts with a fixed amplifier scale per sample width (``AMP_SCALE_V``), clipped to
-the integer range (clipped samples are counted):
-
-- 24-bit: 4.5 V / 24 / 2^23 = 22.35 nV per count, range +-187.5 mV: a TI ADS1299 at gain 24 with its
-  4.5 V reference, the front end of many EMG and EEG amplifiers (OpenBCI among them);
-- 16-bit: 0.5 uV per count, range +-16.4 mV: about three times the largest synthetic MVC peak (RMS up
-  to 1.2 mV, peaks near 5 mV), with quantisation noise (0.14 uV RMS) far below the 3 uV baseline noise.
+Counts. Volts become counts through the ADC (:class:`myoedge.edge.dsp.adc.Adc`; by default the one
+training assumes for the sample width, ``default_adc(bits)``), clipped to the integer range (clipped
+samples are counted); the device-info frame announces that ADC's scale for every channel.
 """
 
 from __future__ import annotations
@@ -31,6 +27,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from myoedge.edge.dsp.adc import Adc, default_adc, quantise
 from myoedge.edge.sim.ampsim_links import Link, PtyLink, TcpLink
 from myoedge.edge.sim.ampsim_signals import AmpSignal
 from myoedge.edge.sim.faults import FaultInjector, FaultPlan, FaultStats
@@ -46,18 +43,7 @@ from myoedge.ground.errors import InputError
 
 LOG = logging.getLogger("myoedge.edge")
 
-AMP_SCALE_V = {16: 0.5e-6, 24: 4.5 / 24 / 2**23}
 DEVICE_NAME = "myoedge amp-sim"
-
-
-def volts_to_counts(volts: np.ndarray, *, bits: int) -> tuple[np.ndarray, int]:
-    """Counts (int32, same shape) for ``volts`` at the amplifier scale of ``bits``, and how many clipped."""
-    if bits not in AMP_SCALE_V:
-        raise InputError(f"sample width must be 16 or 24 bits, got {bits!r}")
-    counts = np.rint(np.asarray(volts, dtype=np.float64) / AMP_SCALE_V[bits])
-    high = (1 << (bits - 1)) - 1
-    clipped = int(np.count_nonzero((counts < -high - 1) | (counts > high)))
-    return np.clip(counts, -high - 1, high).astype(np.int32), clipped
 
 
 @dataclass(frozen=True)
@@ -95,10 +81,11 @@ class AmplifierSimulator:
     tests and end-to-end latency; ``on_address(address)`` when a disconnect fault brought up a new pty.
     """
 
-    def __init__(self, signal: AmpSignal, *, bits: int = 24, samples_per_frame: int = 2,
-                 tcp_port: int | None = None, link_path: str | None = None, fast: bool = False,
-                 loop: bool = True, faults: FaultPlan | None = None, info_interval_s: float = 1.0,
-                 first_seq: int = 0, stop_after_s: float | None = None, device_name: str = DEVICE_NAME,
+    def __init__(self, signal: AmpSignal, *, bits: int = 24, adc: Adc | None = None,
+                 samples_per_frame: int = 2, tcp_port: int | None = None, link_path: str | None = None,
+                 fast: bool = False, loop: bool = True, faults: FaultPlan | None = None,
+                 info_interval_s: float = 1.0, first_seq: int = 0, stop_after_s: float | None = None,
+                 device_name: str = DEVICE_NAME,
                  on_sent: Callable[[Frame, int], None] | None = None,
                  on_address: Callable[[str], None] | None = None) -> None:
         if not isinstance(samples_per_frame, int) or not 1 <= samples_per_frame <= MAX_SAMPLES_PER_FRAME:
@@ -111,13 +98,19 @@ class AmplifierSimulator:
             raise InputError(f"stop_after_s must be > 0 seconds, got {stop_after_s!r}")
         if not loop and signal.volts.shape[0] < samples_per_frame:
             raise InputError(f"the signal has {signal.volts.shape[0]} samples, less than one frame")
-        self.signal = signal
-        self.counts, self.clipped_samples = volts_to_counts(signal.volts, bits=bits)
+        if adc is None:
+            adc = default_adc(bits)
+        elif not isinstance(adc, Adc) or adc.bits != bits:
+            raise InputError(f"adc must be an Adc of {bits} bits (the sample width), got {adc!r}")
+        self.signal, self.adc = signal, adc
+        self.counts, self.clipped_samples = quantise(signal.volts, volts_per_count=adc.volts_per_count,
+                                                     bits=adc.bits)
         if self.clipped_samples:
             LOG.warning("amp-sim: %d samples clipped to the %d-bit range", self.clipped_samples, bits)
         self.device_info = DeviceInfo(
-            sample_rate_hz=signal.fs, scale_v=[AMP_SCALE_V[bits]] * len(signal.labels), labels=signal.labels,
-            sample_bits=bits, samples_per_frame=samples_per_frame, device_name=device_name)
+            sample_rate_hz=signal.fs, scale_v=[adc.volts_per_count] * len(signal.labels),
+            labels=signal.labels, sample_bits=bits, samples_per_frame=samples_per_frame,
+            device_name=device_name)
         self.bits, self.samples_per_frame, self.fast, self.loop = bits, samples_per_frame, fast, loop
         self._tcp_port, self._link_path = tcp_port, link_path
         self._info_every = max(1, round(info_interval_s * signal.fs / samples_per_frame))

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 
+from myoedge.edge.dsp.adc import ADC_SCALE_HELP, choose_adc
 from myoedge.ground.errors import InputError
 
 
@@ -39,6 +40,7 @@ def register(sub) -> None:
                      help="MVC protocol: seconds of the ramp up and of the ramp down (default 1)")
     fmt = p.add_argument_group("frames and output")
     fmt.add_argument("--bits", type=int, choices=[16, 24], default=24, help="sample width (default 24)")
+    fmt.add_argument("--adc-scale", type=float, metavar="VOLTS", help=ADC_SCALE_HELP)
     fmt.add_argument("--samples-per-frame", type=int, default=2, help="samples per channel per frame "
                      "(default 2: 1 ms frames at 2 kHz)")
     fmt.add_argument("--tcp", type=int, metavar="PORT", help="serve TCP on 127.0.0.1:PORT instead of a pty "
@@ -86,7 +88,8 @@ def _amp_sim(args: argparse.Namespace) -> dict:
         raise InputError(f"--rate must be within 100 to 20000 Hz, got {args.rate:g}")
     plan = FaultPlan.parse(args.fault, seed=args.fault_seed)
     sig = _source(args)
-    sim = AmplifierSimulator(sig, bits=args.bits, samples_per_frame=args.samples_per_frame,
+    adc = choose_adc(bits=args.bits, volts_per_count=args.adc_scale)
+    sim = AmplifierSimulator(sig, bits=args.bits, adc=adc, samples_per_frame=args.samples_per_frame,
                              tcp_port=args.tcp, link_path=args.link, fast=args.fast, loop=not args.once,
                              faults=plan, info_interval_s=args.info_interval, stop_after_s=args.stop_after,
                              on_address=lambda address: _say(f"streaming on {address}"))

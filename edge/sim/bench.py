@@ -144,7 +144,7 @@ def run_bench(config: BenchConfig, *, command: str = "", log=None) -> dict:
             path, n_params = Path(config.model), None
         bundle = load_bundle(path)
         fs, n_ch, spf = bundle.emg_rate_hz, bundle.n_channels, config.samples_per_frame
-        bits = int(bundle.meta["envelope"]["config"]["input_bits"])
+        bits = bundle.meta.envelope.config.input_bits
         say(f"envelope throughput, {config.envelope_seconds:g} s of {n_ch} channels at {fs:g} Hz")
         envelope = [{"samples_per_call": c, "x_real_time": round(x, 1), "us_per_call": round(u, 2)}
                     for c, x, u in throughput_rows(seconds=config.envelope_seconds, n_channels=n_ch, fs=fs)]
@@ -212,7 +212,7 @@ def run_bench(config: BenchConfig, *, command: str = "", log=None) -> dict:
         "format": RESULT_FORMAT, "command": command,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "host": host, "config": {**asdict(config), "faults": plan.describe()},
-        "model": {"kind": config.model if n_params is not None else "bundle", "bundle": bundle.meta["name"],
+        "model": {"kind": config.model if n_params is not None else "bundle", "bundle": bundle.meta.name,
                   "synthetic": n_params is not None, "parameters": n_params, "window": bundle.window,
                   "stateful": bundle.stateful,
                   "channels": n_ch, "rate_hz": bundle.input_rate_hz, "emg_rate_hz": fs, "sample_bits": bits,

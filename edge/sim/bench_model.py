@@ -21,8 +21,9 @@ import numpy as np
 from myoedge.body.catalog import JOINTS, generic_model
 from myoedge.body.model import JointModel, Muscle
 from myoedge.body.profile import SubjectProfile
-from myoedge.edge.dsp.envelope import EnvelopeConfig, design_envelope
-from myoedge.edge.model.bundle import INPUT_NAME, Bundle, write_bundle
+from myoedge.edge.dsp.adc import default_adc
+from myoedge.edge.dsp.envelope import EnvelopeConfig
+from myoedge.edge.model.bundle import INPUT_NAME, Bundle, BundleMeta, StateMeta, write_bundle
 from myoedge.edge.sim.synthetic_net import (
     OPSET,
     STATE_INPUT,
@@ -82,53 +83,45 @@ def synthetic_bundle(path: str | os.PathLike, *, kind: str, muscles: tuple[str, 
         raise InputError(f"synthetic model kind must be one of {list(MODEL_KINDS)}, got {kind!r}")
     m, window = len(muscles), _SIZES[kind]["window"]
     onnx_bytes, n_params = _onnx_graph(kind, channels=m, seed=seed)
-    design = design_envelope(EnvelopeConfig(fs_hz=fs_hz, out_rate_hz=MODEL_RATE_HZ, input_bits=input_bits))
+    envelope = EnvelopeConfig(fs_hz=fs_hz, out_rate_hz=MODEL_RATE_HZ, input_bits=input_bits)
     inputs = np.random.default_rng(seed + 1).uniform(0.0, 1.0, (_TEST_STEPS, window, m)).astype(np.float32)
     state = _state_block(kind)
     outs = _replay(onnx_bytes, inputs, state)
-    meta = {
-        "name": f"synthetic-{kind}", "joint": _joint_for(muscles), "muscles": list(muscles),
-        "input": {"name": INPUT_NAME, "shape": [1, window, m], "dtype": "float32", "window": window,
-                  "rate_hz": MODEL_RATE_HZ},
-        "emg_rate_hz": fs_hz,
-        "envelope": {"config": design.config.to_dict(), "coefficients": design.coefficients(),
-                     "hash": design.coefficients_hash()},
-        "outputs": [{"name": "theta", "shape": [1, 1], "unit": "rad"},
-                    {"name": "forces", "shape": [1, m], "unit": "N"}],
-        "physiological_range": {"theta_rad": [-3.2, 3.2], "forces_n": [[0.0, 5000.0]] * m},
-        "training": {"model": f"synthetic {kind}-size graph, random fixed weights (seed {seed})"},
-        "onnx": {"opset": OPSET}, "test_vectors": {"tolerance": 1e-4}}
-    if state is not None:  # a stateful graph: the model-state contract of docs/bundle.md (format version 2)
-        meta.update(version=2, state=state)
+    meta = BundleMeta.build(
+        name=f"synthetic-{kind}", joint=_joint_for(muscles), muscles=muscles, window=window,
+        envelope=envelope, adc=default_adc(input_bits),
+        physiological_range={"theta_rad": [-3.2, 3.2], "forces_n": [[0.0, 5000.0]] * m},
+        training={"model": f"synthetic {kind}-size graph, random fixed weights (seed {seed})"},
+        opset=OPSET, tolerance=1e-4, state=state)
     path = write_bundle(path, onnx_bytes=onnx_bytes, meta=meta, test_inputs=inputs, overwrite=True,
                         test_outputs=outs)
     return path, n_params
 
 
-def _state_block(kind: str) -> dict | None:
+def _state_block(kind: str) -> StateMeta | None:
     """The bundle's ``state`` block for a stateful synthetic model (zeros initial, no burn-in), or None."""
     hidden = _SIZES[kind].get("gru_hidden")
     if hidden is None:
         return None
-    return {"input": STATE_INPUT, "output": STATE_OUTPUT, "size": hidden, "initial": [0.0] * hidden,
-            "warmup_steps": 0}
+    return StateMeta(input=STATE_INPUT, output=STATE_OUTPUT, size=hidden, initial=(0.0,) * hidden,
+                     warmup_steps=0)
 
 
-def _replay(onnx_bytes: bytes, inputs: np.ndarray, state: dict | None) -> dict[str, np.ndarray]:
+def _replay(onnx_bytes: bytes, inputs: np.ndarray, state: StateMeta | None) -> dict[str, np.ndarray]:
     """ONNX Runtime's outputs for ``inputs`` (K, W, C), one window at a time; a stateful graph is replayed
-    as one sequence from its initial state, as ``verify_bundle`` does."""
+    as one sequence from its initial state, as ``replay_test_vectors`` does."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     feeds: dict[str, np.ndarray] = {}
     if state is not None:
-        feeds[state["input"]] = np.asarray(state["initial"], np.float32).reshape(1, -1)
+        feeds[state.input] = np.asarray(state.initial, np.float32).reshape(1, -1)
     outs: dict[str, list] = {name: [] for name in names}
     for x in inputs:
         results = dict(zip(names, session.run(None, {INPUT_NAME: x[None], **feeds}), strict=True))
         if state is not None:
-            feeds[state["input"]] = results[state["output"]]
+            feeds[state.input] = results[state.output]
         for name, value in results.items():
             outs[name].append(value)
     return {name: np.concatenate(values) for name, values in outs.items()}
@@ -144,7 +137,7 @@ def _joint_for(muscles: tuple[str, ...]) -> str:
 def bench_profile(bundle: Bundle) -> SubjectProfile:
     """A profile for ``bundle``: the generic model of its joint when the muscles are that joint's,
     otherwise alternating wrist-like flexors and extensors named as the bundle's muscles."""
-    joint = bundle.meta["joint"]
+    joint = bundle.meta.joint
     model = generic_model(joint) if joint in JOINTS else None
     if model is None or model.muscle_names != bundle.muscles:
         wrist = generic_model("wrist")

@@ -12,6 +12,7 @@ from myoedge.body.recording import save_recording
 from myoedge.body.subjects import make_subject, simulate_session, true_profile
 from myoedge.calibrate.moment_arms import relative_rms_error
 from myoedge.cli import main
+from myoedge.ground.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +105,21 @@ def test_scripted_demo_step_calibrates_a_synthetic_subject_from_the_generic_mode
     assert max(abs(e) for e in summary["mvc_error"].values()) < 0.03
     assert summary["max_moment_arm_error"] < 0.05
     assert SubjectProfile.load(tmp_path / "knee01.json").provenance["mvc"]["port"]
+
+
+def test_profile_comparison_is_in_percent_of_the_true_value():
+    from myoedge.calibrate.demo_step import compare_profiles, describe_comparison
+
+    truth = true_profile(make_subject("knee", 1))
+    angles = np.radians([10.0, 40.0])
+    same = compare_profiles(truth, truth, angles_rad=angles)
+    assert same["angles_deg"] == pytest.approx([10.0, 40.0])
+    assert all(e == 0.0 for e in same["mvc_percent"].values())
+    assert all(e == [0.0, 0.0] for e in same["moment_arm_percent"].values())
+    louder = replace(truth, mvc_volts=tuple(1.1 * v for v in truth.mvc_volts))
+    diff = compare_profiles(louder, truth, angles_rad=angles)
+    assert list(diff["mvc_percent"].values()) == pytest.approx([10.0, 10.0])
+    lines = describe_comparison(diff)
+    assert "+10.0%" in lines[0] and "10°, 40°" in lines[1]
+    with pytest.raises(InputError, match="different muscles"):
+        compare_profiles(true_profile(make_subject("wrist", 1)), truth, angles_rad=angles)

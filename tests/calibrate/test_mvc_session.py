@@ -12,8 +12,9 @@ from myoedge.body.subjects import make_subject, true_profile
 from myoedge.calibrate.mvc import MvcConfig
 from myoedge.calibrate.mvc_session import run_mvc_session
 from myoedge.cli import main
+from myoedge.edge.dsp.adc import default_adc
 from myoedge.edge.dsp.envelope import envelope_from_volts
-from myoedge.edge.sim.ampsim import AMP_SCALE_V, AmplifierSimulator
+from myoedge.edge.sim.ampsim import AmplifierSimulator
 from myoedge.edge.sim.ampsim_signals import AmpSignal, mvc_protocol_signal
 from myoedge.edge.sim.faults import FaultPlan
 from myoedge.ground.errors import InputError
@@ -42,7 +43,8 @@ def plateau_truth(sig: AmpSignal) -> np.ndarray:
     from myoedge.calibrate.mvc_stream import stream_envelope_config
 
     cfg = stream_envelope_config(fs_hz=sig.fs, input_bits=24, rate_hz=100.0)
-    env = envelope_from_volts(sig.volts, fs_hz=sig.fs, config=cfg, volts_per_count=AMP_SCALE_V[24])
+    env = envelope_from_volts(sig.volts, fs_hz=sig.fs, config=cfg,
+                              volts_per_count=default_adc(24).volts_per_count)
     out = np.zeros(len(sig.labels))
     for c in range(len(sig.labels)):
         parts = [env[int(k.plateau_s[0] * 100):int(k.plateau_s[1] * 100), c] for k in sig.contractions

@@ -37,7 +37,7 @@ def _stored(bundle, precision="fp16", target=ORIN):
 def test_key_is_made_of_gpu_tensorrt_model_hash_and_precision(bundle):
     key = engine_key(bundle, precision="fp16", target=ORIN)
     assert key.to_dict() == {"compute_capability": "8.7", "tensorrt_version": "10.3.0.30",
-                             "onnx_sha256": bundle.meta["onnx"]["sha256"], "precision": "fp16"}
+                             "onnx_sha256": bundle.meta.onnx.sha256, "precision": "fp16"}
     assert EngineKey.from_dict(key.to_dict()) == key
     other = dataclasses.replace(key, precision="fp32", tensorrt_version="10.4.0")
     assert other.differences(key) == ["tensorrt_version '10.4.0' (wanted '10.3.0.30')",

@@ -6,14 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from myoedge.cli import main
 from myoedge.deploy.cache import check_cached, engine_key, sidecar_path
-from myoedge.deploy.engine import build_engine, build_serialized_engine, run_vectors
+from myoedge.deploy.engine import build_engine, build_serialized_engine
 from myoedge.deploy.precision import build_plan
-from myoedge.edge.model import OnnxCpuPredictor
 from myoedge.ground.errors import InputError
 
 
@@ -42,16 +40,6 @@ def test_bad_input_is_reported_before_any_build(tmp_path, bundle_dir, capsys):
         build_engine(bundle_dir, precision="int8")
     with pytest.raises(InputError, match="workspace_mib"):
         build_engine(bundle_dir, workspace_mib=4)
-
-
-def test_run_vectors_stacks_outputs_of_every_window(bundle):
-    with OnnxCpuPredictor(bundle) as predictor:
-        outputs = run_vectors(predictor, bundle.test_inputs)
-    k = len(bundle.test_inputs)
-    assert outputs["theta"].shape == (k, 1) and outputs["forces"].shape == (k, 3)
-    for name, ref in bundle.test_outputs.items():
-        np.testing.assert_allclose(outputs[name], ref, atol=bundle.tolerance)
-    assert not np.array_equal(outputs["forces"][0], outputs["forces"][1])  # not the reused buffer k times
 
 
 class FakeTensorRT:

@@ -8,6 +8,7 @@ from onnx_models import make_bundle
 
 from myoedge.body.catalog import generic_model
 from myoedge.body.profile import SubjectProfile
+from myoedge.edge.dsp.adc import default_adc
 from myoedge.edge.dsp.envelope import volts_to_counts
 from myoedge.edge.dsp.envelope_report import emg_like
 from myoedge.edge.loop.pipeline import Pipeline
@@ -18,7 +19,8 @@ from myoedge.edge.model.bundle import load_bundle
 from myoedge.edge.wire.protocol import DeviceInfo, Frame, FrameParser, encode_device_info, encode_frame
 
 MUSCLES = ("FCR", "FCU", "ECRL", "ECRB", "ECU")  # the wrist model's channel order
-FS, WINDOW, SPF, VPC, MVC = 1000.0, 8, 2, 1e-7, 2e-4
+FS, WINDOW, SPF, MVC = 1000.0, 8, 2, 2e-4
+VPC = default_adc(24).volts_per_count  # the ADC the test bundles record
 
 
 def setup_parts(tmp_path, *, window: int = WINDOW):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from myoedge.edge.dsp.envelope import EnvelopeConfig, design_envelope
-from myoedge.edge.model.bundle import INPUT_NAME, write_bundle
+from myoedge.edge.dsp.adc import default_adc
+from myoedge.edge.dsp.envelope import EnvelopeConfig
+from myoedge.edge.model.bundle import BundleMeta, write_bundle
 from myoedge.edge.sim.synthetic_net import (
     OPSET,
     NetParams,
@@ -26,23 +27,12 @@ __all__ = ["OPSET", "NetParams", "build_onnx", "bundle_meta", "make_bundle", "pa
 
 def bundle_meta(*, window: int, muscles: tuple[str, ...], rate_hz: float = 100.0, emg_rate_hz: float = 1000.0,
                 tolerance: float = 1e-4) -> dict:
-    """A complete version-1 ``meta`` for write_bundle (hashes and timestamps are filled in there)."""
-    design = design_envelope(EnvelopeConfig(fs_hz=emg_rate_hz, out_rate_hz=rate_hz, input_bits=24))
-    m = len(muscles)
-    return {
-        "name": "test-net", "joint": "wrist", "muscles": list(muscles),
-        "input": {"name": INPUT_NAME, "shape": [1, window, m], "dtype": "float32", "window": window,
-                  "rate_hz": rate_hz},
-        "emg_rate_hz": emg_rate_hz,
-        "envelope": {"config": design.config.to_dict(), "coefficients": design.coefficients(),
-                     "hash": design.coefficients_hash()},
-        "outputs": [{"name": "theta", "shape": [1, 1], "unit": "rad"},
-                    {"name": "forces", "shape": [1, m], "unit": "N"}],
-        "physiological_range": {"theta_rad": [-1.5, 1.5], "forces_n": [[0.0, 2000.0]] * m},
-        "training": {"model": "onnx.helper test net", "seed": 0},
-        "onnx": {"opset": OPSET},
-        "test_vectors": {"tolerance": tolerance},
-    }
+    """A complete ``meta`` (JSON form) for write_bundle (hashes and timestamps are filled in there)."""
+    return BundleMeta.build(
+        name="test-net", joint="wrist", muscles=muscles, window=window,
+        envelope=EnvelopeConfig(fs_hz=emg_rate_hz, out_rate_hz=rate_hz, input_bits=24), adc=default_adc(24),
+        physiological_range={"theta_rad": [-1.5, 1.5], "forces_n": [[0.0, 2000.0]] * len(muscles)},
+        training={"model": "onnx.helper test net", "seed": 0}, opset=OPSET, tolerance=tolerance).to_dict()
 
 
 def make_bundle(path, *, window: int = 8, muscles: tuple[str, ...] = ("FCR", "ECRL", "ECU"), filters: int = 6,

@@ -11,10 +11,10 @@ import pytest
 
 from myoedge.body.recording import save_recording
 from myoedge.body.subjects import make_subject, simulate_session, true_profile
+from myoedge.edge.dsp.adc import default_adc
 from myoedge.edge.dsp.envelope import EnvelopeFilter, volts_to_counts
 from myoedge.ground.errors import InputError
 from myoedge.train.data import (
-    DEFAULT_VOLTS_PER_COUNT,
     load_sequences,
     split_intra_session,
     split_leave_one_trial_out,
@@ -52,8 +52,9 @@ def test_envelopes_are_the_devices_streaming_output(subject, recordings, seqs):
     """The device filter fed the same ADC counts in any chunks gives the training envelopes bit for bit."""
     rec, seq = recordings[0], seqs[0]
     mvc = true_profile(subject).mvc
-    counts = volts_to_counts(rec.emg, volts_per_count=DEFAULT_VOLTS_PER_COUNT, input_bits=24)
-    device = EnvelopeFilter(seq.envelope_config, n_channels=2, volts_per_count=DEFAULT_VOLTS_PER_COUNT,
+    assert seq.adc == default_adc(24)
+    counts = volts_to_counts(rec.emg, volts_per_count=seq.adc.volts_per_count, input_bits=24)
+    device = EnvelopeFilter(seq.envelope_config, n_channels=2, volts_per_count=seq.adc.volts_per_count,
                             mvc_volts=mvc)
     cuts = [0, 7, 1000, 1013, 4444, len(counts)]
     streamed = np.concatenate([device.process(counts[a:b]) for a, b in zip(cuts[:-1], cuts[1:])])

@@ -12,11 +12,13 @@ import torch
 
 from myoedge.body.subjects import make_subject, simulate_session, true_profile, write_dataset
 from myoedge.cli import main
+from myoedge.edge.dsp.adc import Adc, default_adc
 from myoedge.edge.dsp.envelope import design_envelope
+from myoedge.edge.model import OnnxCpuPredictor, replay_test_vectors
 from myoedge.edge.model.bundle import load_bundle
 from myoedge.ground.errors import InputError
 from myoedge.train.data import load_sequences, split_intra_session
-from myoedge.train.export import ParityError, check_parity, export_bundle, onnx_outputs, output_scales
+from myoedge.train.export import ParityError, check_parity, export_bundle, output_scales
 from myoedge.train.fit import fit
 from myoedge.train.run import TrainConfig, TrainedModel
 
@@ -53,7 +55,8 @@ def test_bundle_loads_and_its_vectors_round_trip(trained_and_test, tmp_path):
     assert bundle.envelope_hash == design_envelope(trained.envelope_config).coefficients_hash()
     assert len(bundle.test_inputs) == report["vectors"] == len(trained.samples) + 2
     assert onnx.load(str(bundle.onnx_path)).opset_import[0].version == 17
-    got = onnx_outputs(bundle.onnx_path.read_bytes(), bundle.test_inputs)
+    with OnnxCpuPredictor(bundle) as ort_predictor:
+        got = replay_test_vectors(bundle, ort_predictor).check().outputs
     for name in ("theta", "forces"):
         np.testing.assert_allclose(got[name], bundle.test_outputs[name], rtol=0, atol=bundle.tolerance)
     assert report["max_scaled_error"] <= 1e-4 and report["max_abs_error"]["forces"] < bundle.tolerance
@@ -61,11 +64,12 @@ def test_bundle_loads_and_its_vectors_round_trip(trained_and_test, tmp_path):
     theta, forces = trained.predict(test[1])
     np.testing.assert_allclose(bundle.test_outputs["theta"][-1, 0], theta[-1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bundle.test_outputs["forces"][-1], forces[-1], rtol=1e-4, atol=1e-3)
-    phys = bundle.meta["physiological_range"]
-    lo, hi = phys["theta_rad"]
+    phys = bundle.meta.physiological_range
+    lo, hi = phys.theta_rad
     assert lo <= min(s.theta.min() for s in test) and hi >= max(s.theta.max() for s in test)
-    assert all(pair[0] == 0.0 and pair[1] > 50.0 for pair in phys["forces_n"])
-    assert bundle.meta["training"]["model_config"]["preset"] == "edge-window"
+    assert all(pair[0] == 0.0 and pair[1] > 50.0 for pair in phys.forces_n)
+    assert bundle.meta.training["model_config"]["preset"] == "edge-window"
+    assert bundle.adc == default_adc(24) and bundle.meta.version == 3  # the ADC the data was quantised with
 
 
 def test_parity_rule_fails_loudly(trained_and_test):
@@ -110,3 +114,12 @@ def test_train_and_export_verbs(tmp_path, capsys):
     assert TrainedModel.load(tmp_path / "run1").window == TrainedModel.load(run).window - 30  # default 31
     assert main(args + ["--preset", "pi-cnn", "--smooth", "3"]) == 2
     assert "--smooth applies to window presets" in capsys.readouterr().err
+    chosen = tmp_path / "run16"
+    assert main(args[:3] + [str(chosen), "--iterations", "2", "--quiet", "--adc-bits", "16", "--adc-scale",
+                            "1e-6"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(chosen), "--out", str(tmp_path / "b16")]) == 0
+    b16 = load_bundle(tmp_path / "b16")
+    assert b16.adc == Adc(bits=16, volts_per_count=1e-6) and b16.meta.envelope.config.input_bits == 16
+    assert main(args[:3] + [str(tmp_path / "run-bad"), "--adc-scale", "-1"]) == 2
+    assert "volts_per_count" in capsys.readouterr().err

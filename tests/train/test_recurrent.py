@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from myoedge.body.subjects import make_subject, simulate_session, true_profile
+from myoedge.edge.model import OnnxCpuPredictor, replay_test_vectors
+from myoedge.edge.model.bundle import load_bundle
 from myoedge.ground.errors import InputError
 from myoedge.train import export
 from myoedge.train.data import load_sequences, split_time
@@ -130,21 +132,22 @@ def test_run_folder_round_trip(trained, wrist, tmp_path):
 
 
 @pytest.mark.parametrize("name", STATEFUL)
-def test_onnx_step_matches_torch_on_a_sequence_with_state(name, trained, wrist):
+def test_onnx_step_matches_torch_on_a_sequence_with_state(name, trained, wrist, tmp_path):
     if name != trained.config.preset:
         cfg = TrainConfig(**{**trained.config.to_dict(), "preset": name, "iterations": 10})
         trained = fit(wrist[0], cfg, seed=0)
-    model = export.onnx_bytes(trained)
     inputs = trained.samples
     ref = export.reference_outputs(trained, inputs)
     assert ref["theta"].shape == (64, 1) and ref["state_next"].shape == (64, trained.model.state_size)
-    initial = trained.model.initial_state().numpy()
-    got = export.onnx_outputs(model, inputs, initial_state=initial)
-    report = export.check_parity(ref, got, export.output_scales(trained))
+    report = export.export_bundle(trained, tmp_path / "b")
+    bundle = load_bundle(tmp_path / "b")
+    with OnnxCpuPredictor(bundle) as onnx:
+        got = replay_test_vectors(bundle, onnx).check().outputs
+        again = replay_test_vectors(bundle, onnx).outputs
     assert report["max_scaled_error"] <= 1e-4 and "state_next" in report["max_abs_error"]
+    assert export.check_parity(ref, got, export.output_scales(trained))["max_scaled_error"] <= 1e-4
     # the state evolves; replaying from the initial state again gives the same sequence (reset)
     assert np.abs(ref["state_next"][-1] - ref["state_next"][0]).max() > 1e-3
-    again = export.onnx_outputs(model, inputs, initial_state=initial)
     np.testing.assert_array_equal(again["theta"], got["theta"])
     # a whole-sequence forward gives the replayed outputs
     with torch.no_grad():
@@ -156,14 +159,14 @@ def test_onnx_step_matches_torch_on_a_sequence_with_state(name, trained, wrist):
 def test_export_meta_has_the_state_block(trained, tmp_path, monkeypatch):
     seen = {}
 
-    def capture(path, *, onnx_bytes, meta, test_inputs, test_outputs, overwrite):
+    def capture(path, *, onnx_bytes, meta, test_inputs, test_outputs, overwrite, check):
         seen.update(meta=meta, inputs=test_inputs, outputs=test_outputs)
         return path
 
     monkeypatch.setattr(export, "write_bundle", capture)
     report = export.export_bundle(trained, tmp_path / "b")
-    state = seen["meta"]["state"]
-    assert seen["meta"]["version"] == 2 and report["vectors"] == 64
+    state = seen["meta"].to_dict()["state"]
+    assert seen["meta"].version == 3 and report["vectors"] == 64
     assert state == {"input": "state", "output": "state_next", "size": 12, "initial": [0.0] * 12,
                      "warmup_steps": 20}
     assert seen["outputs"]["state_next"].shape == (64, 12) and seen["inputs"].shape == (64, 1, 5)

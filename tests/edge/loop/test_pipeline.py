@@ -14,7 +14,7 @@ from loop_parts import FS, MUSCLES, MVC, SPF, VPC, WINDOW, emg, run_pipeline, se
 
 from myoedge.body.catalog import generic_model
 from myoedge.body.profile import SubjectProfile
-from myoedge.edge.dsp.envelope import EnvelopeConfig, EnvelopeFilter
+from myoedge.edge.dsp.envelope import EnvelopeFilter, design_envelope
 from myoedge.edge.loop.estimate import Flags
 from myoedge.edge.loop.latency import LatencyRecorder
 from myoedge.edge.loop.pipeline import Pipeline, check_device, check_profile, envelope_config
@@ -33,7 +33,7 @@ def test_envelopes_and_outputs_equal_the_components_on_the_whole_signal(parts):
     bundle, profile, info = parts
     counts = emg(0.6)
     pipe, got = run_pipeline(parts, stream(counts, info))
-    cfg = EnvelopeConfig.from_dict(bundle.meta["envelope"]["config"])
+    cfg = bundle.meta.envelope.config
     whole = EnvelopeFilter(cfg, n_channels=5, volts_per_count=info.scale_v, mvc_volts=MVC).process(counts)
     assert len(got) == len(whole) == 60 and pipe.model_samples == 60
     np.testing.assert_array_equal(pipe.current_window(), whole[-WINDOW:])
@@ -105,6 +105,10 @@ def test_refuses_a_profile_of_other_muscles_or_order(parts, tmp_path):
     ({"sample_rate_hz": 2000.0}, "expects EMG at 1000 Hz"),
     ({"labels": MUSCLES[::-1]}, "other order"),
     ({"labels": MUSCLES[:4], "scale_v": [VPC] * 4}, "sends 4 channels"),
+    ({"scale_v": [VPC] * 4 + [1e-7]}, r"scale 1e-07 V per count on channel\(s\) \['ECU'\] differs from the "
+                                      r"2\.235174e-08 V per count"),
+    ({"scale_v": [0.5e-6] * 5}, r"scale 5e-07 V per count .* 2\.235174e-08 V per count"),
+    ({"sample_bits": 16}, r"sends 16-bit samples but bundle .* 24-bit ADC"),
 ])
 def test_refuses_a_device_that_disagrees_with_the_bundle(parts, change, message):
     bundle, _, info = parts
@@ -116,13 +120,26 @@ def test_refuses_a_device_that_disagrees_with_the_bundle(parts, change, message)
         check_device(bundle, DeviceInfo(**fields), config)
 
 
+def test_a_bundle_without_an_adc_is_accepted_with_a_warning(parts, caplog):
+    bundle, _, info = parts
+    old = dataclasses.replace(bundle, meta=dataclasses.replace(bundle.meta, version=2, adc=None))
+    other = DeviceInfo(sample_rate_hz=FS, scale_v=[1e-7] * 5, labels=MUSCLES, sample_bits=24,
+                       samples_per_frame=SPF)
+    with caplog.at_level("WARNING", logger="myoedge.edge"):
+        check_device(old, other, envelope_config(old))
+    assert "does not record the ADC" in caplog.text and "1e-07 V per count" in caplog.text
+
+
 def test_refuses_a_bundle_whose_envelope_the_runtime_computes_differently(parts, tmp_path):
     bundle, _, _ = parts
-    meta = {**bundle.meta, "envelope": {**bundle.meta["envelope"],
-                                        "config": {**bundle.meta["envelope"]["config"], "notch_hz": 60.0}}}
+    env = bundle.meta.envelope
+    config = dataclasses.replace(env.config, notch_hz=60.0)
+    meta = dataclasses.replace(bundle.meta, envelope=dataclasses.replace(env, config=config))
     other = dataclasses.replace(bundle, meta=meta)
-    with pytest.raises(InputError, match="envelope hash"):
+    with pytest.raises(InputError, match="envelope hash") as err:
         envelope_config(other)
+    runtime_hash = design_envelope(config).coefficients_hash()
+    assert env.hash[:12] in str(err.value) and runtime_hash[:12] in str(err.value)
 
 
 def test_steady_state_keeps_no_memory(parts):

@@ -11,6 +11,7 @@ from loop_parts import WINDOW, emg, run_pipeline, setup_parts, stream
 
 from myoedge.edge.loop.estimate import INVALID, Flags
 from myoedge.edge.loop.safety import PhysiologicalRange, SafetyConfig, SafetyMonitor
+from myoedge.edge.model.bundle_meta import RangeMeta
 from myoedge.ground.errors import InputError
 
 
@@ -71,7 +72,8 @@ def test_lost_frames_are_flagged_for_one_window(parts):
 
 def test_out_of_physiological_range(parts):
     bundle, profile, info = parts
-    meta = dict(bundle.meta, physiological_range={"theta_rad": [-1e-6, 1e-6], "forces_n": [[0, 2000]] * 5})
+    meta = dataclasses.replace(bundle.meta, physiological_range=RangeMeta(theta_rad=(-1e-6, 1e-6),
+                                                                          forces_n=((0, 2000),) * 5))
     narrow = (dataclasses.replace(bundle, meta=meta), profile, info)
     _, got = run_pipeline(narrow, stream(emg(0.2), info))
     assert all(Flags.OUT_OF_RANGE in e.flags for e in got if abs(e.theta_rad) > 1e-6)

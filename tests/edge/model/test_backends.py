@@ -3,7 +3,6 @@ selection, and TensorRT (its tests run only where tensorrt and pycuda are instal
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
@@ -19,8 +18,8 @@ from myoedge.edge.model import (
     StaleEngine,
     TensorRTPredictor,
     default_engine_path,
+    replay_test_vectors,
     select_predictor,
-    verify_bundle,
 )
 from myoedge.edge.model.bundle import load_bundle, write_bundle
 from myoedge.edge.model.onnx_cpu import session_options
@@ -115,23 +114,23 @@ def test_session_is_single_threaded_without_spinning():
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
-def test_verify_bundle_passes_and_fails(small, predictor, tmp_path):
+def test_replay_passes_and_fails(small, predictor, tmp_path):
     bundle, params = small
-    assert verify_bundle(predictor, bundle) < bundle.tolerance
-    meta = json.loads(json.dumps(bundle.meta))
+    assert replay_test_vectors(bundle, predictor).check().deviation < bundle.tolerance
+    meta = bundle.meta.to_dict()
     wrong = {k: np.array(v) for k, v in bundle.test_outputs.items()}
     wrong["forces"][2, 1] += 0.5
     bad = load_bundle(write_bundle(tmp_path / "bad", onnx_bytes=bundle.onnx_path.read_bytes(), meta=meta,
                                    test_inputs=np.array(bundle.test_inputs), test_outputs=wrong))
     with pytest.raises(InputError, match=r"0\.5 on 'forces' \(test vector 2\)"):
-        verify_bundle(predictor, bad)
+        replay_test_vectors(bad, predictor).check()
 
 
 def test_graph_disagreeing_with_meta_is_refused(small, tmp_path):
     bundle, _ = small
     other = random_params(window=WINDOW + 1, channels=3, muscles=3, filters=4, hidden=(8,))
     b = load_bundle(write_bundle(tmp_path / "b", onnx_bytes=build_onnx(other, window=WINDOW + 1),
-                                 meta=json.loads(json.dumps(bundle.meta)),
+                                 meta=bundle.meta.to_dict(),
                                  test_inputs=np.array(bundle.test_inputs),
                                  test_outputs={k: np.array(v) for k, v in bundle.test_outputs.items()}))
     with pytest.raises(InputError, match=r"envelopes float32 \[1, 9, 3\] where the bundle declares"):
@@ -208,10 +207,10 @@ def _build_engine(onnx_path, engine_path, onnx_sha256):
 
 def test_tensorrt_reproduces_test_vectors(small, tmp_path):
     bundle, _ = small
-    engine = _build_engine(bundle.onnx_path, tmp_path / "model.engine", bundle.meta["onnx"]["sha256"])
+    engine = _build_engine(bundle.onnx_path, tmp_path / "model.engine", bundle.meta.onnx.sha256)
     with TensorRTPredictor(bundle, engine) as p:
         assert p.name == "tensorrt-fp32" and p.precision == "fp32"
-        assert verify_bundle(p, bundle) < bundle.tolerance
+        assert replay_test_vectors(bundle, p).check().deviation < bundle.tolerance
         first = p.predict(bundle.test_inputs[0])
         assert p.predict(bundle.test_inputs[1])["forces"] is first["forces"]
     with select_predictor(bundle, engine_path=engine) as p:
@@ -226,6 +225,6 @@ def test_tensorrt_refuses_engine_of_another_graph(small, tmp_path):
     other = random_params(window=WINDOW + 1, channels=3, muscles=3, filters=4, hidden=(8,))
     onnx_path = tmp_path / "other.onnx"
     onnx_path.write_bytes(build_onnx(other, window=WINDOW + 1))
-    engine = _build_engine(onnx_path, tmp_path / "other.engine", bundle.meta["onnx"]["sha256"])  # lies
+    engine = _build_engine(onnx_path, tmp_path / "other.engine", bundle.meta.onnx.sha256)  # lies
     with pytest.raises(InputError, match="engine inputs disagree"):
         TensorRTPredictor(bundle, engine)

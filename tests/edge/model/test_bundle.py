@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -11,6 +12,7 @@ import pytest
 from onnx_models import make_bundle
 
 import myoedge
+from myoedge.edge.dsp.adc import default_adc
 from myoedge.edge.model import bundle as bundle_mod
 from myoedge.edge.model.bundle import (
     BUNDLE_FORMAT,
@@ -44,7 +46,7 @@ def _edit_meta(path, change):
 def _write_args(path):
     """write_bundle arguments that reproduce the bundle at ``path``."""
     b = load_bundle(path)
-    return dict(onnx_bytes=b.onnx_path.read_bytes(), meta=json.loads(json.dumps(b.meta)),
+    return dict(onnx_bytes=b.onnx_path.read_bytes(), meta=b.meta.to_dict(),
                 test_inputs=np.array(b.test_inputs),
                 test_outputs={k: np.array(v) for k, v in b.test_outputs.items()})
 
@@ -53,10 +55,11 @@ def test_round_trip_fills_and_exposes_fields(bundle_dir):
     b = load_bundle(bundle_dir)
     assert (b.window, b.n_channels, b.muscles, b.input_rate_hz) == (8, 3, MUSCLES, 100.0)
     assert b.onnx_path == bundle_dir / "model.onnx"
-    assert b.meta["format"] == BUNDLE_FORMAT and b.meta["version"] == BUNDLE_VERSION
-    assert b.meta["myoedge_version"] == myoedge.__version__
-    assert b.meta["created_utc"].endswith("Z")
-    assert b.meta["onnx"]["sha256"] == hashlib.sha256(b.onnx_path.read_bytes()).hexdigest()
+    assert b.meta.format == BUNDLE_FORMAT and b.meta.version == BUNDLE_VERSION == 3
+    assert b.meta.myoedge_version == myoedge.__version__
+    assert b.meta.created_utc.endswith("Z")
+    assert b.meta.onnx.sha256 == hashlib.sha256(b.onnx_path.read_bytes()).hexdigest()
+    assert b.adc == default_adc(24) and b.meta.input.shape == (1, 8, 3)
     assert b.test_inputs.shape == (4, 8, 3) and b.test_inputs.dtype == np.float32
     assert {k: v.shape for k, v in b.test_outputs.items()} == {"theta": (4, 1), "forces": (4, 3)}
     assert not b.test_inputs.flags.writeable and not b.test_outputs["forces"].flags.writeable
@@ -66,7 +69,8 @@ def test_round_trip_fills_and_exposes_fields(bundle_dir):
     b2 = load_bundle(again)
     np.testing.assert_array_equal(b2.test_inputs, b.test_inputs)
     np.testing.assert_array_equal(b2.test_outputs["forces"], b.test_outputs["forces"])
-    assert b2.meta["training"] == b.meta["training"] and b2.meta["envelope"] == b.meta["envelope"]
+    assert b2.meta.training == b.meta.training and b2.meta.envelope == b.meta.envelope
+    assert b2.meta == dataclasses.replace(b.meta, created_utc=b2.meta.created_utc)
 
 
 @pytest.mark.parametrize("change, field", [
@@ -89,6 +93,10 @@ def test_round_trip_fills_and_exposes_fields(bundle_dir):
     (lambda m: m.update(emg_rate_hz=2000.0), "envelope.config"),
     (lambda m: m["onnx"].update(file="../model.onnx"), "onnx.file"),
     (lambda m: m["test_vectors"].update(tolerance=0), "test_vectors.tolerance"),
+    (lambda m: m.pop("adc"), "adc"),
+    (lambda m: m["adc"].update(bits=16), "adc"),
+    (lambda m: m["adc"].update(volts_per_count=-1.0), "adc"),
+    (lambda m: m.update(version=2), "adc"),
 ])
 def test_meta_validation_names_file_and_field(bundle_dir, change, field):
     _edit_meta(bundle_dir, change)
@@ -99,7 +107,7 @@ def test_meta_validation_names_file_and_field(bundle_dir, change, field):
 
 
 def test_newer_version_says_upgrade(bundle_dir):
-    _edit_meta(bundle_dir, lambda m: m.update(version=3))
+    _edit_meta(bundle_dir, lambda m: m.update(version=4))
     with pytest.raises(FormatError, match="newer myoedge"):
         load_bundle(bundle_dir)
 

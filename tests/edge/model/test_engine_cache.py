@@ -33,13 +33,13 @@ def bundle(tmp_path):
 
 
 def _vouched(bundle, precision="fp16", **change):
-    fields = dict(compute_capability=CC, tensorrt_version=TRT, onnx_sha256=bundle.meta["onnx"]["sha256"],
+    fields = dict(compute_capability=CC, tensorrt_version=TRT, onnx_sha256=bundle.meta.onnx.sha256,
                   precision=precision) | change
     return store_engine(default_engine_path(bundle), BLOB, key=EngineKey(**fields))
 
 
 def _check(bundle, engine, *, trt=TRT, cc=CC, sha=None):
-    return check_for_runtime(engine, onnx_sha256=sha or bundle.meta["onnx"]["sha256"], tensorrt_version=trt,
+    return check_for_runtime(engine, onnx_sha256=sha or bundle.meta.onnx.sha256, tensorrt_version=trt,
                              compute_capability=cc)
 
 
@@ -93,7 +93,7 @@ def test_runtime_refuses_unvouched_broken_or_changed_engines(bundle):
 
     record = {"format": "myoedge-engine", "version": 1, "engine_sha256": "0" * 64,
               "key": {"compute_capability": CC, "tensorrt_version": TRT, "precision": "int8",
-                      "onnx_sha256": bundle.meta["onnx"]["sha256"]}}
+                      "onnx_sha256": bundle.meta.onnx.sha256}}
     sidecar_path(engine).write_text(json.dumps(record))
     with pytest.raises(StaleEngine, match="unusable sidecar.*precision must be one of"):
         _check(bundle, engine)

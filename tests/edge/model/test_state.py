@@ -18,7 +18,7 @@ from onnx_models import OPSET, bundle_meta, make_bundle
 
 from myoedge.edge.model.bundle import load_bundle, write_bundle
 from myoedge.edge.model.onnx_cpu import OnnxCpuPredictor
-from myoedge.edge.model.select import verify_bundle
+from myoedge.edge.model.replay import replay_test_vectors
 from myoedge.ground.errors import FormatError, InputError
 
 W, MUSCLES, A = 4, ("FCR", "ECRL", "ECU"), 0.9
@@ -60,6 +60,8 @@ def _write(path, *, initial=(0.5, -0.5, 0.0), warmup=7, reference=None, version=
     inputs = rng.uniform(0, 1, (12, W, M)).astype(np.float32)
     meta = bundle_meta(window=W, muscles=MUSCLES)
     meta["version"] = version
+    if version < 3:
+        del meta["adc"]  # the ADC block came with version 3
     meta["state"] = {"input": "state", "output": "state_next", "size": M, "initial": list(initial),
                      "warmup_steps": warmup}
     ref = reference if reference is not None else _reference(inputs, np.asarray(initial))
@@ -70,10 +72,10 @@ def _write(path, *, initial=(0.5, -0.5, 0.0), warmup=7, reference=None, version=
 def test_a_stateful_bundle_replays_its_sequence_and_resets(tmp_path):
     inputs = _write(tmp_path / "b")
     bundle = load_bundle(tmp_path / "b")
-    assert bundle.stateful and bundle.warmup_steps == 7 and bundle.meta["version"] == 2
+    assert bundle.stateful and bundle.warmup_steps == 7 and bundle.meta.version == 2 and bundle.adc is None
     with OnnxCpuPredictor(bundle) as p:
         assert p.stateful and p.state_size == M
-        assert verify_bundle(p, bundle) < 1e-5
+        assert replay_test_vectors(bundle, p).check().deviation < 1e-5
         np.testing.assert_allclose(p.state, [[0.5, -0.5, 0.0]])  # replay leaves the state reset
         first = p.predict(inputs[0])["theta"].copy()
         again = p.predict(inputs[0])["theta"].copy()
@@ -91,7 +93,7 @@ def test_a_wrong_state_trajectory_is_refused(tmp_path):
     _write(tmp_path / "b", reference=ref)
     bundle = load_bundle(tmp_path / "b")
     with OnnxCpuPredictor(bundle) as p, pytest.raises(InputError, match="does not reproduce"):
-        verify_bundle(p, bundle)
+        replay_test_vectors(bundle, p).check()
 
 
 def test_state_block_checks(tmp_path):

@@ -15,7 +15,8 @@ from scipy import signal as sps
 from sim_helpers import Collector, noise_signal, streaming, wait_until
 
 from myoedge.body.recording import Recording, RecordingMeta, save_recording
-from myoedge.edge.sim.ampsim import AMP_SCALE_V, AmplifierSimulator, volts_to_counts
+from myoedge.edge.dsp.adc import DEFAULT_ADC, Adc, default_adc, quantise
+from myoedge.edge.sim.ampsim import AmplifierSimulator
 from myoedge.edge.sim.ampsim_signals import AmpSignal, device_mvc_volts, mvc_protocol_signal, recording_signal
 from myoedge.edge.sim.faults import FaultPlan
 from myoedge.edge.wire.protocol import SEQ_MODULUS
@@ -24,13 +25,26 @@ from myoedge.ground.errors import InputError
 
 def test_volts_become_counts_at_the_stated_scale_and_clipping_is_counted() -> None:
     volts = np.array([[0.0, 1e-3, -5e-3, 0.2, -0.2]])
-    c24, clipped24 = volts_to_counts(volts, bits=24)
+    vpc24 = DEFAULT_ADC[24].volts_per_count
+    assert vpc24 == 4.5 / 24 / 2**23  # exact in float32, as the device-info frame carries it
+    c24, clipped24 = quantise(volts, volts_per_count=vpc24, bits=24)
     assert c24.dtype == np.int32 and clipped24 == 2 and c24[0, 3] == 2**23 - 1 and c24[0, 4] == -(2**23)
-    assert abs(c24[0, 1] * AMP_SCALE_V[24] - 1e-3) <= AMP_SCALE_V[24] / 2
-    c16, clipped16 = volts_to_counts(volts, bits=16)
+    assert abs(c24[0, 1] * vpc24 - 1e-3) <= vpc24 / 2
+    c16, clipped16 = quantise(volts, volts_per_count=default_adc(16).volts_per_count, bits=16)
     assert clipped16 == 2 and c16[0, 1] == 2000 and c16[0, 2] == -10000
-    with pytest.raises(InputError, match="16 or 24"):
-        volts_to_counts(volts, bits=12)
+    with pytest.raises(InputError, match="16, 24"):
+        quantise(volts, volts_per_count=1e-7, bits=12)
+    with pytest.raises(InputError, match="volts_per_count"):
+        Adc(bits=24, volts_per_count=0.0)
+
+
+def test_the_simulator_announces_the_scale_it_quantises_with() -> None:
+    adc = Adc(bits=24, volts_per_count=1e-7)
+    sim = AmplifierSimulator(noise_signal(), adc=adc)
+    assert np.all(sim.device_info.scale_v == np.float32(1e-7)) and sim.device_info.sample_bits == 24
+    np.testing.assert_array_equal(sim.counts, adc.counts(sim.signal.volts))
+    with pytest.raises(InputError, match="16 bits"):
+        AmplifierSimulator(noise_signal(), bits=16, adc=adc)
 
 
 def test_real_time_pacing_is_roughly_real_time_and_fast_is_faster() -> None:
@@ -101,8 +115,9 @@ def test_mvc_protocol_yields_the_known_mvc_of_every_channel() -> None:
     n = len(sig.labels)
     assert sig.labels == ("FCR", "FCU", "ECRL", "ECRB", "ECU") and len(sig.contractions) == n
     assert sig.duration_s == pytest.approx(n * 2.5 + 0.5)
-    counts, clipped = volts_to_counts(sig.volts, bits=16)  # what the frames carry
-    env = envelope(counts * AMP_SCALE_V[16], sig.fs)
+    vpc = default_adc(16).volts_per_count
+    counts, clipped = quantise(sig.volts, volts_per_count=vpc, bits=16)  # what the frames carry
+    env = envelope(counts * vpc, sig.fs)
     for c in sig.contractions:
         lo, hi = (round(t * sig.fs) for t in c.plateau_s)
         plateau = env[lo + 200:hi - 200, c.channel].mean()  # skip the filter's settling

@@ -7,7 +7,7 @@ import onnxruntime as ort
 
 from myoedge.edge.model.bundle import load_bundle
 from myoedge.edge.model.onnx_cpu import OnnxCpuPredictor
-from myoedge.edge.model.select import verify_bundle
+from myoedge.edge.model.replay import replay_test_vectors
 from myoedge.edge.sim.bench_model import synthetic_bundle
 from myoedge.edge.sim.synthetic_net import (
     STATE_OUTPUT,
@@ -42,9 +42,9 @@ def test_bench_edge_bundle_is_stateful_and_replays(tmp_path):
     path, n_params = synthetic_bundle(tmp_path / "b", kind="edge", muscles=("a", "b", "c"), fs_hz=2000.0,
                                       input_bits=24)
     bundle = load_bundle(path)
-    assert bundle.stateful and bundle.window == 1 and bundle.state["size"] == 64
+    assert bundle.stateful and bundle.window == 1 and bundle.state.size == 64
     with OnnxCpuPredictor(bundle) as predictor:
-        assert verify_bundle(predictor, bundle) <= 1e-4
+        assert replay_test_vectors(bundle, predictor).check().deviation <= 1e-4
         assert predictor.stateful and predictor.state_size == 64
     assert n_params == random_gru_params(channels=3, muscles=3).n_params
 
