@@ -188,3 +188,75 @@ def test_per_frame_path_peak_stays_small_after_warm_up(parts):
     assert len(measured) == 2000 and pipe.model_samples == 500
     assert pipe._env_out is env_out  # sized once for the device's frames, never regrown
     assert peak - before < 4096, f"traced peak grew by {peak - before} bytes over 2000 frames"
+
+
+def _ring_pipeline(parts, wire: bytes, *, chunk: int = 97, prewarm: bool = True):
+    """As ``run_pipeline`` but through the parser's fast path (``feed_into`` a ring, ``on_ring``)."""
+    from myoedge.edge.wire.protocol import FrameRing
+
+    bundle, profile, info = parts
+    got, parser = [], FrameParser()
+    pipe = Pipeline(bundle=bundle, predictor=OnnxCpuPredictor(bundle), profile=profile, device_info=info,
+                    publishers=[CallbackPublisher(got.append)], parser=parser, prewarm=prewarm)
+    ring = FrameRing(n_samples=SPF, n_channels=len(MUSCLES), sample_bits=24, capacity=64)
+    for start in range(0, len(wire), chunk):
+        n = parser.feed_into(wire[start:start + chunk], ring)
+        if n:
+            pipe.on_ring(ring, n, 0)
+    return pipe, got
+
+
+@pytest.mark.parametrize("skip", [(), (7, 8, 40)])
+def test_ring_path_gives_the_frame_paths_estimates(parts, skip):
+    wire = stream(emg(0.6, seed=2), parts[2], skip=skip)
+    slow, want = run_pipeline(parts, wire)
+    fast, got = _ring_pipeline(parts, wire)
+    def key(e):
+        return e.seq, e.timestamp_us, e.theta_rad, e.forces_n, int(e.flags), e.bad_channels
+
+    assert [key(e) for e in got] == [key(e) for e in want] and len(want) > 50
+    assert fast.resets == slow.resets and fast.stats()["frames"] == slow.stats()["frames"]
+    assert (fast.resets["lost"] > 0) == bool(skip)
+
+
+def test_prewarm_runs_once_before_each_model_step(parts):
+    wire = stream(emg(0.6, seed=3), parts[2])
+    pipe, got = _ring_pipeline(parts, wire, chunk=len(wire) // 300)  # about one frame per read
+    steps = pipe.model_samples
+    assert steps == len(got) == 60 and steps - 1 <= pipe.prewarms <= steps + 1
+    off, _ = _ring_pipeline(parts, wire, prewarm=False)
+    assert off.prewarms == 0
+
+
+def test_ring_path_keeps_no_memory(parts):
+    """Frames through feed_into and on_ring after warm-up retain under 2 KB per 500 frames. (ONNX
+    Runtime's own bindings keep about 120 B per call for their first few hundred calls: the warm-up
+    covers them.)"""
+    from myoedge.edge.wire.protocol import FrameRing, encode_device_info, frame_size
+
+    bundle, profile, info = parts
+    wire = stream(emg(6.0, seed=4), info)
+    size = frame_size(n_channels=len(MUSCLES), n_samples=SPF, sample_bits=24)
+    start = len(encode_device_info(info, seq=0))  # the stream: one device-info frame, then data frames
+    parser = FrameParser()
+    ring = FrameRing(n_samples=SPF, n_channels=len(MUSCLES), sample_bits=24, capacity=8)
+    pipe = Pipeline(bundle=bundle, predictor=OnnxCpuPredictor(bundle), profile=profile, device_info=info,
+                    publishers=[CallbackPublisher(lambda e: None)], parser=parser)
+
+    def run(first: int, last: int) -> None:
+        for k in range(first, last):
+            n = parser.feed_into(wire[start + k * size:start + (k + 1) * size], ring)
+            pipe.on_ring(ring, n, 0)
+
+    parser.feed(wire[:start])
+    run(0, 2000)
+    grown = []
+    tracemalloc.start()
+    try:
+        for first in (2000, 2500):
+            before = tracemalloc.get_traced_memory()[0]
+            run(first, first + 500)
+            grown.append(tracemalloc.get_traced_memory()[0] - before)
+    finally:
+        tracemalloc.stop()
+    assert pipe.frames == 3000 and min(grown) < 2000, f"bytes retained per 500 frames: {grown}"
