@@ -34,7 +34,7 @@ from myoedge.edge.loop.safety import SafetyConfig
 from myoedge.edge.model import Predictor, replay_test_vectors, select_predictor
 from myoedge.edge.model.bundle import Bundle
 from myoedge.edge.wire.frame_ring import warm_up_scan
-from myoedge.edge.wire.protocol import MAX_FRAME_SIZE, DeviceInfo, Frame, FrameRing
+from myoedge.edge.wire.protocol import MAX_FRAME_SIZE, DeviceInfo, Frame, FrameRing, frame_size
 from myoedge.edge.wire.reader import Reader
 from myoedge.edge.wire.transport import Transport
 from myoedge.ground.errors import InputError
@@ -114,8 +114,10 @@ class Runtime:
                                  device_info=info, safety=self.safety, publishers=self.publishers,
                                  latency=self.latency, parser=self.reader.parser, prewarm=self._prewarm)
         # from here on the reader decodes into a ring allocated once (the parser's fast path)
-        ring = FrameRing(n_samples=info.samples_per_frame, n_channels=info.n_channels,
-                         sample_bits=info.sample_bits, capacity=(READ_SIZE + MAX_FRAME_SIZE) // 16)
+        # it holds every frame one read can complete: the read, and what the parser kept (< MAX_FRAME_SIZE)
+        shape = {"n_samples": info.samples_per_frame, "n_channels": info.n_channels,
+                 "sample_bits": info.sample_bits}
+        ring = FrameRing(**shape, capacity=(READ_SIZE + MAX_FRAME_SIZE) // frame_size(**shape) + 1)
         self.reader.use_ring(ring, self._on_ring)
         gc.freeze()  # what set-up made is never scanned again: shorter collections in the loop
         self._started_at = time.monotonic()
