@@ -20,6 +20,7 @@ import collections
 import errno
 import logging
 import os
+import shutil
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -171,6 +172,7 @@ class CsvPublisher(Publisher):
         except OSError as exc:
             raise InputError(f"cannot write the CSV log {self.partial_path}: {exc.strerror}") from None
         self._written = 0  # bytes of complete rows in the file
+        self.delivered = False  # True once close() has moved the complete log to its name
         self._queue: collections.deque[Estimate] = collections.deque()
         self._interval = float(flush_interval_s)
         self._wake = threading.Event()
@@ -220,15 +222,23 @@ class CsvPublisher(Publisher):
                               self.partial_path)
 
     def close(self) -> None:
-        """Write what is queued, fsync, and move the log to its final name. Idempotent."""
+        """Write what is queued, fsync, and move the log to its final name (a file already there, which only
+        ``overwrite`` allows, is kept as ``<name>.prev``); ``delivered`` says it worked. Idempotent."""
         if self._closing:
             return
         self._closing = True
         self._wake.set()
         self._thread.join()
         self._drain()
-        with self._lock:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
-        os.replace(self.partial_path, self.path)
+        try:
+            with self._lock:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = -1
+            if self.path.is_file():  # only an --overwrite run gets here with a file in place: keep it
+                shutil.copy2(self.path, self.path.with_name(self.path.name + ".prev"))
+            os.replace(self.partial_path, self.path)
+        except OSError as exc:
+            self.stats.last_error = f"{exc.strerror or exc}"
+            raise
+        self.delivered = True

@@ -1,4 +1,8 @@
-"""Atomic file and folder writes: an interrupted write never leaves a half-written file behind."""
+"""Atomic file and folder writes, and the checks every writer makes before its work starts.
+
+An interrupted write never leaves a half-written file behind; ``check_output`` refuses, up front, an
+output that could not be delivered or would replace an input or an existing file without ``--overwrite``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from myoedge.ground.errors import InputError
 
 
 def _umask() -> int:
@@ -53,7 +59,7 @@ def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Ite
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists (pass overwrite to replace it)")
+        raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
@@ -70,3 +76,93 @@ def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Ite
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# ------------------------------------------------------------------------------- checks before the work
+
+def check_output(path: str | os.PathLike | None, *, folder: bool = False, inputs=(), overwrite: bool = False,
+                 merge: bool = False, update: str | os.PathLike | None = None, flag: str = "--out") -> Path:
+    """Refuse, before any work starts, an output that cannot be delivered or would destroy something.
+
+    ``folder`` says whether the output is a folder (else a file). The checks, each an ``InputError``
+    naming ``flag`` and the path: the nearest existing ancestor is a writable folder (probed by creating
+    and removing a temporary file, so it holds for root and for read-only mounts too); the target is of
+    the kind wanted (a file is not a folder, nor a device, pipe or socket); it is none of ``inputs`` (same
+    inode or same resolved path) and, for a folder, holds none of them; an existing target is replaced
+    only with ``overwrite`` (``merge``: a folder written into, such as a dataset that new subjects join,
+    may exist). ``update`` names the one input this output may replace in place (a profile that a
+    calibration updates, keeping ``<name>.prev``). Returns the path.
+    """
+    if path is None or str(path).strip() == "":
+        raise InputError(f"{flag} needs a path, got {str(path)!r}")
+    p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise InputError(f"{flag} {p}: a dangling symlink (to {os.readlink(p)}); remove it or choose another "
+                         "path")
+    exists = p.exists()
+    if exists and folder and not p.is_dir():
+        raise InputError(f"{flag} {p} is a file; a folder is needed here")
+    if exists and not folder:
+        if p.is_dir():
+            raise InputError(f"{flag} {p} is a folder; a file name is needed here")
+        if not p.is_file():
+            raise InputError(f"{flag} {p} is not a regular file (a device, pipe or socket); choose a file "
+                             "path")
+    in_place = update is not None and exists and _same(p, Path(update))
+    for given in inputs:
+        if given is None or in_place and _same(Path(given), p):
+            continue
+        _refuse_input(p, Path(given), folder=folder, flag=flag)
+    _check_writable(p, flag=flag)
+    if exists and not (overwrite or in_place or (folder and merge)):
+        kept = "" if folder else f" (the old one is kept as {p.name}.prev)"
+        raise InputError(f"{flag} {p} already exists; pass --overwrite to replace it{kept}")
+    return p
+
+
+def check_outputs_differ(*paths) -> None:
+    """Refuse two outputs of one command that are the same path (one would overwrite the other)."""
+    named = [(flag, Path(p)) for flag, p in paths if p is not None]
+    for i, (flag_a, a) in enumerate(named):
+        for flag_b, b in named[i + 1:]:
+            if _same(a, b) or a.resolve() == b.resolve():
+                raise InputError(f"{flag_a} and {flag_b} are the same path {a}; give each its own")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _refuse_input(p: Path, given: Path, *, folder: bool, flag: str) -> None:
+    if _same(p, given):
+        raise InputError(f"{flag} {p} is one of this command's inputs; writing it would destroy that input")
+    if not given.exists():
+        return
+    target, source = p.resolve(), given.resolve()
+    if folder and target in source.parents:
+        raise InputError(f"{flag} {p} holds this command's input {given}; replacing it would destroy "
+                         "that input")
+    if given.is_dir() and p.exists() and source in target.parents:
+        raise InputError(f"{flag} {p} is part of this command's input {given}; replacing it would damage "
+                         "that input")
+
+
+def _check_writable(p: Path, *, flag: str) -> None:
+    ancestor = p.parent if str(p.parent) else Path(".")
+    while not ancestor.exists() and not ancestor.is_symlink():
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(f"{flag} {p}: cannot be created, {ancestor} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".myoedge-probe.", dir=ancestor)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"{flag} {p}: cannot write into {ancestor} ({e.strerror or e})") from None
