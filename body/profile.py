@@ -27,10 +27,10 @@ PROFILE_FORMAT = "myoedge-profile"
 PROFILE_VERSION = 1
 KNOWN_FIELDS = ("format", "version", "subject", "joint", "segment", "muscles", "mvc_volts", "provenance")
 
-# The MVC envelope of surface EMG, in volts at the electrodes. sEMG amplitudes run from a few µV to about
-# 10 mV peak to peak (De Luca 1997; Konrad 2005), and the baseline noise of a good recording is 1-5 µV
-# RMS (Konrad 2005): an MVC envelope below 5 µV is noise (an electrode off, a gain in the wrong place),
-# one above 20 mV is no muscle's. See docs/calibration.md for the references.
+# The MVC envelope of surface EMG, in volts at the electrodes. sEMG amplitude is 0-10 mV peak to peak,
+# 0-1.5 mV RMS (De Luca 2002), and a good recording's baseline noise stays under 3-5 µV (Konrad 2005):
+# an MVC envelope below 5 µV is noise (an electrode off, a gain applied twice), one above 20 mV is no
+# muscle's. The references are in docs/calibration.md.
 MVC_RANGE_VOLTS = (5e-6, 20e-3)
 _UNIT_MISTAKES = ((1e3, "millivolts written as volts (1000 times too large)"),
                   (1e6, "microvolts written as volts (a million times too large)"),
