@@ -152,8 +152,12 @@ class SubjectProfile:
             raise InputError(f"{path}: no such profile") from None
         except OSError as e:
             raise InputError(f"{path}: cannot read profile ({e.strerror})") from None
+        except UnicodeDecodeError as e:
+            raise FormatError(path, f"not UTF-8 text (byte {e.start}); a profile is a JSON file") from None
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise FormatError(path, f"invalid JSON ({e.msg})", line=e.lineno) from None
+        except RecursionError:
+            raise FormatError(path, "JSON nested too deeply to be a profile") from None
         return cls.from_dict(d, where=str(path))

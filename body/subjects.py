@@ -170,6 +170,8 @@ def write_dataset(out, *, joints: tuple[str, ...], n_subjects: int, sessions: in
     out = check_output(out, folder=True, merge=True, overwrite=overwrite)
     names = [f"{joint}{index:02d}" for joint in joints for index in range(1, n_subjects + 1)]
     for name in names:
+        if (out / name).exists() and not (out / name).is_dir():
+            raise InputError(f"{out / name} is a file, where subject {name}'s folder goes; move it away")
         if (out / name).exists() and not overwrite:
             raise InputError(f"{out / name} already exists; pass --overwrite to replace it")
     if not out.exists():

@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     except DeliveryError as e:
         print(f"myoedge {args.verb}: {e}".replace("\n", " "), file=sys.stderr)
         return 1
+    except OSError as e:  # the machine, not the program: a full disk, a folder removed under the run
+        if args.verbose:
+            traceback.print_exc()
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"myoedge {args.verb}: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"myoedge {args.verb}: interrupted", file=sys.stderr)
         return 130

@@ -199,3 +199,15 @@ def test_bench_and_evaluate_refuse_bad_outputs_before_running(tmp_path, capsys):
                      str(tmp_path / "r")], capsys)
     one_line_refusal(code, err, "same path")
     assert os.listdir(tmp_path) == ["file"]
+
+
+def test_a_write_that_fails_midway_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    from myoedge.ground import fileio
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "d"))
+
+    monkeypatch.setattr(fileio.tempfile, "mkdtemp", full)
+    code, err = cli([*SIM, "--out", str(tmp_path / "d")], capsys)
+    assert code == 1 and err.splitlines()[-1].endswith(f"No space left on device ({tmp_path / 'd'})")
+    assert "Traceback" not in err and not (tmp_path / "d").exists()

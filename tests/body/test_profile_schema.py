@@ -183,3 +183,13 @@ def test_fuzzed_profiles_give_an_input_error_or_a_valid_profile_and_never_change
         assert json.dumps(SubjectProfile.from_dict(json.loads(text)).to_dict()) == text  # nothing dropped
         assert set(d) <= set(json.loads(text))
     assert path.read_bytes() == before
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=200) | st.just(b"[" * 100000) | st.just(b'{"a":' * 50000))
+def test_any_bytes_as_a_profile_give_an_input_error(tmp_path, data):
+    path = tmp_path / "bytes.json"
+    path.write_bytes(data)
+    with pytest.raises(InputError):
+        SubjectProfile.load(path)
+    assert path.read_bytes() == data
