@@ -219,24 +219,16 @@ def _simulate_into(out, *, joints, n_subjects, sessions, duration_s, seed, progr
 def _merge_folder(new, old) -> None:
     """Move ``new``'s entries into ``old`` (created if absent): a file replaces its namesake, which is kept
     as ``<name>.prev``; a folder replaces its namesake whole."""
+    from myoedge.ground.fileio import replace_file, replace_folder
+
     if not old.exists():
         os.replace(new, old)
         return
     for entry in sorted(new.iterdir()):
-        target = old / entry.name
         if entry.is_dir():
-            if target.exists():
-                gone = old / f".{entry.name}.old"
-                shutil.rmtree(gone, ignore_errors=True)
-                os.replace(target, gone)
-                os.replace(entry, target)
-                shutil.rmtree(gone, ignore_errors=True)
-            else:
-                os.replace(entry, target)
+            replace_folder(entry, old / entry.name)
         else:
-            if target.exists():
-                shutil.copy2(target, target.with_name(target.name + ".prev"))
-            os.replace(entry, target)
+            replace_file(entry, old / entry.name, keep_previous=True)
 
 
 def _relocate(summary: dict, staged, out) -> dict:

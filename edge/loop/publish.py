@@ -20,7 +20,6 @@ import collections
 import errno
 import logging
 import os
-import shutil
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from myoedge.edge.loop.estimate import Estimate, EstimateEncoder, Flags
 from myoedge.ground.errors import InputError
+from myoedge.ground.fileio import replace_file
 
 __all__ = ["CallbackPublisher", "CsvPublisher", "Publisher", "PublisherStats", "UdpPublisher", "csv_columns",
            "parse_host_port"]
@@ -235,9 +235,8 @@ class CsvPublisher(Publisher):
                 os.fsync(self._fd)
                 os.close(self._fd)
                 self._fd = -1
-            if self.path.is_file():  # only an --overwrite run gets here with a file in place: keep it
-                shutil.copy2(self.path, self.path.with_name(self.path.name + ".prev"))
-            os.replace(self.partial_path, self.path)
+            # only an --overwrite run finds a file in place: it is kept as FILE.prev
+            replace_file(self.partial_path, self.path, keep_previous=True)
         except OSError as exc:
             self.stats.last_error = f"{exc.strerror or exc}"
             raise

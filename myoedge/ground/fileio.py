@@ -36,9 +36,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, keep_previous: b
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        if keep_previous and path.exists():
-            shutil.copy2(path, path.with_name(path.name + ".prev"))
-        os.replace(tmp, path)
+        replace_file(tmp, path, keep_previous=keep_previous)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -48,6 +46,29 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, keep_previous: b
 
 def atomic_write_text(path: str | os.PathLike, text: str, *, keep_previous: bool = False) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"), keep_previous=keep_previous)
+
+
+def replace_file(new: str | os.PathLike, path: str | os.PathLike, *, keep_previous: bool) -> None:
+    """Rename ``new`` over ``path`` in one step; with ``keep_previous`` an existing ``path`` is first
+    copied to ``<name>.prev`` (one generation kept)."""
+    path = Path(path)
+    if keep_previous and path.is_file():
+        shutil.copy2(path, path.with_name(path.name + ".prev"))
+    os.replace(new, path)
+
+
+def replace_folder(new: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Put the folder ``new`` at ``path``; an existing folder there is moved aside first and removed once
+    the new one is in place (a hidden ``.<name>.old`` sibling in between)."""
+    path = Path(path)
+    if path.exists():
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(new, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, path)
 
 
 @contextlib.contextmanager
@@ -65,14 +86,7 @@ def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Ite
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        replace_folder(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
