@@ -84,6 +84,11 @@ def test_case5_run_csv_onto_a_folder_or_an_existing_log(run_files, tmp_path, cap
         one_line_refusal(code, err, *words)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "old.csv"]  # no .partial anywhere
     assert (tmp_path / "old.csv").read_text() == "old log\n"
+    (tmp_path / "new.csv.partial").write_text("rows of a killed run\n")
+    code, err = cli(["run", "--port", "loop://", "--bundle", str(bundle), "--profile", str(profile), "--csv",
+                     str(tmp_path / "new.csv")], capsys)
+    one_line_refusal(code, err, "interrupted run")
+    assert (tmp_path / "new.csv.partial").read_text() == "rows of a killed run\n"
 
 
 def test_a_csv_log_that_cannot_be_delivered_is_a_non_zero_exit(run_files, tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from myoedge.ground.errors import DeliveryError, InputError
 from myoedge.ground.fileio import check_output
@@ -55,6 +56,10 @@ def _run(args: argparse.Namespace) -> dict:
         device = None if "://" in args.port else args.port
         check_output(args.csv, inputs=[args.bundle, args.profile, args.engine, device],
                      overwrite=args.overwrite, flag="--csv")
+        partial = f"{args.csv}.partial"
+        if os.path.lexists(partial) and not args.overwrite:
+            raise InputError(f"--csv: {partial} holds the rows of an interrupted run; move it away first "
+                             "(or pass --overwrite to discard it)")
     bundle = load_bundle(args.bundle)
     profile = SubjectProfile.load(args.profile)
     check_profile(bundle, profile)  # before any output file is made
