@@ -216,3 +216,16 @@ def test_a_write_that_fails_midway_is_one_line_and_exit_1(tmp_path, capsys, monk
     code, err = cli([*SIM, "--out", str(tmp_path / "d")], capsys)
     assert code == 1 and err.splitlines()[-1].endswith(f"No space left on device ({tmp_path / 'd'})")
     assert "Traceback" not in err and not (tmp_path / "d").exists()
+
+
+def test_calibrate_mvc_replaces_only_its_own_profile_without_overwrite(run_files, tmp_path, capsys):
+    _, profile = run_files
+    other = tmp_path / "other.json"
+    other.write_text("{}")
+    code, err = cli(["calibrate", "mvc", "--port", "loop://", "--profile", str(profile), "--out", str(other)],
+                    capsys)
+    one_line_refusal(code, err, "--overwrite")
+    code, err = cli(["calibrate", "mvc", "--port", str(other), "--joint", "knee", "--out", str(other),
+                     "--overwrite"], capsys)
+    one_line_refusal(code, err, "input")
+    assert other.read_text() == "{}"

@@ -104,8 +104,8 @@ def check_output(path: str | os.PathLike | None, *, folder: bool = False, inputs
     the kind wanted (a file is not a folder, nor a device, pipe or socket); it is none of ``inputs`` (same
     inode or same resolved path) and, for a folder, holds none of them; an existing target is replaced
     only with ``overwrite`` (``merge``: a folder written into, such as a dataset that new subjects join,
-    may exist). ``update`` names the one input this output may replace in place (a profile that a
-    calibration updates, keeping ``<name>.prev``). Returns the path.
+    may exist). ``update`` is the one input this output may replace in place (a profile that a
+    calibration updates, keeping ``<name>.prev``); pass the same object in ``inputs``. Returns the path.
     """
     if path is None or str(path).strip() == "":
         raise InputError(f"{flag} needs a path, got {str(path)!r}")
@@ -124,7 +124,7 @@ def check_output(path: str | os.PathLike | None, *, folder: bool = False, inputs
                              "path")
     in_place = update is not None and exists and _same(p, Path(update))
     for given in inputs:
-        if given is None or in_place and _same(Path(given), p):
+        if given is None or in_place and given is update:  # the one input updated in place, not its twins
             continue
         _refuse_input(p, Path(given), folder=folder, flag=flag)
     _check_writable(p, flag=flag)
