@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench lint clean
+.PHONY: demo test test-slow bench soak lint clean
+SOAK_SECONDS ?= 1800
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +25,10 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	mkdir -p bench/results
 	$(BIN)/myoedge bench --json --out bench/results
+
+soak: $(STAMP)
+	mkdir -p docs/results
+	$(BIN)/python -m myoedge.edge.sim.soak --seconds $(SOAK_SECONDS) --out docs/results/soak.json --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -27,7 +27,8 @@ def register(sub) -> None:
                    help="loads held in the hand, one trial set per load (elbow6, hard family; default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--overwrite", action="store_true", help="replace existing recordings")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing subjects (a replaced profile.json is kept as profile.json.prev)")
 
 
 def _simulate(args) -> dict:
@@ -42,13 +43,10 @@ def _simulate(args) -> dict:
     loads = tuple(args.loads) if args.loads else (0.0,)
     if loads != (0.0,) and (args.family != "hard" or joints != ("elbow6",)):
         raise InputError("--loads needs --joint elbow6 and --family hard")
-    try:
-        with Progress(len(joints) * args.subjects * args.sessions, "simulate") as progress:
-            summary = write_dataset(args.out, joints=joints, n_subjects=args.subjects, sessions=args.sessions,
-                                    duration_s=args.duration, seed=args.seed, overwrite=args.overwrite,
-                                    progress=progress, family=args.family, loads=loads)
-    except FileExistsError as e:
-        raise InputError(f"{e}; pass --overwrite to replace") from None
+    with Progress(len(joints) * args.subjects * args.sessions, "simulate") as progress:
+        summary = write_dataset(args.out, joints=joints, n_subjects=args.subjects, sessions=args.sessions,
+                                duration_s=args.duration, seed=args.seed, overwrite=args.overwrite,
+                                progress=progress, family=args.family, loads=loads)
     n = sum(len(s["recordings"]) for s in summary["subjects"])
     print(f"wrote {n} recordings of {len(summary['subjects'])} subjects to {args.out}")
     return summary

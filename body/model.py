@@ -105,8 +105,12 @@ class JointModel:
         if len(set(names)) != len(names):
             raise InputError(f"joint {self.joint}: duplicate muscle names in {names}")
         grid = np.linspace(self.segment.range_lo, self.segment.range_hi, 64)
-        r = self.moment_arms(grid)
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = self.moment_arms(grid)
         for i, m in enumerate(self.muscles):
+            if not np.all(np.isfinite(r[:, i])):
+                raise InputError(f"joint {self.joint}: moment arm of {m.name} is not finite in the range "
+                                 "of motion")
             if np.any(m.sign * r[:, i] <= 0):
                 raise InputError(
                     f"joint {self.joint}: moment arm of {m.name} ({m.action}) changes sign inside the range "
@@ -159,17 +163,16 @@ class JointModel:
 
     @classmethod
     def from_dict(cls, d: dict, *, where: str = "model") -> JointModel:
+        """The model from its JSON fields (``joint``, ``segment``, ``muscles``), each checked against the
+        schema (:mod:`myoedge.body.profile_schema`); errors name ``where`` and the field's path."""
+        from myoedge.body.profile_schema import items, obj, record, text
+
         try:
-            seg = Segment(**{f.name: float(d["segment"][f.name]) for f in fields(Segment)})
-            muscles = []
-            for m in d["muscles"]:
-                known = {f.name for f in fields(Muscle)}
-                unknown = set(m) - known
-                if unknown:
-                    raise InputError(f"{where}: unknown muscle fields {sorted(unknown)}")
-                muscles.append(Muscle(**m))
-            return cls(joint=str(d["joint"]), segment=seg, muscles=tuple(muscles))
-        except KeyError as e:
-            raise InputError(f"{where}: missing field {e.args[0]!r}") from None
-        except TypeError as e:
-            raise InputError(f"{where}: {e}") from None
+            d = obj(d, "model")
+            for key in ("joint", "segment", "muscles"):
+                if key not in d:
+                    raise InputError(f"missing field {key!r}")
+            return cls(joint=text(d["joint"], "joint"), segment=record(Segment, d["segment"], "segment"),
+                       muscles=items(d["muscles"], "muscles", parse=lambda v, path: record(Muscle, v, path)))
+        except InputError as e:
+            raise InputError(f"{where}: {e}" if where else str(e)) from None

@@ -1,8 +1,12 @@
 """Per-subject profile: the body model fitted to one wearer plus their MVC normalisation.
 
 A versioned JSON file (``format: myoedge-profile``). ``load`` refuses unknown formats and versions and
-names any missing or malformed field; ``save`` writes atomically and keeps the previous file as
-``<name>.prev``, so an interrupted calibration never leaves a broken profile.
+checks every field against the schema (:mod:`myoedge.body.profile_schema`), naming the field's path
+(``muscles[2].moment_arm``) and what was expected; top-level fields it does not know are kept in
+``extra`` and written back by ``save``, never dropped. MVC values must lie in the physiological range of
+sEMG envelopes (:data:`MVC_RANGE_VOLTS`); a value outside it is refused with the likely unit mistake
+named. ``save`` writes atomically and keeps the previous file as ``<name>.prev``, so an interrupted
+calibration never leaves a broken profile.
 """
 
 from __future__ import annotations
@@ -14,12 +18,37 @@ from pathlib import Path
 
 import numpy as np
 
+from myoedge.body import profile_schema as schema
 from myoedge.body.model import JointModel
 from myoedge.ground.errors import FormatError, InputError
 from myoedge.ground.fileio import atomic_write_text
 
 PROFILE_FORMAT = "myoedge-profile"
 PROFILE_VERSION = 1
+KNOWN_FIELDS = ("format", "version", "subject", "joint", "segment", "muscles", "mvc_volts", "provenance")
+
+# The MVC envelope of surface EMG, in volts at the electrodes. sEMG amplitude is 0-10 mV peak to peak,
+# 0-1.5 mV RMS (De Luca 2002), and a good recording's baseline noise stays under 3-5 µV (Konrad 2005):
+# an MVC envelope below 5 µV is noise (an electrode off, a gain applied twice), one above 20 mV is no
+# muscle's. The references are in docs/calibration.md.
+MVC_RANGE_VOLTS = (5e-6, 20e-3)
+_UNIT_MISTAKES = ((1e3, "millivolts written as volts (1000 times too large)"),
+                  (1e6, "microvolts written as volts (a million times too large)"),
+                  (1e-3, "volts divided by 1000 once too often (1000 times too small)"),
+                  (1e-6, "volts divided by a million once too often (a million times too small)"))
+
+
+def mvc_problem(volts: float) -> str | None:
+    """Why ``volts`` cannot be an MVC envelope (None if it can), naming the likely unit mistake."""
+    lo, hi = MVC_RANGE_VOLTS
+    if lo <= volts <= hi:
+        return None
+    why = f"{volts:g} V is outside the physiological range of sEMG MVC envelopes ({lo * 1e6:g} µV to " \
+          f"{hi * 1e3:g} mV)"
+    for factor, mistake in _UNIT_MISTAKES:
+        if lo <= volts / factor <= hi:
+            return f"{why}: likely {mistake}, which would be {volts / factor:g} V"
+    return why
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +63,7 @@ class SubjectProfile:
     model: JointModel
     mvc_volts: tuple[float, ...]
     provenance: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # top-level fields of the file this myoedge does not know
 
     def __post_init__(self):
         mvc = tuple(float(v) for v in self.mvc_volts)
@@ -46,6 +76,13 @@ class SubjectProfile:
         bad = [n for n, v in zip(self.model.muscle_names, mvc) if not (math.isfinite(v) and v > 0)]
         if bad:
             raise InputError(f"profile {self.subject}: MVC must be finite and > 0 for {bad}")
+        for name, v in zip(self.model.muscle_names, mvc):
+            problem = mvc_problem(v)
+            if problem:
+                raise InputError(f"mvc_volts.{name}: {problem}")
+        clash = sorted(set(self.extra) & set(KNOWN_FIELDS))
+        if clash:
+            raise InputError(f"profile {self.subject}: extra fields {clash} are profile fields")
 
     @property
     def joint(self) -> str:
@@ -75,6 +112,7 @@ class SubjectProfile:
             **self.model.to_dict(),
             "mvc_volts": dict(zip(self.muscles, self.mvc_volts)),
             "provenance": self.provenance,
+            **self.extra,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -96,18 +134,13 @@ class SubjectProfile:
             if key not in d:
                 raise FormatError(where, f"missing field {key!r}")
         try:
-            model = JointModel.from_dict(d, where=where)
+            model = JointModel.from_dict(d, where="")
+            provenance = d.get("provenance")
+            return cls(subject=schema.text(d["subject"], "subject"), model=model,
+                       mvc_volts=schema.per_name(d["mvc_volts"], "mvc_volts", names=model.muscle_names),
+                       provenance={} if provenance is None else dict(schema.obj(provenance, "provenance")),
+                       extra={k: v for k, v in d.items() if k not in KNOWN_FIELDS})
         except InputError as e:
-            raise FormatError(where, str(e).removeprefix(f"{where}: ")) from None
-        mvc = d["mvc_volts"]
-        missing = [m for m in model.muscle_names if m not in mvc]
-        if not isinstance(mvc, dict) or missing:
-            raise FormatError(where, f"mvc_volts lacks muscles {missing}")
-        try:
-            return cls(subject=str(d["subject"]), model=model,
-                       mvc_volts=tuple(mvc[m] for m in model.muscle_names),
-                       provenance=dict(d.get("provenance") or {}))
-        except (InputError, TypeError, ValueError) as e:
             raise FormatError(where, str(e)) from None
 
     @classmethod
@@ -119,8 +152,12 @@ class SubjectProfile:
             raise InputError(f"{path}: no such profile") from None
         except OSError as e:
             raise InputError(f"{path}: cannot read profile ({e.strerror})") from None
+        except UnicodeDecodeError as e:
+            raise FormatError(path, f"not UTF-8 text (byte {e.start}); a profile is a JSON file") from None
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise FormatError(path, f"invalid JSON ({e.msg})", line=e.lineno) from None
+        except RecursionError:
+            raise FormatError(path, "JSON nested too deeply to be a profile") from None
         return cls.from_dict(d, where=str(path))

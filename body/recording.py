@@ -179,7 +179,7 @@ def save_recording(rec: Recording, path: str | os.PathLike, *, overwrite: bool =
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise InputError(f"{path} already exists; pass overwrite=True to replace it")
+        raise InputError(f"{path} already exists; pass --overwrite to replace it")
     muscles = rec.meta.muscles
     motion: dict[str, np.ndarray] = {TIME: rec.time, "angle": rec.theta}
     columns: dict[str, Any] = {"angle": "angle"}

@@ -114,6 +114,8 @@ def _parse_spec(json_path: Path, make_meta: Callable[..., RecordingMeta]) -> _Sp
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FormatError(json_path, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
+    except RecursionError:
+        raise FormatError(json_path, "JSON nested too deeply to be a recording description") from None
     if not isinstance(doc, dict):
         raise FormatError(json_path, "must hold a JSON object", line=1)
     s = _Json(json_path, text)

@@ -8,7 +8,10 @@ session draws a gain drift (± 10 %) as electrodes are re-applied. Everything is
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -156,13 +159,44 @@ def write_dataset(out, *, joints: tuple[str, ...], n_subjects: int, sessions: in
                   family: str = "easy", loads: tuple[float, ...] = (0.0,)) -> dict:
     """Simulate and write ``out/<subject>/profile.json`` and ``out/<subject>/<session>_<trial>/``.
 
-    Returns a summary: per subject its profile path, recordings and simulated seconds.
+    Nothing is written unless the whole dataset was simulated: an existing subject folder is refused
+    up front (``InputError``) unless ``overwrite``; everything is built in a hidden folder and moved into
+    place at the end (a replaced profile is kept as ``profile.json.prev``; a replaced recording folder is
+    removed once its new one is in place). Returns a summary: per subject its profile path, recordings
+    and simulated seconds.
     """
-    from pathlib import Path
+    from myoedge.ground.fileio import atomic_directory, check_output
 
+    out = check_output(out, folder=True, merge=True, overwrite=overwrite)
+    names = [f"{joint}{index:02d}" for joint in joints for index in range(1, n_subjects + 1)]
+    for name in names:
+        if (out / name).exists() and not (out / name).is_dir():
+            raise InputError(f"{out / name} is a file, where subject {name}'s folder goes; move it away")
+        if (out / name).exists() and not overwrite:
+            raise InputError(f"{out / name} already exists; pass --overwrite to replace it")
+    if not out.exists():
+        with atomic_directory(out) as tmp:
+            summary = _simulate_into(tmp, joints=joints, n_subjects=n_subjects, sessions=sessions,
+                                     duration_s=duration_s, seed=seed, progress=progress, family=family,
+                                     loads=loads)
+        return _relocate(summary, tmp, out)
+    staged = out / f".simulate-{os.getpid()}"
+    with atomic_directory(staged, overwrite=True) as tmp:
+        summary = _simulate_into(tmp, joints=joints, n_subjects=n_subjects, sessions=sessions,
+                                 duration_s=duration_s, seed=seed, progress=progress, family=family,
+                                 loads=loads)
+    summary = _relocate(summary, tmp, staged)
+    try:
+        for name in names:
+            _merge_folder(staged / name, out / name)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return _relocate(summary, staged, out)
+
+
+def _simulate_into(out, *, joints, n_subjects, sessions, duration_s, seed, progress, family, loads) -> dict:
     from myoedge.body.recording import save_recording
 
-    out = Path(out)
     summary = {"out": str(out), "subjects": []}
     for joint in joints:
         for index in range(1, n_subjects + 1):
@@ -172,12 +206,38 @@ def write_dataset(out, *, joints: tuple[str, ...], n_subjects: int, sessions: in
             paths = []
             for session in range(1, sessions + 1):
                 for rec in simulate_session(subject, session=session, duration_s=duration_s, loads=loads):
-                    paths.append(str(save_recording(rec, folder / f"{rec.meta.session}_{rec.meta.trial}",
-                                                    overwrite=overwrite)))
+                    paths.append(str(save_recording(rec, folder / f"{rec.meta.session}_{rec.meta.trial}")))
                 if progress is not None:
                     progress.update(1, subject.name)
             summary["subjects"].append({"subject": subject.name, "joint": joint, "family": family,
                                         "profile": str(profile_path),
                                         "recordings": paths, "body_mass_kg": round(subject.body_mass, 1),
                                         "height_m": round(subject.height, 3)})
+    return summary
+
+
+def _merge_folder(new, old) -> None:
+    """Move ``new``'s entries into ``old`` (created if absent): a file replaces its namesake, which is kept
+    as ``<name>.prev``; a folder replaces its namesake whole."""
+    from myoedge.ground.fileio import replace_file, replace_folder
+
+    if not old.exists():
+        os.replace(new, old)
+        return
+    for entry in sorted(new.iterdir()):
+        if entry.is_dir():
+            replace_folder(entry, old / entry.name)
+        else:
+            replace_file(entry, old / entry.name, keep_previous=True)
+
+
+def _relocate(summary: dict, staged, out) -> dict:
+    """The summary with paths under the staging folder rewritten to their final place under ``out``."""
+    def moved(path: str) -> str:
+        return str(out / Path(path).relative_to(staged))
+
+    summary["out"] = str(out)
+    for s in summary["subjects"]:
+        s["profile"] = moved(s["profile"])
+        s["recordings"] = [moved(p) for p in s["recordings"]]
     return summary

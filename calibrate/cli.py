@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from myoedge.ground.errors import InputError
+from myoedge.ground.fileio import check_output
 
 
 def register(sub) -> None:
@@ -31,6 +32,8 @@ def register(sub) -> None:
     m.add_argument("--muscles", nargs="+", help="muscles to measure (default: every channel of the device)")
     m.add_argument("--out", required=True, help="profile to write")
     m.add_argument("--profile", help="profile to start from (default: --out when it exists)")
+    m.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out that is not the profile started from (kept as .prev)")
     m.add_argument("--joint", help="start a new profile from the generic model of this joint")
     m.add_argument("--subject", help="subject name of a new profile (default: the --out file's stem)")
     m.add_argument("--auto", action="store_true",
@@ -51,7 +54,11 @@ def register(sub) -> None:
                                      "calibration trials (joint angle, joint torque, muscle forces or EMG).")
     a.add_argument("--data", required=True, help="folder of calibration recordings (recording.json each)")
     a.add_argument("--profile", required=True, help="profile to start from (its moment arms are the prior)")
-    a.add_argument("--out", required=True, help="profile to write (may equal --profile)")
+    a.add_argument("--out", required=True,
+                   help="profile to write (may equal --profile: updated in place, the previous kept as "
+                        "<name>.prev)")
+    a.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out that is not --profile (kept as .prev)")
     a.add_argument("--forces", choices=["auto", "recording", "emg"], default="auto",
                    help="muscle forces from the recordings or estimated from EMG (default: recordings if all "
                         "have them)")
@@ -80,6 +87,11 @@ def _positive(value: float, flag: str) -> float:
     return value
 
 
+def _device_path(port: str) -> str | None:
+    """The file behind a port given as a path (a pty, /dev/ttyUSB0), so no output can be written over it."""
+    return None if "://" in port else port
+
+
 def _mvc(args: argparse.Namespace) -> dict:
     from myoedge.body.profile import SubjectProfile
     from myoedge.calibrate import profile_update
@@ -89,6 +101,7 @@ def _mvc(args: argparse.Namespace) -> dict:
 
     out = Path(args.out)
     base_path = Path(args.profile) if args.profile else (out if out.exists() else None)
+    check_output(out, inputs=[base_path, _device_path(args.port)], update=base_path, overwrite=args.overwrite)
     if base_path is None and not args.joint:
         raise InputError(f"{out} does not exist yet: give --profile to start from, or --joint (and "
                          "--subject) to start a new profile from the generic model")
@@ -132,6 +145,7 @@ def _moment_arms(args: argparse.Namespace) -> dict:
     from myoedge.calibrate.refit import calibrate_moment_arms
     from myoedge.calibrate.report import format_report
 
+    check_output(args.out, inputs=[args.data, args.profile], update=args.profile, overwrite=args.overwrite)
     profile = SubjectProfile.load(args.profile)
     paths = find_recordings(args.data)
     if not paths:

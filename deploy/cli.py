@@ -44,13 +44,18 @@ def register(sub) -> None:
                    help="envelope config fields as JSON (fs_hz, out_rate_hz, input_bits, ...) instead of "
                         "a bundle")
     p.add_argument("--out", metavar="DIR", required=True, help="folder to write the headers into")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace headers already in --out (each kept as <name>.prev)")
     p.add_argument("--vector-samples", type=int, default=600, help="length of the filter test vector")
     p.add_argument("--seed", type=int, default=0, help="seed of the test vectors")
 
 
 def _build_engine(args) -> dict:
     from myoedge.deploy.engine import build_engine
+    from myoedge.ground.fileio import check_output
 
+    if args.out is not None:  # a cache folder: written into, its engine rebuilt when stale
+        check_output(args.out, folder=True, merge=True)
     result = build_engine(args.bundle, precision=args.precision, out_dir=args.out,
                           workspace_mib=args.workspace_mib, force=args.force)
     key = result.key
@@ -63,10 +68,19 @@ def _build_engine(args) -> dict:
 
 
 def _export_firmware(args) -> dict:
-    from myoedge.deploy.firmware import design_from_bundle, design_from_config_file, export_firmware
+    from myoedge.deploy.firmware import (
+        FIRMWARE_FILES,
+        design_from_bundle,
+        design_from_config_file,
+        export_firmware,
+    )
+    from myoedge.ground.fileio import check_output
 
     if (args.bundle is None) == (args.envelope is None):
         raise InputError("give either a BUNDLE or --envelope CONFIG.json (exactly one)")
+    out = check_output(args.out, folder=True, merge=True, inputs=[args.bundle, args.envelope])
+    for name in FIRMWARE_FILES:
+        check_output(out / name, inputs=[args.bundle, args.envelope], overwrite=args.overwrite)
     if args.bundle is not None:
         from myoedge.edge.model.bundle import load_bundle
 
@@ -77,8 +91,8 @@ def _export_firmware(args) -> dict:
     else:
         design = design_from_config_file(args.envelope)
         source = "an envelope config"
-    summary = export_firmware(args.out, design=design, source=source, n_samples=args.vector_samples,
-                              seed=args.seed)
+    summary = export_firmware(out, design=design, source=source, n_samples=args.vector_samples,
+                              seed=args.seed, keep_previous=True)
     print(f"wrote {', '.join(summary['files'])} to {args.out} "
           f"(envelope hash {summary['envelope_hash'][:12]})")
     return summary

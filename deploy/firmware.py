@@ -33,12 +33,13 @@ from myoedge.edge.wire.protocol import DeviceInfo, Frame, FrameType, encode_devi
 from myoedge.ground.errors import FormatError, InputError
 from myoedge.ground.fileio import atomic_write_text
 
-__all__ = ["ENVELOPE_HEADER_FILE", "VECTORS_HEADER_FILE", "design_from_bundle", "design_from_config_file",
-           "envelope_header_text", "envelope_vectors", "example_frames", "export_firmware",
-           "vectors_header_text"]
+__all__ = ["ENVELOPE_HEADER_FILE", "FIRMWARE_FILES", "VECTORS_HEADER_FILE", "design_from_bundle",
+           "design_from_config_file", "envelope_header_text", "envelope_vectors", "example_frames",
+           "export_firmware", "vectors_header_text"]
 
 ENVELOPE_HEADER_FILE = "myoedge_envelope.h"
 VECTORS_HEADER_FILE = "myoedge_test_vectors.h"
+FIRMWARE_FILES = (FRAME_HEADER_FILE, ENVELOPE_HEADER_FILE, VECTORS_HEADER_FILE)
 
 
 def design_from_bundle(bundle: Bundle) -> EnvelopeDesign:
@@ -212,13 +213,14 @@ def vectors_header_text(design: EnvelopeDesign, *, n_samples: int, seed: int) ->
 
 
 def export_firmware(out_dir: str | os.PathLike, *, design: EnvelopeDesign, source: str, n_samples: int = 600,
-                    seed: int = 0) -> dict:
-    """Write the three headers into ``out_dir`` (each file atomically); returns what was written."""
+                    seed: int = 0, keep_previous: bool = False) -> dict:
+    """Write the three headers (:data:`FIRMWARE_FILES`) into ``out_dir``, each atomically, after all three
+    are generated (``keep_previous``: a replaced header is kept as ``<name>.prev``); what was written."""
     out_dir = Path(out_dir)
     texts = {FRAME_HEADER_FILE: frame_header_text(),
              ENVELOPE_HEADER_FILE: envelope_header_text(design, source=source),
              VECTORS_HEADER_FILE: vectors_header_text(design, n_samples=n_samples, seed=seed)}
     for name, text in texts.items():
-        atomic_write_text(out_dir / name, text)
+        atomic_write_text(out_dir / name, text, keep_previous=keep_previous)
     return {"out": str(out_dir), "files": sorted(texts), "envelope_hash": design.coefficients_hash(),
             "source": source, "test_vector_samples": n_samples, "seed": seed}

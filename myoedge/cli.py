@@ -4,7 +4,8 @@ Each layer registers its own verbs (``register(subparsers)`` in the module that 
 ``myoedge.ground.verbs.add_verb``) and imports its heavy dependencies only inside the handlers, so
 ``myoedge run`` on a Jetson never loads torch.
 Conventions for every verb: ``--help``; ``--json`` prints one JSON object as the last line of stdout;
-exit status 0 on success, 2 on bad input (one-line reason on stderr), 1 on internal failure.
+exit status 0 on success, 2 on bad input (one-line reason on stderr), 1 on internal failure or an output
+not delivered.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import traceback
 
 from myoedge import __version__
-from myoedge.ground.errors import InputError
+from myoedge.ground.errors import DeliveryError, InputError
 
 # Every verb, with the module that registers it: a static table, so a module that fails to import is an
 # error naming it, never a verb that silently disappears.
@@ -75,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"myoedge {args.verb}: {e}".replace("\n", " "), file=sys.stderr)
         return 2
+    except DeliveryError as e:
+        print(f"myoedge {args.verb}: {e}".replace("\n", " "), file=sys.stderr)
+        return 1
+    except OSError as e:  # the machine, not the program: a full disk, a folder removed under the run
+        if args.verbose:
+            traceback.print_exc()
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"myoedge {args.verb}: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"myoedge {args.verb}: interrupted", file=sys.stderr)
         return 130

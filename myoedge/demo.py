@@ -34,9 +34,10 @@ def run_demo(args) -> dict:
     from myoedge.body.recording import find_recordings, load_recording
     from myoedge.body.subjects import write_dataset
     from myoedge.calibrate.demo_step import compare_profiles, describe_comparison
+    from myoedge.ground.fileio import check_output
 
     t0 = time.monotonic()
-    out = Path(args.out)
+    out = check_output(args.out, folder=True, merge=True)  # the demo's own working folder, renewed each run
     print(f"[1/6] simulating one synthetic {args.joint} subject into {out}/data ...")
     summary = write_dataset(out / "data", joints=(args.joint,), n_subjects=1, duration_s=args.duration,
                             seed=args.seed, overwrite=True)

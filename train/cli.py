@@ -52,7 +52,8 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads while training (default 1: the networks are small, and a second "
                         "thread contending with other work slows training down)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run folder (removed once the new one is complete)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = add_verb(sub, "export", _export, help="export an edge run as a model bundle (ONNX, meta, vectors)",
@@ -67,6 +68,7 @@ def register(sub) -> None:
 
 
 def _train(args: argparse.Namespace) -> dict:
+    from myoedge.ground.fileio import check_output
     from myoedge.train.data import discover_profiles, load_sequences, split_leave_one_trial_out, split_time
     from myoedge.train.run import TrainConfig
 
@@ -84,6 +86,7 @@ def _train(args: argparse.Namespace) -> dict:
             raise InputError("--smooth applies to window presets (edge-window) only")
         overrides["model"] = {"smooth": args.smooth}
     config = TrainConfig.for_preset(args.preset, **overrides)
+    check_output(args.out, folder=True, inputs=[args.data, args.profiles], overwrite=args.overwrite)
     profiles = discover_profiles(args.profiles) if args.profiles else None
     adc = choose_adc(bits=args.adc_bits, volts_per_count=args.adc_scale)
     seqs = load_sequences(args.data, rate_hz=args.rate, profiles=profiles, adc=adc)
@@ -161,9 +164,11 @@ def mean_accuracy(scores: list[dict]) -> dict:
 
 
 def _export(args: argparse.Namespace) -> dict:
+    from myoedge.ground.fileio import check_output
     from myoedge.train.export import export_bundle
     from myoedge.train.run import TrainedModel
 
+    check_output(args.out, folder=True, inputs=[args.run], overwrite=args.overwrite)
     trained = TrainedModel.load(args.run)
     report = export_bundle(trained, args.out, name=args.name, overwrite=args.overwrite)
     errs = report["max_abs_error"]

@@ -74,15 +74,17 @@ def register(sub) -> None:
 def run_evaluate(args) -> dict:
     from pathlib import Path
 
-    from myoedge.ground.fileio import atomic_directory
+    from myoedge.ground.fileio import atomic_directory, check_output, check_outputs_differ
     from myoedge.train.data import load_sequences
     from myoedge.train.evaluate import EvaluationConfig, FitCache, evaluate
     from myoedge.train.report import finite_or_none, write_report
     from myoedge.train.targets import check_targets
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise InputError(f"{out} already exists; pass --overwrite to replace it")
+    if args.cache and not args.no_cache:
+        check_outputs_differ(("--out", args.out), ("--cache", args.cache))
+    out = check_output(args.out, folder=True, inputs=[args.data], overwrite=args.overwrite)
+    if args.cache and not args.no_cache:
+        check_output(args.cache, folder=True, merge=True, inputs=[args.data], flag="--cache")
     protocols = {"time": ("intra",), "trial": ("loto",), None: tuple(_names(args.protocols))}[args.split]
     config = EvaluationConfig(methods=tuple(_names(args.methods)), protocols=protocols,
                               held_out="end" if args.split == "time" else "block",

@@ -6,6 +6,7 @@ The training loop that makes a ``TrainedModel`` is :func:`myoedge.train.fit.fit`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -139,7 +140,7 @@ class TrainedModel:
                 if self.samples is not None:
                     np.savez(tmp / "samples.npz", envelopes=self.samples)
         except FileExistsError as e:
-            raise InputError(f"{e}; choose another folder or overwrite") from None
+            raise InputError(f"{e}; choose another folder") from None
         return path
 
     @classmethod
@@ -153,24 +154,45 @@ class TrainedModel:
             raise InputError(f"{path / 'run.json'}: not valid JSON ({e.msg})") from None
         if doc.get("format") != RUN_FORMAT or doc.get("version") != 1:
             raise InputError(f"{path / 'run.json'}: not a version-1 {RUN_FORMAT} file")
-        mcfg = ModelConfig.from_dict(doc["model_config"])
+        try:
+            mcfg = ModelConfig.from_dict(doc["model_config"])
+            config = TrainConfig(**doc["config"])
+            fields = {"joint": doc["joint"], "muscles": tuple(doc["muscles"]),
+                      "rate_hz": float(doc["rate_hz"]), "info": doc["info"]}
+            env = doc.get("envelope_config")
+            envelope_config = None if env is None else EnvelopeConfig.from_dict(env)
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(f"{path / 'run.json'}: does not match this myoedge ({_one_line(e)})") from None
         model = build_model(mcfg)
-        model.load_state_dict(torch.load(path / "model.pt", weights_only=True))
+        with _unreadable(path / "model.pt", "this run's weights"):
+            model.load_state_dict(torch.load(path / "model.pt", weights_only=True))
         model.eval()
-        table = np.loadtxt(path / "history.csv", delimiter=",", skiprows=1, ndmin=2)
-        history = [dict(zip(LOSS_TERMS, map(float, row))) for row in table]
+        with _unreadable(path / "history.csv", "a loss history"):
+            table = np.loadtxt(path / "history.csv", delimiter=",", skiprows=1, ndmin=2)
+            history = [dict(zip(LOSS_TERMS, map(float, row))) for row in table]
         samples = None
         if (path / "samples.npz").is_file():
-            with np.load(path / "samples.npz") as npz:
+            with _unreadable(path / "samples.npz", "stored envelopes"), np.load(path / "samples.npz") as npz:
                 samples = npz["envelopes"]
-        env = doc.get("envelope_config")
-        try:
-            config = TrainConfig(**doc["config"])
-        except TypeError as e:
-            raise InputError(f"{path / 'run.json'}: config does not match this myoedge ({e})") from None
-        return cls(model=model, config=config, model_config=mcfg, joint=doc["joint"],
-                   muscles=tuple(doc["muscles"]), rate_hz=float(doc["rate_hz"]),
-                   envelope_config=None if env is None else EnvelopeConfig.from_dict(env), history=history,
-                   info=doc["info"], samples=samples)
+        return cls(model=model, config=config, model_config=mcfg, envelope_config=envelope_config,
+                   history=history, samples=samples, **fields)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+@contextlib.contextmanager
+def _unreadable(path: Path, what: str):
+    """Turn any failure to read ``path`` (truncated, corrupt, wrong shapes) into an ``InputError``."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as e:  # torch, zipfile and numpy raise many kinds for a damaged file
+        raise InputError(f"{path}: cannot be read as {what} ({_one_line(e)})") from None
 
 

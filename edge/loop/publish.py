@@ -28,6 +28,7 @@ from pathlib import Path
 
 from myoedge.edge.loop.estimate import Estimate, EstimateEncoder, Flags
 from myoedge.ground.errors import InputError
+from myoedge.ground.fileio import replace_file
 
 __all__ = ["CallbackPublisher", "CsvPublisher", "Publisher", "PublisherStats", "UdpPublisher", "csv_columns",
            "parse_host_port"]
@@ -171,6 +172,7 @@ class CsvPublisher(Publisher):
         except OSError as exc:
             raise InputError(f"cannot write the CSV log {self.partial_path}: {exc.strerror}") from None
         self._written = 0  # bytes of complete rows in the file
+        self.delivered = False  # True once close() has moved the complete log to its name
         self._queue: collections.deque[Estimate] = collections.deque()
         self._interval = float(flush_interval_s)
         self._wake = threading.Event()
@@ -220,15 +222,22 @@ class CsvPublisher(Publisher):
                               self.partial_path)
 
     def close(self) -> None:
-        """Write what is queued, fsync, and move the log to its final name. Idempotent."""
+        """Write what is queued, fsync, and move the log to its final name (a file already there, which only
+        ``overwrite`` allows, is kept as ``<name>.prev``); ``delivered`` says it worked. Idempotent."""
         if self._closing:
             return
         self._closing = True
         self._wake.set()
         self._thread.join()
         self._drain()
-        with self._lock:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
-        os.replace(self.partial_path, self.path)
+        try:
+            with self._lock:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = -1
+            # only an --overwrite run finds a file in place: it is kept as FILE.prev
+            replace_file(self.partial_path, self.path, keep_previous=True)
+        except OSError as exc:
+            self.stats.last_error = f"{exc.strerror or exc}"
+            raise
+        self.delivered = True

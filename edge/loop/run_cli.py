@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 
-from myoedge.ground.errors import InputError
+from myoedge.ground.errors import DeliveryError, InputError
+from myoedge.ground.fileio import check_output
 
 
 def register(sub) -> None:
@@ -21,7 +23,9 @@ def register(sub) -> None:
     p.add_argument("--bundle", required=True, metavar="DIR", help="model bundle folder")
     p.add_argument("--profile", required=True, metavar="FILE", help="subject profile (MVC, moment arms)")
     p.add_argument("--udp", metavar="HOST:PORT", help="send every estimate as a datagram to HOST:PORT")
-    p.add_argument("--csv", metavar="FILE", help="log every estimate to FILE (complete when the run ends)")
+    p.add_argument("--csv", metavar="FILE", help="log every estimate to FILE (complete when the run ends); "
+                   "never one of the inputs, and an existing FILE only with --overwrite (kept as FILE.prev)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --csv log")
     p.add_argument("--backend", default="auto", metavar="auto|onnxruntime|tensorrt",
                    help="predictor backend (default auto: TensorRT when an engine is there)")
     p.add_argument("--engine", metavar="PATH", help="TensorRT engine (default: model.engine in the bundle)")
@@ -50,6 +54,14 @@ def _run(args: argparse.Namespace) -> dict:
         raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
     if args.duration is not None and not args.duration > 0:
         raise InputError(f"--duration must be a positive number of seconds, got {args.duration:g}")
+    if args.csv is not None:  # before anything is loaded or opened
+        device = None if "://" in args.port else args.port
+        check_output(args.csv, inputs=[args.bundle, args.profile, args.engine, device],
+                     overwrite=args.overwrite, flag="--csv")
+        partial = f"{args.csv}.partial"
+        if os.path.lexists(partial) and not args.overwrite:
+            raise InputError(f"--csv: {partial} holds the rows of an interrupted run; move it away first "
+                             "(or pass --overwrite to discard it)")
     bundle = load_bundle(args.bundle)
     profile = SubjectProfile.load(args.profile)
     check_profile(bundle, profile)  # before any output file is made
@@ -61,7 +73,7 @@ def _run(args: argparse.Namespace) -> dict:
         if args.udp:
             publishers.append(UdpPublisher(args.udp, n_muscles=len(bundle.muscles)))
         if args.csv:
-            publishers.append(CsvPublisher(args.csv, muscles=bundle.muscles))
+            publishers.append(CsvPublisher(args.csv, muscles=bundle.muscles, overwrite=args.overwrite))
         runtime = Runtime(bundle=bundle, profile=profile, transport=transport, safety=safety,
                           publishers=publishers, backend=args.backend, engine_path=args.engine,
                           realtime_priority=args.rt_priority, prewarm=not args.no_prewarm)
@@ -69,4 +81,10 @@ def _run(args: argparse.Namespace) -> dict:
         for publisher in publishers:
             publisher.close()
         raise
-    return runtime.run(duration_s=args.duration)
+    summary = runtime.run(duration_s=args.duration)
+    for publisher in publishers:
+        if isinstance(publisher, CsvPublisher) and not publisher.delivered:
+            why = publisher.stats.last_error or "it could not be completed"
+            raise DeliveryError(f"the CSV log {args.csv} was not delivered ({why}); the rows written are in "
+                                f"{publisher.partial_path}")
+    return summary

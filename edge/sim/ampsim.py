@@ -42,6 +42,7 @@ from myoedge.edge.wire.protocol import (
 from myoedge.ground.errors import InputError
 
 LOG = logging.getLogger("myoedge.edge")
+TURN_AWAY_EVERY = 16  # frames between answers to a second reader (TCP): 16 ms at 1 ms frames
 
 DEVICE_NAME = "myoedge amp-sim"
 
@@ -236,6 +237,8 @@ class AmplifierSimulator:
                 if attached:
                     c["connections"] += 1
                     announce = True
+            if attached and k % TURN_AWAY_EVERY == 0:
+                link.turn_away()
             info_due = announce or k % info_every == 0
             stamp = round(k * spf * 1e6 / fs)
             if info_due:

@@ -73,6 +73,24 @@ def _source(args: argparse.Namespace):
     return s.synthetic_signal(**common, duration_s=args.duration)
 
 
+def _check_link(link: str | None, *, recording: str | None) -> None:
+    """--link (and ``<link>.tmp``, through which it is replaced) may replace an old symlink, never a file or
+    a folder; its folder must be writable."""
+    from pathlib import Path
+
+    from myoedge.ground.fileio import check_output
+
+    if link is None:
+        return
+    path = Path(link)
+    for p in (path, path.with_name(path.name + ".tmp")):
+        if p.exists() and not p.is_symlink():
+            what = "a folder" if p.is_dir() else "a file"
+            raise InputError(f"--link {path}: {p} is {what}; --link replaces only a symlink, so choose a new "
+                             "path")
+    check_output(path.with_name(f".{path.name}.new"), inputs=[recording, link], flag="--link")
+
+
 def _say(text: str) -> None:
     print(f"amp-sim: {text}", flush=True)
 
@@ -86,6 +104,7 @@ def _amp_sim(args: argparse.Namespace) -> dict:
         raise InputError(f"unknown joint {args.joint!r}; expected one of {sorted(JOINTS)}")
     if not 100.0 <= args.rate <= 20000.0:
         raise InputError(f"--rate must be within 100 to 20000 Hz, got {args.rate:g}")
+    _check_link(args.link, recording=args.recording)
     plan = FaultPlan.parse(args.fault, seed=args.fault_seed)
     sig = _source(args)
     adc = choose_adc(bits=args.bits, volts_per_count=args.adc_scale)

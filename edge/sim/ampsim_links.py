@@ -9,6 +9,7 @@ that falls behind slows the simulator down instead of losing bytes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -17,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+from myoedge.edge.wire.socket_link import busy_message
 from myoedge.ground.errors import InputError
 
 try:  # POSIX only; on Windows the simulator serves TCP
@@ -48,6 +50,10 @@ class Link:
                 return True
             stop.wait(_POLL_S)
         return False
+
+    def turn_away(self) -> int:
+        """Answer readers that arrive while one is attached (TCP: a busy notice, then hang up); how many."""
+        return 0
 
     def write(self, data: bytes, stop: threading.Event) -> bool:
         """Write all of ``data``, waiting while the reader is behind; False if the reader left or on stop."""
@@ -198,6 +204,21 @@ class TcpLink(Link):
         conn.setblocking(False)
         self._conn = conn
         return True
+
+    def turn_away(self) -> int:
+        """Tell readers who connect while one is attached that the amplifier is busy, and hang up."""
+        turned = 0
+        while self._conn is not None and self._server is not None:
+            try:
+                conn, _ = self._server.accept()
+            except (BlockingIOError, InterruptedError, OSError):
+                return turned
+            with contextlib.suppress(OSError):
+                conn.sendall(busy_message("another reader is connected to this amp-sim"))
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+            turned += 1
+        return turned
 
     def write(self, data: bytes, stop: threading.Event) -> bool:
         conn = self._conn

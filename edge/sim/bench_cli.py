@@ -40,6 +40,11 @@ def register(sub) -> None:
 
 def _bench(args: argparse.Namespace) -> dict:
     from myoedge.edge.sim.bench import BenchConfig, format_table, run_bench, write_result
+    from myoedge.ground.fileio import check_output
+
+    if args.out is not None:  # before the benchmark runs, not after
+        model = args.model if args.model not in ("edge", "paper") else None
+        check_output(args.out, folder=True, merge=True, inputs=[model])
 
     config = BenchConfig(seconds=args.seconds, channels=args.channels, fs_hz=args.fs,
                          samples_per_frame=args.samples_per_frame, model=args.model, transport=args.transport,

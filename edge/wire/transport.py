@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import serial
 import serial.tools.list_ports
 
+from myoedge.edge.wire.socket_link import check_not_busy, resolve_host
 from myoedge.ground.errors import InputError
 
 LOG = logging.getLogger("myoedge.edge")
@@ -189,6 +190,13 @@ class SerialTransport(Transport):
             self._open()
         except serial.SerialException as exc:
             raise self._explain(exc) from exc
+        sock = getattr(self._port, "_socket", None)  # socket:// only: a busy server says so at once
+        if sock is not None:
+            try:
+                check_not_busy(sock, self._url)
+            except InputError:
+                self._close_port()
+                raise
         self._ever_connected = True
 
     def _open(self) -> None:
@@ -231,7 +239,7 @@ class SerialTransport(Transport):
         elif number == errno.ECONNREFUSED or "refused" in text:
             return InputError(f"nothing accepts connections at {url} (is `myoedge amp-sim --tcp PORT` or "
                               "the serial bridge running?)")
-        return InputError(f"cannot open {url}: {text}")
+        return InputError(f"cannot open {url}: {text.removeprefix(f'Could not open port {url}: ')}")
 
     def read(self, max_bytes: int = 4096) -> bytes:
         if self._port is None:
@@ -372,3 +380,4 @@ def _check_socket_url(url: str) -> None:
         raise InputError(f"port {url!r}: socket:// needs HOST:PORT with PORT in 1..65535 ({exc})") from exc
     if not parts.hostname or port is None or not 1 <= port <= 65535:
         raise InputError(f"port {url!r}: socket:// needs HOST:PORT, e.g. socket://127.0.0.1:5555")
+    resolve_host(url)

@@ -1,8 +1,9 @@
 """Errors shared by every layer.
 
 ``InputError`` means *the user's input is wrong* (a malformed file, a mismatched bundle, an unplugged
-port): the CLI prints its message on one line and exits with status 2. Anything else escaping a verb
-is an internal failure (status 1).
+port): the CLI prints its message on one line and exits with status 2. ``DeliveryError`` means an
+output the command promised could not be delivered (a disk filled up, a log could not be completed):
+one line and status 1. Anything else escaping a verb is an internal failure (status 1, with a traceback).
 """
 
 from __future__ import annotations
@@ -26,3 +27,7 @@ class FormatError(InputError):
         if column is not None:
             where += f", column '{column}'"
         super().__init__(f"{where}: {reason}")
+
+
+class DeliveryError(RuntimeError):
+    """An output the command promised was not delivered; the message names it and says why."""

@@ -1,0 +1,54 @@
+"""What ``socket://`` adds to a serial port: a host that must resolve, and a server that may be busy.
+
+A TCP serial bridge (and ``myoedge amp-sim --tcp``) serves one reader at a time. ``amp-sim`` answers a
+second reader with :data:`BUSY_BANNER` and a reason, then closes; other bridges just close at once or
+never send. :func:`check_not_busy`, called once when the reader first connects, turns either answer into
+an ``InputError`` that says the amplifier is busy, instead of a later "no device-info frame".
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+from urllib.parse import urlsplit
+
+from myoedge.ground.errors import InputError
+
+BUSY_BANNER = b"MYOEDGE-BUSY "  # then a one-line reason and b"\n"
+BUSY_WAIT_S = 0.25  # how long connect() waits for a first byte or a close (a live amplifier sends at once)
+
+
+def busy_message(reason: str) -> bytes:
+    """What a one-reader server sends a second reader before closing the connection."""
+    return BUSY_BANNER + reason.replace("\n", " ").encode("ascii", "replace") + b"\n"
+
+
+def resolve_host(url: str) -> None:
+    """Refuse a ``socket://HOST:PORT`` whose host does not resolve, naming the host."""
+    parts = urlsplit(url)
+    try:
+        socket.getaddrinfo(parts.hostname, parts.port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise InputError(f"port {url!r}: host {parts.hostname!r} not found ({why})") from None
+
+
+def check_not_busy(sock: socket.socket, url: str, *, wait_s: float = BUSY_WAIT_S) -> None:
+    """Peek (consume nothing) at what a freshly connected server sends first; refuse a busy one."""
+    try:
+        ready, _, _ = select.select([sock], [], [], wait_s)
+        if not ready:
+            return  # silent so far: a slow device, or a bridge that queues; the runtime's wait decides
+        head = sock.recv(256, socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return
+    except OSError as exc:
+        raise InputError(f"the amplifier at {url} dropped the connection at once ({exc.strerror or exc})"
+                         ) from None
+    if head.startswith(BUSY_BANNER):
+        reason = head[len(BUSY_BANNER):].split(b"\n")[0].decode("ascii", "replace").strip()
+        raise InputError(f"the amplifier at {url} is busy: {reason or 'another reader is connected'}; stop "
+                         "the other reader first")
+    if head == b"":
+        raise InputError(f"the amplifier at {url} closed the connection at once without sending anything: "
+                         "it is most likely busy with another reader (a TCP bridge serves one at a time)")
