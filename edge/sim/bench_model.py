@@ -39,6 +39,9 @@ __all__ = ["MODEL_KINDS", "MODEL_RATE_HZ", "MVC_VOLTS", "bench_profile", "synthe
 
 MODEL_KINDS = ("paper", "edge")
 MODEL_RATE_HZ = 100.0
+# A stateful synthetic bundle's warm-up: the burn-in the stateful edge presets train with (3 s at 100 Hz),
+# so that after a reset its estimates are flagged WARMING_UP for as long as a real bundle's.
+SYNTHETIC_WARMUP_STEPS = 300
 MVC_VOLTS = 300e-6  # near the bench signal's contraction peaks: normalised envelopes of 0.1 to 1
 _SIZES = {"paper": {"window": 50, "filters": 128, "hidden": (128, 128), "dilations": (1,)},
           "edge": {"window": 1, "gru_hidden": 64, "head_blocks": 1}}  # the edge preset: GRU step, W = 1
@@ -73,8 +76,10 @@ def _onnx_graph(kind: str, *, channels: int, seed: int) -> tuple[bytes, int]:
 
 
 def synthetic_bundle(path: str | os.PathLike, *, kind: str, muscles: tuple[str, ...], fs_hz: float,
-                     input_bits: int, seed: int = 0) -> tuple[Path, int]:
-    """Write a bundle around a synthetic ``kind`` graph; (its path, its parameter count).
+                     input_bits: int, seed: int = 0,
+                     warmup_steps: int = SYNTHETIC_WARMUP_STEPS) -> tuple[Path, int]:
+    """Write a bundle around a synthetic ``kind`` graph; (its path, its parameter count). A stateful
+    graph's bundle asks for ``warmup_steps`` model steps after a reset before its estimates count.
 
     The test vectors are ONNX Runtime's own outputs: they prove nothing about training, only that the
     runtime loads what was written.
@@ -85,7 +90,7 @@ def synthetic_bundle(path: str | os.PathLike, *, kind: str, muscles: tuple[str, 
     onnx_bytes, n_params = _onnx_graph(kind, channels=m, seed=seed)
     envelope = EnvelopeConfig(fs_hz=fs_hz, out_rate_hz=MODEL_RATE_HZ, input_bits=input_bits)
     inputs = np.random.default_rng(seed + 1).uniform(0.0, 1.0, (_TEST_STEPS, window, m)).astype(np.float32)
-    state = _state_block(kind)
+    state = _state_block(kind, warmup_steps=warmup_steps)
     outs = _replay(onnx_bytes, inputs, state)
     meta = BundleMeta.build(
         name=f"synthetic-{kind}", joint=_joint_for(muscles), muscles=muscles, window=window,
@@ -98,13 +103,13 @@ def synthetic_bundle(path: str | os.PathLike, *, kind: str, muscles: tuple[str, 
     return path, n_params
 
 
-def _state_block(kind: str) -> StateMeta | None:
-    """The bundle's ``state`` block for a stateful synthetic model (zeros initial, no burn-in), or None."""
+def _state_block(kind: str, *, warmup_steps: int) -> StateMeta | None:
+    """The bundle's ``state`` block for a stateful synthetic model (zeros initial), or None."""
     hidden = _SIZES[kind].get("gru_hidden")
     if hidden is None:
         return None
     return StateMeta(input=STATE_INPUT, output=STATE_OUTPUT, size=hidden, initial=(0.0,) * hidden,
-                     warmup_steps=0)
+                     warmup_steps=warmup_steps)
 
 
 def _replay(onnx_bytes: bytes, inputs: np.ndarray, state: StateMeta | None) -> dict[str, np.ndarray]:

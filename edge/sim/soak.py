@@ -32,6 +32,7 @@ import numpy as np
 
 from myoedge.edge.loop.estimate import INVALID, Flags
 from myoedge.edge.loop.publish import CallbackPublisher
+from myoedge.edge.sim.bench_model import SYNTHETIC_WARMUP_STEPS
 from myoedge.edge.sim.faults import FaultPlan
 from myoedge.ground.errors import InputError
 
@@ -55,6 +56,7 @@ class SoakConfig:
     disconnect_every_s: float = 60.0
     disconnect_s: float = 0.5
     sample_every_s: float = 2.0  # resident-memory samples
+    warmup_steps: int = SYNTHETIC_WARMUP_STEPS  # the synthetic model's warm-up after each reset
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -63,6 +65,9 @@ class SoakConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
                 raise InputError(f"soak {name} must be a positive number, got {value!r}")
+        steps = self.warmup_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise InputError(f"soak warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
         if self.seconds < 5.0:
             raise InputError(f"a soak needs at least 5 s, got {self.seconds:g}")
 
@@ -151,7 +156,7 @@ def run_soak(config: SoakConfig, *, say=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="myoedge-soak-") as tmp:
         muscles = tuple(f"M{i}" for i in range(config.channels))
         path, _ = synthetic_bundle(Path(tmp) / "bundle", kind=config.model, seed=config.seed, muscles=muscles,
-                                   fs_hz=config.fs_hz, input_bits=24)
+                                   fs_hz=config.fs_hz, input_bits=24, warmup_steps=config.warmup_steps)
         bundle = load_bundle(path)
         signal = AmpSignal(volts=emg_like(fs_hz=config.fs_hz, seconds=11.0, n_channels=config.channels,
                                           seed=config.seed), fs=config.fs_hz, labels=bundle.muscles,

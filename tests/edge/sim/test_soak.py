@@ -63,7 +63,7 @@ def check(result, config):
 
 def test_a_short_soak_with_every_fault_kind():
     config = SoakConfig(seconds=8.0, stall_every_s=4.0, disconnect_every_s=6.0, channels=4, fs_hz=1000.0,
-                        drop=5e-3, garbage=5e-3, bitflip=1e-3)
+                        drop=5e-3, garbage=5e-3, bitflip=1e-3, warmup_steps=50)
     check(run_soak(config, say=lambda text: None), config)
 
 
