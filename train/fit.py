@@ -102,6 +102,7 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
             for name, value in stats.items():
                 if hasattr(model, name):
                     getattr(model, name).copy_(torch.as_tensor(value, dtype=torch.float32))
+        identified = model.identify(seqs) if hasattr(model, "identify") else None  # the observer's joint
         if config.optimizer == "sgd":
             opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
         else:
@@ -137,7 +138,7 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
             "normalisation": {k: v.tolist() for k, v in stats.items()},
             "theta_range": [float(min(s.theta.min() for s in seqs)), float(max(s.theta.max() for s in seqs))],
             "force_max": np.max([s.forces.max(0) for s in seqs], axis=0).tolist(),
-            "models": _model_limits(seqs),
+            "models": _model_limits(seqs), "identified_joint": identified,
             "emg_rate_hz": None if first.envelope_config is None else first.envelope_config.fs_hz,
             "mvc": {s.subject: {"volts": list(s.mvc_volts), "source": s.mvc_source} for s in seqs}}
     return TrainedModel(model=model, config=config, model_config=mcfg, joint=first.joint,
