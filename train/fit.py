@@ -114,6 +114,8 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
         model.train()
         for terms in steps(model, seqs, config, stats, rng):
             total = config.w_force * terms["L_F"] + config.w_theta * terms["L_theta"]
+            if "L_direct" in terms:  # the observer's direct angle estimate
+                total = total + config.w_theta * terms["L_direct"]
             if config.w_physics > 0:
                 total = total + config.w_physics * terms["L_P"]
             opt.zero_grad(set_to_none=True)
@@ -343,6 +345,8 @@ def _recurrent_steps(model, seqs, config, stats, rng):
         forces = torch.as_tensor(np.stack([s.forces[a:a + length] for s, a, _ in rows]), dtype=torch.float32)
         physics = _chunk_physics([(s, a) for s, a, _ in rows], keys, length)
         terms = _terms(model, out, theta, forces, physics, stats)
+        if hasattr(model, "direct_loss"):
+            terms["L_direct"] = model.direct_loss(theta)
         for i, row in enumerate(rows):
             row[1], row[2] = row[1] + length, h_last[i].detach()
         yield terms

@@ -9,7 +9,7 @@ forward pass, at the model rate, and a learned correction keeps it from drifting
     τ_m = Σ r_n(θ) F_n                       r_n(θ): a cubic in θ (fitted moment arms)
     θ̇ ← (θ̇ + dt (τ_m − S(θ)) / M) / (1 + dt b / M)     semi-implicit Euler, damping implicit
     θ ← θ + dt θ̇
-    e = θ_d − θ;  θ ← θ + γ₁ e;  θ̇ ← θ̇ + γ₂ e / (5 dt)   γ = sigmoid(g) ∈ (0, 1): a Kalman-style gain
+    e = θ_d − θ;  θ ← θ + γ₁ e;  θ̇ ← θ̇ + γ₂ e          γ₁ = dt/T · σ(g₁),  γ₂ = dt/T² · σ(g₂)
     θ ← clamp(θ, θ_lo, θ_hi)
 
 S(θ) = G_s sin θ + G_c cos θ + k θ + c is the static moment (gravity and passive stiffness), M, b the
@@ -38,8 +38,8 @@ from myoedge.train.models import ModelConfig, Normalised, SharedDropout
 from myoedge.train.recurrent import tanh_head
 
 ARM_DEGREE = 3  # moment arms as cubics in θ
-GAIN_BIAS = -3.0  # initial correction gain sigmoid(−3) ≈ 0.05 per step
-VELOCITY_GAIN_STEPS = 5.0  # γ₂ e / (this × dt): the velocity correction's scale
+CORRECTION_S = 1.0  # T: the correction is never faster than this (s); the physics owns shorter times
+GAIN_BIAS = 0.0  # initial gains half their bounds
 MIN_INERTIA = 1e-6  # kg·m²: with no identified inertia the damping alone sets the response
 MARGIN = 0.1  # the angle is clamped to the training range widened by this share of it
 
@@ -111,9 +111,8 @@ class ObserverNet(Normalised):
         forces = self.force_std * nn.functional.softplus(raw[..., :m])
         moment = forces @ self.arm_coeffs  # Σ_n r_n(θ) F_n = Σ_k θ^k (Σ_n c_nk F_n)
         direct = self.theta_mean[0] + self.theta_std[0] * raw[..., m]
-        gains = torch.sigmoid(raw[..., m + 1:])
-        g_omega = gains[..., 1] / (VELOCITY_GAIN_STEPS * self.dt[0])
-        return forces, moment, direct, gains[..., 0], g_omega, last[0]
+        gains = torch.sigmoid(raw[..., m + 1:]) * (self.dt[0] / CORRECTION_S)
+        return forces, moment, direct, gains[..., 0], gains[..., 1] / CORRECTION_S, last[0]
 
     def _constants(self) -> tuple[torch.Tensor, ...]:
         """dt/M, 1/(1 + dt b/M), G_s, G_c, k, c, dt, θ_lo, θ_hi (taken once per call, not per step)."""
@@ -145,6 +144,7 @@ class ObserverNet(Normalised):
         if state is None:
             state = self.initial_state().expand(x.shape[0], -1)
         forces, moment, direct, g_theta, g_omega, last = self._network(x, state[:, 2:])
+        self.last_direct = direct
         consts = self._constants()
         theta, omega, thetas = state[:, 0], state[:, 1], []
         for t in range(x.shape[1]):
@@ -153,6 +153,11 @@ class ObserverNet(Normalised):
             thetas.append(theta)
         out = self._outputs(torch.stack(thetas, dim=1), forces)
         return out, torch.cat([theta[:, None], omega[:, None], last], dim=-1)
+
+    def direct_loss(self, theta: torch.Tensor) -> torch.Tensor:
+        """Mean ((θ_d − θ)/σ_θ)² of the last forward's direct angle against the target ``theta`` (B, T): the
+        correction's measurement is taught to be an angle, not left to whatever the gains make of it."""
+        return torch.mean(((self.last_direct - theta) / self.theta_std[0]) ** 2)
 
     def step(self, envelopes: torch.Tensor, state: torch.Tensor):
         """One model step on the newest frame of ``envelopes`` (1, W, C): θ (1, 1), F (1, M), state_next."""
