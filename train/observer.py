@@ -54,7 +54,7 @@ def _arm_polynomials(seqs, degree: int) -> np.ndarray:
             arms.append(s.moment_arms)
         else:
             raise InputError(f"{s.name}: the observer needs moment arms (recorded, or a model that names "
-                             f"the muscles {list(s.muscles)})")
+                             f"the muscles {list(s.muscles)}); without them train --preset edge-rnn")
     theta = np.concatenate([s.theta for s in seqs])
     return np.polynomial.polynomial.polyfit(theta, np.concatenate(arms), degree).T
 

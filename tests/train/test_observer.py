@@ -82,3 +82,24 @@ def test_missing_moment_arms_are_a_clear_error(hard_wrist):
     bare = [replace(s, moment_arms=None, model=None, physics="none") for s in train]
     with pytest.raises(InputError, match="the observer needs moment arms"):
         _observer(bare)
+
+
+def test_a_short_fit_trains_the_direct_angle_and_records_the_identified_joint(hard_wrist):
+    from myoedge.train.fit import fit
+    from myoedge.train.run import TrainConfig
+
+    _, train = hard_wrist
+    cfg = TrainConfig.for_preset("edge-observer", iterations=12, chunk=40, burn_in=10, batch=4,
+                                 model={"hidden": 8})
+    trained = fit(train, cfg, seed=0)
+    assert all("L_direct" in h and np.isfinite(h["L_direct"]) for h in trained.history)
+    assert trained.history[-1]["L_direct"] < trained.history[0]["L_direct"]
+    joint = trained.info["identified_joint"]
+    assert joint["damping"] > 0 and joint["inertia"] > 0 and trained.stateful
+
+
+def test_the_preset_record():
+    from myoedge.train.presets import preset
+
+    record = preset("edge-observer")
+    assert record.kind == "observer" and record.stateful and record.exports and not record.uses_time
