@@ -16,7 +16,8 @@ Kinds:
   recordings, integrates their moment, corrected toward a direct angle estimate; state = [θ, θ̇, hidden]
   (``edge-observer``);
 
-``edge`` is the shipped model: the kind that measured best across joints (docs/training.md).
+``edge`` is the shipped model: the kind that measured best across joints on the hard synthetic family,
+the physics observer (docs/results/hard/README.md).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ _ALL = (
     Preset(name="edge-observer", kind="observer", label="Edge observer",
            summary="GRU forces integrated by the identified joint equation of motion, with a learned "
                    "correction; state = [θ, θ̇, hidden]", model=_RNN, train=_RNN_TRAIN),
-    Preset(name="edge", kind="recurrent", label="Edge", summary="the shipped edge model (= edge-rnn)",
+    Preset(name="edge", kind="observer", label="Edge", summary="the shipped edge model (= edge-observer)",
            model=_RNN, train=_RNN_TRAIN),
 )
 PRESETS: dict[str, Preset] = {p.name: p for p in _ALL}
