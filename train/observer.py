@@ -21,7 +21,7 @@ T = 1 s · (0.1 / ρ)², at least two steps.
 
 S(θ) = G_s sin θ + G_c cos θ + k θ + c is the static moment (gravity and passive stiffness), M, b the
 inertia and damping: all identified (:func:`myoedge.body.identify.identify_joint`) from the *training*
-recordings' angle and the muscles' moment Σ r F (recorded forces, recorded or modelled moment arms),
+recordings' angle and the muscles' moment Σ r F (recorded forces; recorded moment arms, else the model's),
 when :meth:`ObserverNet.identify` is called by the fit. The outputs are θ (integrated and corrected)
 and F; the state is [θ, θ̇, h] (2 + ``hidden``), initial [θ_mean, 0, 0…].
 
@@ -56,10 +56,10 @@ def _arm_polynomials(seqs, degree: int) -> np.ndarray:
     """(M, degree + 1) coefficients, lowest power first, of r_n(θ) fitted over the training steps."""
     arms = []
     for s in seqs:
-        if s.model_moment_arms:
-            arms.append(s.model.moment_arms(s.theta))
-        elif s.moment_arms is not None:
+        if s.moment_arms is not None:  # measured (e.g. a muscle analysis) before modelled
             arms.append(s.moment_arms)
+        elif s.model_moment_arms:
+            arms.append(s.model.moment_arms(s.theta))
         else:
             raise InputError(f"{s.name}: the observer needs moment arms (recorded, or a model that names "
                              f"the muscles {list(s.muscles)}); without them train --preset edge-rnn")
