@@ -6,10 +6,11 @@ With θ, θ̇, θ̈ and the net joint moment τ known, the equation of motion is
 
 where m g l_c sin(θ + φ) = G_s sin θ + G_c cos θ (G_s = m g l_c cos φ, G_c = m g l_c sin φ) and P_ends,
 the end-of-range moments, stays as in the prior (it only acts at the limits the trials rarely reach).
-The fit is least squares regularised toward the prior's values, each term relative to its prior size
-with the same prior-scale rule as the moment arms (λ = (σ_τ/τ_rms)² / (N_eff σ_p²)), and bounded:
-M > 0, b ≥ 0, k ≥ 0. Gravity gives only the product m·l_c and φ: the mass stays as profiled (it is
-weighed) and l_c = (m g l_c) / (m g).
+The columns and the bounded solver are :mod:`myoedge.body.identify`'s (shared with training's
+unregularised identification); here the fit is least squares regularised toward the prior's values,
+each term relative to its prior size, with the same prior-scale rule as the moment arms
+(λ = (σ_τ/τ_rms)² / (N_eff σ_p²)), and bounded: M > 0, b ≥ 0, k ≥ 0. Gravity gives only the
+product m·l_c and φ: the mass stays as profiled (it is weighed) and l_c = (m g l_c) / (m g).
 
 This needs a *measured* torque: when τ itself comes from the profile's segment, fitting the segment
 to it would only return the prior.
@@ -22,14 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.optimize import lsq_linear
 
 from myoedge.body.dynamics import GRAVITY, passive_torque
+from myoedge.body.identify import regressors, solve_bounded, term_bounds
 from myoedge.body.model import Segment
 from myoedge.calibrate.moment_arms import integrated_autocorrelation
 from myoedge.ground.errors import InputError
-
-TERMS = ("inertia", "damping", "gravity_sin", "gravity_cos", "stiffness")
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,6 @@ class SegmentFit:
                 "regularisation": self.regularisation,
                 "before": {f: getattr(self.prior, f) for f in fields},
                 "after": {f: getattr(self.segment, f) for f in fields}}
-
-
-def _columns(theta, theta_dot, theta_ddot, rest_angle) -> np.ndarray:
-    return np.column_stack([theta_ddot, theta_dot, np.sin(theta), np.cos(theta), theta - rest_angle])
 
 
 def fit_segment(prior: Segment, theta: np.ndarray, theta_dot: np.ndarray, theta_ddot: np.ndarray,
@@ -71,7 +66,7 @@ def fit_segment(prior: Segment, theta: np.ndarray, theta_dot: np.ndarray, theta_
     tau_rms = float(np.sqrt(np.mean(torque**2)))
     if tau_rms <= 0:
         raise InputError("the torque is zero throughout; nothing to fit the segment to")
-    x_cols = _columns(theta, theta_dot, theta_ddot, prior.rest_angle)
+    x_cols = regressors(theta, theta_dot, theta_ddot, rest_angle=prior.rest_angle)
     a = x_cols * scale / (tau_rms * math.sqrt(n))  # unknowns: q = p / scale
     b = (torque - ends) / (tau_rms * math.sqrt(n))
     q0 = p0 / scale
@@ -83,10 +78,9 @@ def fit_segment(prior: Segment, theta: np.ndarray, theta_dot: np.ndarray, theta_
         t_int = np.average([integrated_autocorrelation(r) for r in np.split(resid, np.cumsum(lengths)[:-1])],
                            weights=lengths)
         lam = max(float(resid @ resid) / ((n / t_int) * prior_scale**2), 1e-12)
-    lower = np.array([1e-3 * q0[0], 0.0, -np.inf, -np.inf, 0.0])
-    res = lsq_linear(np.vstack([a, math.sqrt(lam) * np.eye(5)]), np.concatenate([b, math.sqrt(lam) * q0]),
-                     bounds=(lower, np.full(5, np.inf)), method="bvls")
-    inertia, damping, g_s, g_c, stiffness = res.x * scale
+    lower, upper = term_bounds(5, min_inertia=1e-3 * q0[0])
+    q = solve_bounded(a, b, lower=lower, upper=upper, prior=q0, weight=lam)
+    inertia, damping, g_s, g_c, stiffness = q * scale
     mgl = math.hypot(g_s, g_c)
     if mgl <= 0:
         raise InputError("the fitted gravity moment vanished; the trials do not constrain the segment's "
@@ -97,5 +91,5 @@ def fit_segment(prior: Segment, theta: np.ndarray, theta_dot: np.ndarray, theta_
     def rmse(p: np.ndarray) -> float:
         return float(np.sqrt(np.mean((torque - ends - x_cols @ p) ** 2)))
 
-    return SegmentFit(segment=segment, prior=prior, rmse_before=rmse(p0), rmse_after=rmse(res.x * scale),
+    return SegmentFit(segment=segment, prior=prior, rmse_before=rmse(p0), rmse_after=rmse(q * scale),
                       regularisation=lam)

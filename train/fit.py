@@ -102,6 +102,7 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
             for name, value in stats.items():
                 if hasattr(model, name):
                     getattr(model, name).copy_(torch.as_tensor(value, dtype=torch.float32))
+        identified = model.identify(seqs) if hasattr(model, "identify") else None  # the observer's joint
         if config.optimizer == "sgd":
             opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
         else:
@@ -113,6 +114,8 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
         model.train()
         for terms in steps(model, seqs, config, stats, rng):
             total = config.w_force * terms["L_F"] + config.w_theta * terms["L_theta"]
+            if "L_direct" in terms:  # the observer's direct angle estimate
+                total = total + config.w_theta * terms["L_direct"]
             if config.w_physics > 0:
                 total = total + config.w_physics * terms["L_P"]
             opt.zero_grad(set_to_none=True)
@@ -137,7 +140,7 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
             "normalisation": {k: v.tolist() for k, v in stats.items()},
             "theta_range": [float(min(s.theta.min() for s in seqs)), float(max(s.theta.max() for s in seqs))],
             "force_max": np.max([s.forces.max(0) for s in seqs], axis=0).tolist(),
-            "models": _model_limits(seqs),
+            "models": _model_limits(seqs), "identified_joint": identified,
             "emg_rate_hz": None if first.envelope_config is None else first.envelope_config.fs_hz,
             "adc": None if first.adc is None else first.adc.to_dict(),
             "mvc": {s.subject: {"volts": list(s.mvc_volts), "source": s.mvc_source} for s in seqs}}
@@ -343,6 +346,8 @@ def _recurrent_steps(model, seqs, config, stats, rng):
         forces = torch.as_tensor(np.stack([s.forces[a:a + length] for s, a, _ in rows]), dtype=torch.float32)
         physics = _chunk_physics([(s, a) for s, a, _ in rows], keys, length)
         terms = _terms(model, out, theta, forces, physics, stats)
+        if hasattr(model, "direct_loss"):
+            terms["L_direct"] = model.direct_loss(theta)
         for i, row in enumerate(rows):
             row[1], row[2] = row[1] + length, h_last[i].detach()
         yield terms

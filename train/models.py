@@ -237,6 +237,10 @@ def build_model(config: ModelConfig) -> Normalised:
         from myoedge.train.recurrent import RecurrentNet
 
         return RecurrentNet(config)
+    if config.kind == "observer":
+        from myoedge.train.observer import ObserverNet
+
+        return ObserverNet(config)
     if config.kind == "state-space":
         from myoedge.train.ssm import StateSpaceNet
 

@@ -12,8 +12,12 @@ Kinds:
   the state of the state contract (``edge-rnn``);
 * ``state-space`` — two banks of leaky integrators with learned time constants (20 ms … 30 s) and a
   tanh stage between them; their outputs are the state (``edge-ssm``);
+* ``observer`` — a GRU gives muscle forces; the joint's equation of motion, identified from the training
+  recordings, integrates their moment, corrected toward a direct angle estimate; state = [θ, θ̇, hidden]
+  (``edge-observer``);
 
-``edge`` is the shipped model: the kind that measured best across joints (docs/training.md).
+``edge`` is the shipped model: the kind that measured best across joints on the hard synthetic family,
+the physics observer (docs/results/hard/README.md).
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from dataclasses import dataclass, field
 
 from myoedge.ground.errors import InputError
 
-KINDS = ("per-step", "window", "recurrent", "state-space")
-STATEFUL_KINDS = ("recurrent", "state-space")
+KINDS = ("per-step", "window", "recurrent", "state-space", "observer")
+STATEFUL_KINDS = ("recurrent", "state-space", "observer")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,7 +84,10 @@ _ALL = (
     Preset(name="edge-ssm", kind="state-space", label="Edge SSM",
            summary="diagonal state-space layers (leaky integrators); state = their outputs", model=_RNN,
            train=_RNN_TRAIN),
-    Preset(name="edge", kind="recurrent", label="Edge", summary="the shipped edge model (= edge-rnn)",
+    Preset(name="edge-observer", kind="observer", label="Edge observer",
+           summary="GRU forces integrated by the identified joint equation of motion, with a learned "
+                   "correction; state = [θ, θ̇, hidden]", model=_RNN, train=_RNN_TRAIN),
+    Preset(name="edge", kind="observer", label="Edge", summary="the shipped edge model (= edge-observer)",
            model=_RNN, train=_RNN_TRAIN),
 )
 PRESETS: dict[str, Preset] = {p.name: p for p in _ALL}

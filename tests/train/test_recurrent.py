@@ -44,7 +44,7 @@ def trained(wrist):
     return fit(wrist[0], cfg, seed=0)
 
 
-STATEFUL = ("edge-rnn", "edge-ssm")
+STATEFUL = ("edge-rnn", "edge-ssm", "edge-observer")
 
 
 def _net(name, seed=0):
@@ -53,6 +53,10 @@ def _net(name, seed=0):
     with torch.no_grad():
         net.env_mean.copy_(torch.tensor([0.1, 0.2, 0.3]))
         net.theta_std.fill_(0.5)
+        if hasattr(net, "joint"):  # the observer: a joint whose muscles move it
+            net.joint.copy_(torch.tensor([0.01, 0.1, 0.3, 0.1, 0.5, 0.0]))
+            net.arm_coeffs.copy_(torch.tensor([[0.02, 0.01, 0.0, 0.0], [-0.02, 0.0, 0.003, 0.0]]))
+            net.force_std.fill_(10.0)
     return net.eval()
 
 

@@ -1,0 +1,54 @@
+"""Identification of the joint's segment terms (body.identify) on hard-family synthetic subjects."""
+
+import math
+
+import numpy as np
+import pytest
+
+from myoedge.body.dynamics import GRAVITY
+from myoedge.body.identify import derivatives, identify_joint, regressors, solve_bounded
+from myoedge.body.subjects import make_subject, simulate_session
+from myoedge.ground.errors import InputError
+
+
+@pytest.mark.parametrize("joint,index", [("wrist", 1), ("wrist", 2), ("knee", 1), ("elbow6", 1)])
+def test_damping_inertia_and_gravity_are_recovered_within_10_percent(joint, index):
+    subject = make_subject(joint, index, family="hard")
+    recs = simulate_session(subject, duration_s=8.0)
+    dt = float(recs[0].time[1] - recs[0].time[0])
+    # the moment that drives the joint: the muscles' Σ r F (what training has), not the simulator's state
+    terms = identify_joint([r.theta for r in recs], [(r.moment_arms * r.forces).sum(-1) for r in recs], dt=dt)
+    truth = subject.model.segment
+    assert terms.inertia == pytest.approx(truth.inertia, rel=0.10)
+    assert terms.damping == pytest.approx(truth.damping, rel=0.10)
+    assert terms.gravity_moment == pytest.approx(truth.mass * GRAVITY * truth.com, rel=0.10)
+    assert terms.rmse < 0.05 * terms.torque_rms
+
+
+def test_derivatives_of_a_sine_and_the_bounded_solve():
+    dt = 0.01
+    t = np.arange(300) * dt
+    d1, d2 = derivatives(np.sin(2.0 * t), dt=dt)
+    np.testing.assert_allclose(d1[5:-5], 2.0 * np.cos(2.0 * t[5:-5]), atol=1e-3)
+    np.testing.assert_allclose(d2[5:-5], -4.0 * np.sin(2.0 * t[5:-5]), atol=1e-2)
+    a = regressors(t, np.ones_like(t), np.zeros_like(t), rest_angle=0.0)
+    x = solve_bounded(a[:, :2], -a[:, 1], lower=[0.0, 0.0], upper=[np.inf, np.inf])
+    assert x[1] == pytest.approx(0.0, abs=1e-12)  # a negative damping is refused by the bound
+    x = solve_bounded(a[:, 1:2], 0.0 * t, lower=[-np.inf], upper=[np.inf], prior=np.array([2.0]),
+                      weight=t.size)
+    assert x[0] == pytest.approx(1.0)  # halfway to the prior at equal weight
+    assert math.isfinite(x[0])
+
+
+def test_bad_inputs_are_clear_errors():
+    theta = np.linspace(0, 1, 50)
+    with pytest.raises(InputError, match="one torque per angle trial"):
+        identify_joint([theta, theta], [theta], dt=0.01)
+    with pytest.raises(InputError, match="one length"):
+        identify_joint([theta], [theta[:-1]], dt=0.01)
+    with pytest.raises(InputError, match="at least 20 samples"):
+        identify_joint([theta[:10]], [theta[:10]], dt=0.01)
+    with pytest.raises(InputError, match="zero throughout"):
+        identify_joint([theta], [0 * theta], dt=0.01)
+    with pytest.raises(InputError, match="dt must be > 0"):
+        derivatives(theta, dt=0.0)
