@@ -30,7 +30,7 @@ from torch import nn
 from myoedge.edge.dsp.adc import Adc
 from myoedge.edge.model import OnnxCpuPredictor, replay_test_vectors
 from myoedge.edge.model.bundle import INPUT_NAME, write_bundle
-from myoedge.edge.model.bundle_meta import STATE_NAMES, BundleMeta, StateMeta
+from myoedge.edge.model.bundle_meta import STATE_NAMES, BundleMeta, InputRangeMeta, StateMeta
 from myoedge.ground.errors import InputError
 from myoedge.train.run import TrainedModel
 
@@ -166,6 +166,20 @@ def physiological_range(trained: TrainedModel) -> dict:
     return {"theta_rad": [float(lo), float(hi)], "forces_n": [[0.0, float(max(f, 1.0))] for f in force_hi]}
 
 
+def input_range(trained: TrainedModel) -> InputRangeMeta | None:
+    """The normalised envelopes the run was trained on, per channel (``input_range`` in meta.json): from
+    every training step where the run recorded it, else from its stored sample windows; None (no
+    OUT_OF_DISTRIBUTION flag at run time) for a run that keeps neither."""
+    recorded = trained.info.get("input_range")
+    if recorded is not None:
+        return InputRangeMeta.from_dict(recorded)
+    if trained.samples is not None and trained.samples.size:
+        return InputRangeMeta.of(trained.samples)
+    log.warning("the run records no training envelopes; the bundle has no input_range, so the runtime "
+                "cannot flag out-of-distribution input")
+    return None
+
+
 def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_inputs=None,
                   overwrite: bool = False) -> dict:
     """Export ``trained`` to the bundle folder ``out`` if it passes the parity check; returns its report.
@@ -203,7 +217,7 @@ def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_
                                                       "physics_modes", "normalisation", "mvc")},
                   "parity_rule": PARITY_RULE},
         opset=OPSET, tolerance=PARITY_RTOL * float(max(scales["theta"].max(), scales["forces"].max())),
-        state=state)
+        state=state, input_range=input_range(trained))
     if meta.adc is None:  # a run of an older myoedge: say so in the bundle's version, not by guessing
         log.warning("the run does not record the ADC its data was quantised with; the bundle is written as "
                     "version 2 (no 'adc'), and the runtime will not check the amplifier's scale")

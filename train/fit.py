@@ -28,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from myoedge.edge.model.bundle_meta import InputRangeMeta
 from myoedge.ground.errors import InputError
 from myoedge.train.data import Sequence
 from myoedge.train.models import ModelConfig, Normalised, build_model, n_parameters
@@ -143,6 +144,7 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
             "models": _model_limits(seqs), "identified_joint": identified,
             "emg_rate_hz": None if first.envelope_config is None else first.envelope_config.fs_hz,
             "adc": None if first.adc is None else first.adc.to_dict(),
+            "input_range": InputRangeMeta.of(np.concatenate([s.envelopes for s in seqs])).to_dict(),
             "mvc": {s.subject: {"volts": list(s.mvc_volts), "source": s.mvc_source} for s in seqs}}
     return TrainedModel(model=model, config=config, model_config=mcfg, joint=first.joint,
                         muscles=tuple(first.muscles), rate_hz=first.rate_hz,

@@ -8,13 +8,18 @@ envelope), and :func:`~.bundle.write_bundle` fills in the hashes and stamps and 
 a reader would.
 
 Versions: 1 is a window model; 2 adds the optional ``state`` block of a stateful model; 3 adds the
-required ``adc`` block (sample width and volts per count the training data was quantised with).
+required ``adc`` block (sample width and volts per count the training data was quantised with). The
+optional ``input_range`` block (the normalised envelopes the model was trained on, per channel) may be in
+a bundle of any version; a bundle without it loads, and its estimates are never flagged
+OUT_OF_DISTRIBUTION.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+
+import numpy as np
 
 from myoedge.edge.dsp.adc import Adc
 from myoedge.edge.dsp.envelope import EnvelopeConfig, design_envelope
@@ -30,6 +35,7 @@ from myoedge.edge.model.bundle_schema import (
 
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "INPUT_NAME", "OUTPUT_UNITS", "READABLE_VERSIONS",
            "STATE_NAMES", "BundleMeta", "EnvelopeMeta", "InputMeta", "OnnxMeta", "OutputMeta", "RangeMeta",
+           "InputRangeMeta",
            "StateMeta", "VectorsMeta", "validate_meta"]
 
 _record = dataclasses.dataclass(frozen=True, kw_only=True)
@@ -68,6 +74,34 @@ class RangeMeta:
 
     theta_rad: tuple[float, float]
     forces_n: tuple[tuple[float, float], ...]
+
+
+@_record
+class InputRangeMeta:
+    """What the model was trained on, per channel: the min, ``percentiles`` (lo, hi) and max of the normalised
+    envelopes (1 = MVC) over the training data. The runtime flags OUT_OF_DISTRIBUTION from min and max."""
+
+    min: tuple[float, ...]
+    lo: tuple[float, ...]
+    hi: tuple[float, ...]
+    max: tuple[float, ...]
+    percentiles: tuple[float, float] = (0.1, 99.9)
+
+    @classmethod
+    def of(cls, envelopes, *, percentiles: tuple[float, float] = (0.1, 99.9)) -> InputRangeMeta:
+        """From training envelopes (..., C): every axis but the last is pooled."""
+        x = np.asarray(envelopes, dtype=np.float64)
+        x = x.reshape(-1, x.shape[-1])
+        lo, hi = np.percentile(x, percentiles, axis=0)
+        return cls(min=tuple(x.min(0).tolist()), lo=tuple(lo.tolist()), hi=tuple(hi.tolist()),
+                   max=tuple(x.max(0).tolist()), percentiles=(float(percentiles[0]), float(percentiles[1])))
+
+    def to_dict(self) -> dict:
+        return _plain(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> InputRangeMeta:
+        return cls(**{k: tuple(float(v) for v in d[k]) for k in ("min", "lo", "hi", "max", "percentiles")})
 
 
 @_record
@@ -111,6 +145,7 @@ class BundleMeta:
     test_vectors: VectorsMeta
     adc: Adc | None = None  # None only in bundles of version 1 and 2
     state: StateMeta | None = None
+    input_range: InputRangeMeta | None = None  # optional in every version: no OUT_OF_DISTRIBUTION without it
     format: str = BUNDLE_FORMAT
     version: int = BUNDLE_VERSION
     created_utc: str = ""  # filled in by write_bundle
@@ -119,7 +154,7 @@ class BundleMeta:
     @classmethod
     def build(cls, *, name: str, joint: str, muscles, window: int, envelope: EnvelopeConfig, adc: Adc | None,
               physiological_range: dict, training: dict, opset: int, tolerance: float,
-              state: StateMeta | None = None) -> BundleMeta:
+              state: StateMeta | None = None, input_range: InputRangeMeta | None = None) -> BundleMeta:
         """A draft for write_bundle: the input and output specs and the envelope block follow from the
         muscles, ``window`` and ``envelope`` (its ``out_rate_hz`` is the model rate)."""
         m, design = len(muscles), design_envelope(envelope)
@@ -135,7 +170,7 @@ class BundleMeta:
                 theta_rad=tuple(physiological_range["theta_rad"]),
                 forces_n=tuple(tuple(p) for p in physiological_range["forces_n"])),
             training=training, onnx=OnnxMeta(opset=opset), test_vectors=VectorsMeta(tolerance=tolerance),
-            adc=adc, state=state)
+            adc=adc, state=state, input_range=input_range)
 
     @classmethod
     def from_dict(cls, meta, where: Path) -> BundleMeta:
@@ -165,7 +200,8 @@ class BundleMeta:
             adc=Adc.from_dict(meta["adc"]) if "adc" in meta else None,
             state=None if state is None else StateMeta(
                 input=state["input"], output=state["output"], size=state["size"],
-                initial=tuple(float(v) for v in state["initial"]), warmup_steps=state["warmup_steps"]))
+                initial=tuple(float(v) for v in state["initial"]), warmup_steps=state["warmup_steps"]),
+            input_range=InputRangeMeta.from_dict(meta["input_range"]) if "input_range" in meta else None)
 
     def to_dict(self) -> dict:
         """The JSON form of meta.json (what :meth:`from_dict` reads back)."""
@@ -181,6 +217,8 @@ class BundleMeta:
             d["adc"] = self.adc.to_dict()
         if self.state is not None:
             d["state"] = _plain(self.state)
+        if self.input_range is not None:
+            d["input_range"] = _plain(self.input_range)
         return d
 
 

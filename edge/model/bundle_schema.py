@@ -159,6 +159,8 @@ def validate_meta(meta, where: Path) -> dict:
         if version < 2:
             raise FormatError(where, "field 'state' needs bundle version 2 or newer")
         _validate_state(meta["state"], where)
+    if "input_range" in meta:
+        _validate_input_range(meta["input_range"], m, where)
     if version >= 3 and "adc" not in meta:
         raise FormatError(where, "missing field 'adc' (required from bundle version 3)")
     if "adc" in meta:
@@ -192,3 +194,24 @@ def _validate_state(state, where: Path) -> None:
     steps = state.get("warmup_steps")
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
         raise _fail(where, "state.warmup_steps", "an int >= 0", steps)
+
+
+def _validate_input_range(block, m: int, where: Path) -> None:
+    """The optional ``input_range`` block: per channel min <= lo <= hi <= max, finite (docs/bundle.md)."""
+    if not isinstance(block, dict):
+        raise _fail(where, "input_range", "an object", block)
+    cols = {}
+    for key in ("min", "lo", "hi", "max"):
+        value = block.get(key)
+        if not isinstance(value, list) or len(value) != m or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+            raise _fail(where, f"input_range.{key}", f"{m} finite numbers (one per channel)", value)
+        cols[key] = value
+    pct = block.get("percentiles")
+    numbers = isinstance(pct, list) and len(pct) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in pct)
+    if not numbers or not 0 <= pct[0] <= pct[1] <= 100:
+        raise _fail(where, "input_range.percentiles", "[lo, hi] with 0 <= lo <= hi <= 100", pct)
+    for c, (a, b, d, e) in enumerate(zip(cols["min"], cols["lo"], cols["hi"], cols["max"])):
+        if not a <= b <= d <= e:
+            raise _fail(where, f"input_range (channel {c})", "min <= lo <= hi <= max", [a, b, d, e])

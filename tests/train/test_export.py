@@ -123,3 +123,19 @@ def test_train_and_export_verbs(tmp_path, capsys):
     assert b16.adc == Adc(bits=16, volts_per_count=1e-6) and b16.meta.envelope.config.input_bits == 16
     assert main(args[:3] + [str(tmp_path / "run-bad"), "--adc-scale", "-1"]) == 2
     assert "volts_per_count" in capsys.readouterr().err
+
+
+def test_bundle_records_the_training_input_range(trained_and_test, tmp_path):
+    import dataclasses
+
+    trained, _ = trained_and_test
+    export_bundle(trained, tmp_path / "bundle")
+    got = load_bundle(tmp_path / "bundle").meta.input_range
+    assert got is not None and len(got.max) == 5 and got.percentiles == (0.1, 99.9)
+    samples = trained.samples.reshape(-1, 5)  # windows drawn from the training data: inside its range
+    assert np.all(np.array(got.max) >= samples.max(0)) and np.all(np.array(got.min) <= samples.min(0))
+    assert all(a <= b <= c <= d for a, b, c, d in zip(got.min, got.lo, got.hi, got.max, strict=True))
+    # a run of an older myoedge records no range: the export computes it from the stored sample windows
+    older = dataclasses.replace(trained, info={k: v for k, v in trained.info.items() if k != "input_range"})
+    export_bundle(older, tmp_path / "older")
+    assert load_bundle(tmp_path / "older").meta.input_range.max == tuple(samples.max(0).astype(float).tolist())

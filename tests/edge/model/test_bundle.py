@@ -220,3 +220,36 @@ def test_check_compatible(bundle_dir):
         check_compatible(b, envelope_hash="0" * 64)
     with pytest.raises(InputError, match="2000 Hz"):
         check_compatible(b, emg_rate_hz=2000.0)
+
+
+_RANGE = {"min": [0.0] * 3, "lo": [0.01] * 3, "hi": [1.2] * 3, "max": [1.5] * 3, "percentiles": [0.1, 99.9]}
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_input_range_is_optional_in_every_version(bundle_dir, version):
+    def change(meta):
+        meta["version"] = version
+        if version < 3:
+            meta.pop("adc")
+    _edit_meta(bundle_dir, change)
+    assert load_bundle(bundle_dir).meta.input_range is None
+    _edit_meta(bundle_dir, lambda m: m.update(input_range=_RANGE))
+    meta = load_bundle(bundle_dir).meta
+    assert meta.input_range.max == (1.5,) * 3 and meta.input_range.percentiles == (0.1, 99.9)
+    assert meta.to_dict()["input_range"] == _RANGE
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda r: r.update(max=[1.5, 1.5]), "input_range.max"),
+    (lambda r: r.update(hi=[1.2, float("nan"), 1.2]), "input_range.hi"),
+    (lambda r: r.pop("min"), "input_range.min"),
+    (lambda r: r.update(percentiles=[99.9, 0.1]), "input_range.percentiles"),
+    (lambda r: r.update(lo=[2.0] * 3), "input_range (channel 0)"),
+])
+def test_a_bad_input_range_is_refused_naming_the_field(bundle_dir, change, field):
+    block = json.loads(json.dumps(_RANGE))
+    change(block)
+    _edit_meta(bundle_dir, lambda m: m.update(input_range=block))
+    with pytest.raises(FormatError) as err:
+        load_bundle(bundle_dir)
+    assert field in str(err.value)
