@@ -39,11 +39,14 @@ class Flags(enum.IntFlag):
     WARMING_UP = 32  # since start-up or a reset (restart, reconnect, lost frames, gap) the window is not
     # yet full again plus the bundle's warmup_steps: the model has not seen enough data to be trusted
     TORQUE_CLAMPED = 64  # information, not invalidity: torque was limited; torque_requested_nm has the rest
+    OUT_OF_DISTRIBUTION = 128  # a channel's normalised envelope sits far outside what the bundle was trained
+    # on (the bundle's input_range), or is not finite: a wrong MVC in the profile, an amplifier gain change
+    FLAT_OUTPUT = 256  # theta and every force have not moved for flat_output_ms while the envelopes did
     WARMUP = 32  # an alias: the name of WARMING_UP's bit before resets set it too
 
 
 INVALID = Flags.STALE | Flags.SATURATED | Flags.ELECTRODE_OFF | Flags.LOST_FRAMES | Flags.OUT_OF_RANGE \
-    | Flags.WARMING_UP
+    | Flags.WARMING_UP | Flags.OUT_OF_DISTRIBUTION | Flags.FLAT_OUTPUT
 
 # (name, struct code, C type, meaning): the fixed part of the datagram, in order.
 FIELDS: tuple[tuple[str, str, str, str], ...] = (

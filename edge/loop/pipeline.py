@@ -43,6 +43,7 @@ from myoedge.body.profile import SubjectProfile
 from myoedge.edge.dsp.envelope import EnvelopeConfig, EnvelopeFilter, design_envelope
 from myoedge.edge.loop.estimate import INVALID, Estimate, Flags
 from myoedge.edge.loop.latency import LatencyRecorder
+from myoedge.edge.loop.plausibility import PlausibilityChecks
 from myoedge.edge.loop.publish import Publisher
 from myoedge.edge.loop.safety import FLAG_VALUES, PhysiologicalRange, SafetyConfig, SafetyMonitor
 from myoedge.edge.model.bundle import Bundle, check_compatible
@@ -184,6 +185,10 @@ class Pipeline:
         self.safety = SafetyMonitor(self.safety_config, n_channels=c, sample_bits=device_info.sample_bits,
                                     fs_hz=config.fs_hz, hold=w,
                                     physiological_range=PhysiologicalRange.from_meta(bundle.meta))
+        self.checks = PlausibilityChecks(self.safety_config, input_range=bundle.meta.input_range,
+                                         n_channels=c, n_muscles=len(bundle.muscles),
+                                         rate_hz=config.out_rate_hz, hold=w)
+        self.checks.warm()
         self._coeffs = np.ascontiguousarray(profile.model.coeffs, dtype=np.float64)  # (muscles, degree + 1)
         self._ring = np.zeros((2 * w, c), dtype=np.float32)
         self._views = tuple(self._ring[k + 1:k + 1 + w] for k in range(w))  # views[p]: window ending at p
@@ -272,6 +277,7 @@ class Pipeline:
         self._since_reset = 0
         self._phase = 0
         self.envelope.reset()
+        self.checks.reset()
         if self._reset_predictor is not None:
             self._reset_predictor()
         self.resets[reason] = self.resets.get(reason, 0) + 1
@@ -321,6 +327,7 @@ class Pipeline:
         requested = _torque(theta, forces_arr, self._coeffs)
         safety = self.safety
         flags, bad = safety.hold_bits()  # plain ints here: Flags arithmetic costs microseconds
+        flags |= self.checks.step(row, theta, forces_arr)  # out of distribution, flat output
         if safety.out_of_range(theta, forces_arr):
             flags |= _OUT_OF_RANGE
         if self._since_reset < self._warm_after:

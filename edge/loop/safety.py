@@ -57,9 +57,17 @@ class SafetyConfig:
     flat_ms: float = 100.0
     flat_span_counts: int = 2
     saturation_margin_counts: int = 0
+    ood_factor: float = 2.0  # OUT_OF_DISTRIBUTION above ood_factor x the training max (plausibility.py)
+    ood_ms: float = 50.0  # ... sustained this long
+    flat_output_ms: float = 500.0  # FLAT_OUTPUT after outputs this still while the envelopes move
+    flat_output_tolerance: float = 1e-6  # relative: |x - x0| <= tol * (1 + |x0|) counts as still
 
     def __post_init__(self) -> None:
-        for name in ("watchdog_ms", "flat_ms"):
+        for name, low in (("ood_factor", 1.0), ("flat_output_tolerance", 0.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < math.inf:
+                raise InputError(f"{name} must be a finite number > {low:g}, got {value!r}")
+        for name in ("watchdog_ms", "flat_ms", "ood_ms", "flat_output_ms"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
                 raise InputError(f"{name} must be a positive number of milliseconds, got {value!r}")

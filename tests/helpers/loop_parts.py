@@ -9,13 +9,14 @@ from onnx_models import make_bundle
 from myoedge.body.catalog import generic_model
 from myoedge.body.profile import SubjectProfile
 from myoedge.edge.dsp.adc import default_adc
-from myoedge.edge.dsp.envelope import volts_to_counts
+from myoedge.edge.dsp.envelope import EnvelopeConfig, EnvelopeFilter, volts_to_counts
 from myoedge.edge.dsp.envelope_report import emg_like
 from myoedge.edge.loop.pipeline import Pipeline
 from myoedge.edge.loop.publish import CallbackPublisher
 from myoedge.edge.loop.safety import SafetyConfig
 from myoedge.edge.model import OnnxCpuPredictor
 from myoedge.edge.model.bundle import load_bundle
+from myoedge.edge.model.bundle_meta import InputRangeMeta
 from myoedge.edge.wire.protocol import DeviceInfo, Frame, FrameParser, encode_device_info, encode_frame
 
 MUSCLES = ("FCR", "FCU", "ECRL", "ECRB", "ECU")  # the wrist model's channel order
@@ -23,13 +24,21 @@ FS, WINDOW, SPF, MVC = 1000.0, 8, 2, 2e-4
 VPC = default_adc(24).volts_per_count  # the ADC the test bundles record
 
 
-def setup_parts(tmp_path, *, window: int = WINDOW):
-    """(bundle, profile, device info) that fit together: 5 wrist muscles, 1 kHz EMG, 100 Hz model."""
-    path, _ = make_bundle(tmp_path / "bundle", window=window, muscles=MUSCLES)
+def setup_parts(tmp_path, *, window: int = WINDOW, input_range=None):
+    """(bundle, profile, device info) that fit together: 5 wrist muscles, 1 kHz EMG, 100 Hz model.
+    ``input_range``: the bundle's (e.g. :func:`training_range`; default none, as an older bundle)."""
+    path, _ = make_bundle(tmp_path / "bundle", window=window, muscles=MUSCLES, input_range=input_range)
     profile = SubjectProfile(subject="s01", model=generic_model("wrist"), mvc_volts=(MVC,) * len(MUSCLES))
     info = DeviceInfo(sample_rate_hz=FS, scale_v=[VPC] * len(MUSCLES), labels=MUSCLES, sample_bits=24,
                       samples_per_frame=SPF, device_name="test amp")
     return load_bundle(path), profile, info
+
+
+def training_range(*, seconds: float = 4.0, seed: int = 7) -> InputRangeMeta:
+    """The input range of "training data": the normalised envelopes of ``emg`` at the profile's MVC."""
+    env = EnvelopeFilter(EnvelopeConfig(fs_hz=FS, out_rate_hz=100.0, input_bits=24), n_channels=len(MUSCLES),
+                         volts_per_count=VPC, mvc_volts=MVC).process(emg(seconds, seed=seed))
+    return InputRangeMeta.of(env)
 
 
 def emg(seconds: float, *, seed: int = 0) -> np.ndarray:
