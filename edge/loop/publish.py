@@ -5,6 +5,8 @@ A publisher is called in the loop's thread, so ``publish`` must be quick and mus
 - ``UdpPublisher`` sends one datagram (layout in ``myoedge.edge.loop.estimate``) from a buffer encoded in
   place, on a non-blocking socket; a datagram the kernel cannot take at once, or one refused by the
   destination (nothing listening yet), is counted and dropped, since a late estimate is worse than none.
+  With a shared ``key`` each datagram carries a 16-byte HMAC-SHA256 tag after the estimate
+  (:mod:`.link_auth`), sent in the same datagram (``sendmsg`` of the two buffers, no concatenation).
 - ``CallbackPublisher`` calls a function with the ``Estimate``; exceptions are counted and logged once,
   so a faulty consumer cannot stop the loop.
 - ``CsvPublisher`` only appends the estimate to a queue; a writer thread turns the queue into rows.
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from myoedge.edge.loop.estimate import Estimate, EstimateEncoder, Flags
+from myoedge.edge.loop.link_auth import DatagramSigner
 from myoedge.ground.errors import InputError
 from myoedge.ground.fileio import replace_file
 
@@ -76,12 +79,14 @@ def parse_host_port(text: str) -> tuple[str, int]:
 
 
 class UdpPublisher(Publisher):
-    """One datagram per estimate to ``address`` ("HOST:PORT" or (host, port))."""
+    """One datagram per estimate to ``address`` ("HOST:PORT" or (host, port)); with ``key`` (bytes), each
+    followed by its HMAC tag."""
 
     name = "udp"
 
-    def __init__(self, address: str | tuple[str, int], *, n_muscles: int) -> None:
+    def __init__(self, address: str | tuple[str, int], *, n_muscles: int, key: bytes | None = None) -> None:
         super().__init__()
+        self._signer = None if key is None else DatagramSigner(key)
         host, port = parse_host_port(address) if isinstance(address, str) else address
         try:
             family, kind, proto, _, target = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
@@ -99,7 +104,11 @@ class UdpPublisher(Publisher):
 
     def publish(self, estimate: Estimate) -> None:
         try:
-            self._sock.send(self._encoder.encode(estimate))
+            data = self._encoder.encode(estimate)
+            if self._signer is None:
+                self._sock.send(data)
+            else:
+                self._sock.sendmsg((data, self._signer.tag(data)))
         except OSError as exc:  # BlockingIOError, ConnectionRefusedError (ICMP port unreachable), ...
             self.stats.dropped += 1
             code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)

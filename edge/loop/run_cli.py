@@ -23,6 +23,9 @@ def register(sub) -> None:
     p.add_argument("--bundle", required=True, metavar="DIR", help="model bundle folder")
     p.add_argument("--profile", required=True, metavar="FILE", help="subject profile (MVC, moment arms)")
     p.add_argument("--udp", metavar="HOST:PORT", help="send every estimate as a datagram to HOST:PORT")
+    p.add_argument("--udp-key", metavar="FILE", help="append an HMAC-SHA256 tag (16 bytes) made with the "
+                   "shared key in FILE (16 to 4096 bytes, not readable by every user) to every --udp "
+                   "datagram, so the controller can reject forged or corrupted ones (docs/runtime.md)")
     p.add_argument("--csv", metavar="FILE", help="log every estimate to FILE (complete when the run ends); "
                    "never one of the inputs, and an existing FILE only with --overwrite (kept as FILE.prev)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --csv log")
@@ -54,9 +57,16 @@ def _run(args: argparse.Namespace) -> dict:
         raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
     if args.duration is not None and not args.duration > 0:
         raise InputError(f"--duration must be a positive number of seconds, got {args.duration:g}")
+    key = None
+    if args.udp_key is not None:
+        from myoedge.edge.loop.link_auth import load_udp_key
+
+        if not args.udp:
+            raise InputError("--udp-key signs the --udp datagrams: give --udp HOST:PORT too")
+        key = load_udp_key(args.udp_key)
     if args.csv is not None:  # before anything is loaded or opened
         device = None if "://" in args.port else args.port
-        check_output(args.csv, inputs=[args.bundle, args.profile, args.engine, device],
+        check_output(args.csv, inputs=[args.bundle, args.profile, args.engine, device, args.udp_key],
                      overwrite=args.overwrite, flag="--csv")
         partial = f"{args.csv}.partial"
         if os.path.lexists(partial) and not args.overwrite:
@@ -71,7 +81,7 @@ def _run(args: argparse.Namespace) -> dict:
     publishers = []
     try:
         if args.udp:
-            publishers.append(UdpPublisher(args.udp, n_muscles=len(bundle.muscles)))
+            publishers.append(UdpPublisher(args.udp, n_muscles=len(bundle.muscles), key=key))
         if args.csv:
             publishers.append(CsvPublisher(args.csv, muscles=bundle.muscles, overwrite=args.overwrite))
         runtime = Runtime(bundle=bundle, profile=profile, transport=transport, safety=safety,
