@@ -138,4 +138,5 @@ def test_bundle_records_the_training_input_range(trained_and_test, tmp_path):
     # a run of an older myoedge records no range: the export computes it from the stored sample windows
     older = dataclasses.replace(trained, info={k: v for k, v in trained.info.items() if k != "input_range"})
     export_bundle(older, tmp_path / "older")
-    assert load_bundle(tmp_path / "older").meta.input_range.max == tuple(samples.max(0).astype(float).tolist())
+    older_range = load_bundle(tmp_path / "older").meta.input_range
+    assert older_range.max == tuple(samples.max(0).astype(float).tolist())
