@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import time
 
 import pytest
@@ -24,15 +23,6 @@ SIM_PORT = "sim://?labels=FCR,FCU,ECRL,ECRB,ECU&fs=1000"
 def estimate(i: int) -> Estimate:
     return Estimate(index=i, seq=10 + i, timestamp_us=1000 * i, theta_rad=0.125 * i, forces_n=(1.0, 2.0, 3.5),
                     torque_nm=0.5, torque_requested_nm=0.75, flags=Flags.TORQUE_CLAMPED, bad_channels=2)
-
-
-@pytest.fixture
-def receiver():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(5.0)
-    yield sock
-    sock.close()
 
 
 def send(receiver, key, n=5):

@@ -23,15 +23,6 @@ from myoedge.ground.errors import InputError
 MUSCLES = ("FCR", "ECRL", "ECU")
 
 
-@pytest.fixture
-def receiver():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(5.0)
-    yield sock
-    sock.close()
-
-
 def test_udp_datagrams_decode_to_the_estimates(receiver):
     port = receiver.getsockname()[1]
     sent = [estimate(3, index=i, theta_rad=0.125 * i) for i in range(20)]
