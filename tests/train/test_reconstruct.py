@@ -16,6 +16,7 @@ from myoedge.body.tendon import FIBER_DAMPING  # noqa: E402
 from myoedge.cli import main  # noqa: E402
 from myoedge.ground.errors import InputError  # noqa: E402
 from myoedge.train.reconstruct import nmm, physics, synx  # noqa: E402
+from myoedge.train.reconstruct.config import ENCODERS  # noqa: E402
 from myoedge.train.reconstruct.data import SubjectData, Trial, check_hidden, load_dataset, split  # noqa: E402
 
 MUSCLES = ("BIClong", "BICshort", "BRA", "TRIlong", "TRIlat", "TRImed")
@@ -176,7 +177,7 @@ def test_nmm_short_fit_keeps_excitations_and_activations_in_range(elbow_data):
     torch.set_num_threads(1)
     (data,) = load_dataset(elbow_data, hidden=["BRA", "TRImed"]).values()
     train, test = split(data, "trial")
-    for encoder in nmm.ENCODERS:
+    for encoder in ENCODERS:
         fitted = nmm.fit(data, train, nmm.NmmConfig(encoder=encoder, iterations=3, batch=2, window=150,
                                                      burn_in=50, hidden=8))
         out = nmm.predict(fitted, test[0])
@@ -224,3 +225,22 @@ def test_cli_writes_a_run_and_prints_the_json_line(elbow_data, tmp_path, capsys,
     for name in ("summary.json", "parameters.json", "report.md"):
         assert (out / name).exists()
     assert list((out / "envelopes").rglob("*.csv")) and list((out / "envelopes").rglob("*.sto"))
+
+
+def test_compare_tables_runs_with_anova(tmp_path):
+    from myoedge.train.reconstruct.compare import compare
+
+    runs = []
+    for method, shift in (("nmm", 0.1), ("synx", 0.0)):
+        subjects = {f"S{i}": {"hidden": {"BRA": {"cc": 0.7 + shift + 0.01 * i, "rmse": 0.1 - shift / 2}},
+                              "torque": {"r2": 0.9 + shift / 2 + 0.001 * i, "rmse": 1.0}, "seconds": 10.0 + i}
+                    for i in range(4)}
+        folder = tmp_path / method
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps({
+            "method": method, "split": "load", "hidden_muscles": ["BRA"], "subjects": subjects,
+            "config": {"encoder": "gru"} if method == "nmm" else {}}))
+        runs.append(folder)
+    text = compare(runs)
+    assert "split load" in text and "nmm-gru" in text and "synx" in text
+    assert "BRA cc" in text and "torque r2" in text and "nmm-gru − synx" in text

@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 from myoedge.ground.errors import InputError
+from myoedge.train.reconstruct.config import ENCODERS, NmmConfig, SynxConfig
+
+NMM_DEFAULTS = NmmConfig()
 
 
 def register(sub) -> None:
@@ -35,9 +38,19 @@ def register(sub) -> None:
                         "and heaviest loads, test on those between")
     p.add_argument("--subject", action="append", help="this subject only (repeatable)")
     p.add_argument("--rate", type=float, default=100.0, help="model rate in Hz (default 100)")
-    p.add_argument("--encoder", choices=["gru", "tcn", "transformer"], default="gru",
+    p.add_argument("--encoder", choices=list(ENCODERS), default=NMM_DEFAULTS.encoder,
                    help="NMM encoder (default gru)")
     p.add_argument("--iterations", type=int, default=1500, help="NMM training iterations (default 1500)")
+    p.add_argument("--w-effort", type=float, help="NMM: weight of the hidden excitations' least-effort term "
+                                                  f"(default {NMM_DEFAULTS.w_effort:g})")
+    p.add_argument("--w-synergy", type=float,
+                   help="NMM: weight of the synergy prior, hidden excitations near a learned non-negative "
+                        f"mix of the measured envelopes (default {NMM_DEFAULTS.w_synergy:g}; 0: the paper's "
+                        "loss)")
+    p.add_argument("--hidden-strength", choices=["personal", "generic"],
+                   default=NMM_DEFAULTS.hidden_strength,
+                   help="NMM: personalise the hidden muscles' F0 or hold it generic (the torque sees only "
+                        f"F0·a of a hidden muscle; default {NMM_DEFAULTS.hidden_strength})")
     p.add_argument("--synergies", type=int, default=3, help="SynX synergies (default 3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -49,9 +62,7 @@ def register(sub) -> None:
 def _reconstruct(args) -> dict:
     from myoedge.ground.progress import Progress
     from myoedge.train.reconstruct.data import load_dataset
-    from myoedge.train.reconstruct.nmm import NmmConfig
     from myoedge.train.reconstruct.run import RunConfig, reconstruct, write_run
-    from myoedge.train.reconstruct.synx import SynxConfig
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
@@ -65,7 +76,10 @@ def _reconstruct(args) -> dict:
     torch.set_num_threads(args.threads)
     dataset = load_dataset(args.data, hidden=args.hidden, rate_hz=args.rate, subjects=args.subject)
     cfg = RunConfig(method=args.method, split=args.split,
-                    nmm=NmmConfig(encoder=args.encoder, iterations=args.iterations, seed=args.seed),
+                    nmm=NmmConfig(encoder=args.encoder, iterations=args.iterations, seed=args.seed,
+                                  hidden_strength=args.hidden_strength,
+                                  **{k: v for k, v in (("w_effort", args.w_effort),
+                                                       ("w_synergy", args.w_synergy)) if v is not None}),
                     synx=SynxConfig(synergies=args.synergies, seed=args.seed))
     total = len(dataset) * (args.iterations if args.method == "nmm" else 1)
     with Progress(total, f"reconstruct {args.method}", enabled=not args.quiet) as progress:

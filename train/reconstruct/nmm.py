@@ -24,32 +24,11 @@ import torch
 from torch import nn
 
 from myoedge.ground.errors import InputError
+from myoedge.train.reconstruct.config import NmmConfig
 from myoedge.train.reconstruct.data import SubjectData, Trial
-from myoedge.train.reconstruct.physics import KERNEL, Personal, torque
+from myoedge.train.reconstruct.physics import Personal, torque
 
-ENCODERS = ("gru", "tcn", "transformer")
 ATTENTION_SPAN = 64
-
-
-@dataclass(frozen=True, kw_only=True)
-class NmmConfig:
-    encoder: str = "gru"
-    hidden: int = 48
-    iterations: int = 1500
-    lr: float = 3e-3
-    batch: int = 16
-    window: int = 300  # steps per training window
-    burn_in: int = KERNEL  # leading steps of a window left out of the loss
-    w_emg: float = 10.0  # λ_d
-    w_torque: float = 1.0  # λ_p
-    w_effort: float = 0.1  # λ_e, mean squared hidden excitation (least effort: no free co-contraction)
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.encoder not in ENCODERS:
-            raise InputError(f"unknown encoder {self.encoder!r}; choose one of {list(ENCODERS)}")
-        if self.iterations < 1 or self.window <= self.burn_in:
-            raise InputError("iterations must be >= 1 and the window longer than the burn-in")
 
 
 class CausalConv(nn.Module):
@@ -108,7 +87,10 @@ class Nmm(nn.Module):
         self.encoder = {"gru": Gru, "tcn": Tcn, "transformer": Transformer}[cfg.encoder](n_in, cfg.hidden)
         self.head = nn.Linear(cfg.hidden, len(data.muscles))
         nn.init.constant_(self.head.bias, -3.0)  # start near rest, not at half excitation
-        self.personal = Personal(data.model)
+        self.personal = Personal(data.model,
+                                 fixed_strength=data.hidden if cfg.hidden_strength == "generic" else ())
+        # the synergy prior's mix: hidden ≈ measured · softplus(mix), one column per hidden muscle
+        self.mix = nn.Parameter(torch.full((len(data.measured), len(data.hidden)), -2.0))
         self.register_buffer("mean", torch.tensor(norm[0], dtype=torch.float32))
         self.register_buffer("std", torch.tensor(norm[1], dtype=torch.float32))
 
@@ -165,9 +147,13 @@ def fit(data: SubjectData, train: list[Trial], cfg: NmmConfig, *, progress=None)
         x, env, tau_id, l_mt, l_dot, r = (torch.stack(c) for c in zip(*batch))
         e, _, tau = model(x, l_mt, l_dot, r)
         keep = slice(cfg.burn_in, None)
+        e_hidden = e[:, keep][..., list(data.hidden)]
         loss = (cfg.w_emg * mse(e[:, keep][..., list(data.measured)], env[:, keep])
                 + cfg.w_torque * mse(tau[:, keep], tau_id[:, keep]) / tau_var
-                + cfg.w_effort * e[:, keep][..., list(data.hidden)].pow(2).mean())
+                + cfg.w_effort * e_hidden.pow(2).mean())
+        if cfg.w_synergy > 0:
+            prior = env[:, keep] @ nn.functional.softplus(model.mix)
+            loss = loss + cfg.w_synergy * mse(e_hidden, prior)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -32,16 +32,20 @@ PER_MUSCLE = ("strength", "l_opt", "l_ts", "pennation", "shape")
 SHARED = ("c1", "c2")
 
 
-def bounds(model: JointModel) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per parameter: (lo, hi, generic) arrays — per muscle, or one value for C1, C2."""
+def bounds(model: JointModel, *, fixed_strength=()) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per parameter: (lo, hi, generic) arrays — per muscle, or one value for C1, C2.
+
+    Muscles in ``fixed_strength`` (indices) keep their generic F₀ (lo = hi)."""
     ms = model.muscles
     f0 = np.array([m.max_force for m in ms])
     l_opt = np.array([m.optimal_fiber_length for m in ms])
     l_ts = np.array([m.tendon_slack_length for m in ms])
     pen = np.array([m.pennation for m in ms])
     n = len(ms)
+    free = np.ones(n, bool)
+    free[list(fixed_strength)] = False
     return {
-        "strength": (0.5 * f0, 2.5 * f0, f0),
+        "strength": (np.where(free, 0.5, 1.0) * f0, np.where(free, 2.5, 1.0) * f0, f0),
         "l_opt": (0.8 * l_opt, 1.2 * l_opt, l_opt),
         "l_ts": (0.8 * l_ts, 1.2 * l_ts, l_ts),
         "pennation": (np.maximum(pen - 5 * DEG, 0.0), pen + 5 * DEG, pen),
@@ -54,9 +58,9 @@ def bounds(model: JointModel) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndar
 class Personal(nn.Module):
     """A subject's bounded parameters; ``values()`` gives them in physical units."""
 
-    def __init__(self, model: JointModel):
+    def __init__(self, model: JointModel, *, fixed_strength=()):
         super().__init__()
-        self._bounds = bounds(model)
+        self._bounds = bounds(model, fixed_strength=fixed_strength)
         self.max_velocity = torch.tensor([m.max_velocity for m in model.muscles], dtype=torch.float32)
         self.raw = nn.ParameterDict()
         for name, (lo, hi, start) in self._bounds.items():

@@ -21,21 +21,9 @@ from scipy.optimize import least_squares
 from myoedge.body.activation import neural_activation, shape_activation
 from myoedge.body.muscle import fiber_state_at, hill_force
 from myoedge.body.tendon import FIBER_DAMPING
-from myoedge.ground.errors import InputError
+from myoedge.train.reconstruct.config import SynxConfig
 from myoedge.train.reconstruct.data import SubjectData, Trial
 from myoedge.train.reconstruct.physics import bounds
-
-
-@dataclass(frozen=True, kw_only=True)
-class SynxConfig:
-    synergies: int = 3
-    stride: int = 2  # every stride-th sample enters the torque fit
-    fit_strength: bool = True  # False: generic strengths, only the hidden weights are fit
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.synergies < 1 or self.stride < 1:
-            raise InputError("synergies and stride must be at least 1")
 
 
 @dataclass
