@@ -39,7 +39,7 @@ class NmmConfig:
 class SynxConfig:
     synergies: int = 3
     stride: int = 2  # every stride-th sample enters the torque fit
-    fit_strength: bool = True  # False: generic strengths, only the hidden weights are fit
+    fit_strength: bool = True  # the measured muscles' strengths; False: all generic, only the weights fit
     seed: int = 0
 
     def __post_init__(self):

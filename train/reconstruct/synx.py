@@ -3,7 +3,8 @@
 Non-negative matrix factorisation (scikit-learn's NMF) of the measured envelopes of the training trials
 gives ``k`` synergies: E_measured ≈ H·W with activations H ≥ 0 (n, k) and weights W ≥ 0 (k, C). A hidden
 channel is a non-negative weighted sum of the synergy activations, e_h = H·w_h. The weights w_h, with
-each muscle's strength (0.5–2.5 × generic, as the NMM's), are fit with ``scipy.optimize.least_squares``
+the measured muscles' strengths (0.5–2.5 × generic, as the NMM's; a hidden muscle's strength stays
+generic, since its weights already set its scale), are fit with ``scipy.optimize.least_squares``
 (bounds ≥ 0) so that the muscle torque of all channels — the same CEINMS activation and Hill model, in
 numpy (:mod:`myoedge.body`), with generic activation dynamics — tracks inverse dynamics. On a test trial,
 H comes from the measured envelopes with W held fixed (non-negative least squares), and so do the
@@ -71,8 +72,13 @@ def fit(data: SubjectData, train: list[Trial], cfg: SynxConfig) -> SynxFit:
 
     f0 = generic["strength"]
 
+    # a hidden muscle's weights and its F₀ are one scale: only the measured muscles' strengths are fit
+    free = list(data.measured) if cfg.fit_strength else []
+
     def unpack(p):
-        return p[:k * n_h].reshape(k, n_h), (p[k * n_h:] if cfg.fit_strength else f0)
+        strength = f0.copy()
+        strength[free] = p[k * n_h:]
+        return p[:k * n_h].reshape(k, n_h), strength
 
     def residual(p):
         w, strength = unpack(p)
@@ -82,7 +88,7 @@ def fit(data: SubjectData, train: list[Trial], cfg: SynxConfig) -> SynxFit:
             out.append((tau[pick] - t.torque[pick]) / tau_sd)
         return np.concatenate(out)
 
-    f_fit = f0 if cfg.fit_strength else f0[:0]
+    f_fit = f0[free]
     x0 = np.concatenate([np.full(k * n_h, 0.1), f_fit])
     lo = np.concatenate([np.zeros(k * n_h), 0.5 * f_fit])
     hi = np.concatenate([np.full(k * n_h, np.inf), 2.5 * f_fit])
