@@ -15,6 +15,7 @@ class NmmConfig:
     hidden: int = 48
     iterations: int = 1500
     lr: float = 3e-3
+    physics_lr_scale: float = 1.0  # the personalised parameters' learning rate ÷ the network's
     batch: int = 16
     window: int = 300  # steps per training window
     burn_in: int = 100  # leading steps of a window left out of the loss

@@ -135,7 +135,10 @@ def fit(data: SubjectData, train: list[Trial], cfg: NmmConfig, *, progress=None)
                          f"training window ({cfg.window})")
     usable = np.where(lengths >= cfg.window)[0]
     weights = (lengths[usable] - cfg.window + 1) / (lengths[usable] - cfg.window + 1).sum()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    physics = list(model.personal.parameters())
+    others = [p for p in model.parameters() if all(p is not q for q in physics)]
+    opt = torch.optim.Adam([{"params": others}, {"params": physics, "lr": cfg.lr * cfg.physics_lr_scale}],
+                           lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.iterations, eta_min=cfg.lr * 0.05)
     losses, t0, mse = [], time.perf_counter(), nn.functional.mse_loss
     for it in range(cfg.iterations):
