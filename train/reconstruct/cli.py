@@ -47,6 +47,9 @@ def register(sub) -> None:
                    help="NMM: weight of the synergy prior, hidden excitations near a learned non-negative "
                         f"mix of the measured envelopes (default {NMM_DEFAULTS.w_synergy:g}; 0: the paper's "
                         "loss)")
+    p.add_argument("--physics-lr-scale", type=float,
+                   help="NMM: learning rate of the personalised parameters ÷ the network's "
+                        f"(default {NMM_DEFAULTS.physics_lr_scale:g})")
     p.add_argument("--hidden-strength", choices=["personal", "generic"],
                    default=NMM_DEFAULTS.hidden_strength,
                    help="NMM: personalise the hidden muscles' F0 or hold it generic (the torque sees only "
@@ -79,7 +82,9 @@ def _reconstruct(args) -> dict:
                     nmm=NmmConfig(encoder=args.encoder, iterations=args.iterations, seed=args.seed,
                                   hidden_strength=args.hidden_strength,
                                   **{k: v for k, v in (("w_effort", args.w_effort),
-                                                       ("w_synergy", args.w_synergy)) if v is not None}),
+                                                       ("w_synergy", args.w_synergy),
+                                                       ("physics_lr_scale", args.physics_lr_scale))
+                                     if v is not None}),
                     synx=SynxConfig(synergies=args.synergies, seed=args.seed))
     total = len(dataset) * (args.iterations if args.method == "nmm" else 1)
     with Progress(total, f"reconstruct {args.method}", enabled=not args.quiet) as progress:
