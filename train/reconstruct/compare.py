@@ -2,7 +2,7 @@
 
     python -m myoedge.train.reconstruct.compare RUN_A RUN_B ... [--targets]
 
-Runs are grouped by split; within a split every run (method, or method + encoder) is one group and each
+Runs are grouped by split; within a split every run (labelled by its folder name) is one group and each
 subject one observation (:func:`myoedge.train.stats.compare_groups`).
 """
 
@@ -17,11 +17,6 @@ from myoedge.train.stats import compare_groups, describe, significance_mark
 
 # metric -> (label, higher is better, target)
 TARGETS = {"cc": (0.90, True), "rmse": (0.05, False), "r2": (0.95, True)}
-
-
-def _label(summary: dict) -> str:
-    cfg = summary.get("config", {})
-    return summary["method"] + (f"-{cfg['encoder']}" if summary["method"] == "nmm" else "")
 
 
 def metrics(summary: dict) -> dict[str, list[float]]:
@@ -42,10 +37,11 @@ def _fmt(d: dict, digits: int) -> str:
 
 
 def compare(runs: list[Path]) -> str:
-    summaries = [json.loads((Path(r) / "summary.json").read_text()) for r in runs]
+    # each run is labelled by its folder name
+    summaries = [(Path(r).name, json.loads((Path(r) / "summary.json").read_text())) for r in runs]
     lines = []
-    for split in sorted({s["split"] for s in summaries}):
-        group = {_label(s): metrics(s) for s in summaries if s["split"] == split}
+    for split in sorted({s["split"] for _, s in summaries}):
+        group = {name: metrics(s) for name, s in summaries if s["split"] == split}
         names = list(next(iter(group.values())))
         n = len(next(iter(group.values()))["fit s"])
         lines += [f"### split {split} (mean ± SD over {n} subjects)", "",
