@@ -232,8 +232,11 @@ def test_compare_tables_runs_with_anova(tmp_path):
 
     runs = []
     for method, shift in (("nmm", 0.1), ("synx", 0.0)):
+        score = {"hidden": {"BRA": {"cc": 0.7 + shift, "rmse": 0.1 - shift / 2}},
+                 "torque": {"r2": 0.9 + shift / 2, "rmse": 1.0}}
         subjects = {f"S{i}": {"hidden": {"BRA": {"cc": 0.7 + shift + 0.01 * i, "rmse": 0.1 - shift / 2}},
-                              "torque": {"r2": 0.9 + shift / 2 + 0.001 * i, "rmse": 1.0}, "seconds": 10.0 + i}
+                              "torque": {"r2": 0.9 + shift / 2 + 0.001 * i, "rmse": 1.0}, "seconds": 10.0 + i,
+                              "by_load": {"2": score}}
                     for i in range(4)}
         folder = tmp_path / method
         folder.mkdir()

@@ -13,6 +13,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from myoedge.train.stats import compare_groups, describe, significance_mark
 
 # metric -> (label, higher is better, target)
@@ -20,13 +22,23 @@ TARGETS = {"cc": (0.90, True), "rmse": (0.05, False), "r2": (0.95, True)}
 
 
 def metrics(summary: dict) -> dict[str, list[float]]:
-    """``{"BRA cc": [per subject], ..., "torque r2": [...], "torque rmse": [...], "fit s": [...]}``."""
+    """``{"BRA cc": [per subject], ..., "torque r2": [...], "torque rmse": [...], "fit s": [...]}``.
+
+    Scores pool a subject's test trials; where they span several loads, the level changes between loads
+    raise CC and R², so "within load" rows average the scores of each load's trials instead.
+    """
     subs = list(summary["subjects"].values())
     out = {}
+
+    def within(s, get):
+        return float(np.mean([get(v) for v in s["by_load"].values()]))
+
     for h in summary["hidden_muscles"]:
         for k in ("cc", "rmse"):
             out[f"{h} {k}"] = [s["hidden"][h][k] for s in subs]
+        out[f"{h} cc within load"] = [within(s, lambda v, h=h: v["hidden"][h]["cc"]) for s in subs]
     out["torque r2"] = [s["torque"]["r2"] for s in subs]
+    out["torque r2 within load"] = [within(s, lambda v: v["torque"]["r2"]) for s in subs]
     out["torque rmse"] = [s["torque"]["rmse"] for s in subs]
     out["fit s"] = [s["seconds"] for s in subs]
     return out
