@@ -15,13 +15,13 @@ class NmmConfig:
     hidden: int = 48
     iterations: int = 1500
     lr: float = 3e-3
-    physics_lr_scale: float = 1.0  # the personalised parameters' learning rate ÷ the network's
+    physics_lr_scale: float = 10.0  # the personalised parameters' learning rate ÷ the network's
     batch: int = 16
     window: int = 300  # steps per training window
     burn_in: int = 100  # leading steps of a window left out of the loss
     w_emg: float = 10.0  # λ_d
     w_torque: float = 1.0  # λ_p
-    w_effort: float = 0.02  # λ_e, mean squared hidden excitation (least effort: no free co-contraction)
+    w_effort: float = 0.0  # λ_e, mean squared hidden excitation (least effort: no free co-contraction)
     w_synergy: float = 1.0  # λ_s, hidden excitations near a learned non-negative mix of the measured ones
     hidden_strength: str = "personal"  # "personal" | "generic": F₀ of the hidden muscles fit or held
     seed: int = 0
