@@ -88,7 +88,6 @@ def _reconstruct(args) -> dict:
                     synx=SynxConfig(synergies=args.synergies, seed=args.seed))
     total = len(dataset) * (args.iterations if args.method == "nmm" else 1)
     with Progress(total, f"reconstruct {args.method}", enabled=not args.quiet) as progress:
-        progress.subjects = list(dataset)
         result = reconstruct(dataset, cfg, progress=progress)
     command = "myoedge reconstruct " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == [
         "reconstruct"] else None

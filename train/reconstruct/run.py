@@ -67,7 +67,7 @@ def _fit_predict(data: SubjectData, train, test, cfg: RunConfig, progress):
 
     fitted = synx.fit(data, train, cfg.synx)
     if progress is not None:
-        progress.update(progress.total // max(len(progress.subjects), 1), data.subject)
+        progress.update(1, data.subject)  # one step per subject
     preds = [synx.predict(fitted, t) for t in test]
     return preds, synx.parameters(fitted), fitted.seconds, fitted.config["cost"]
 
