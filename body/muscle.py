@@ -6,12 +6,17 @@ active force–length Gaussian with shape factor γ = 0.45, passive force–leng
 ε₀ = 0.6, activation/deactivation time constants 10 ms / 40 ms. The force–velocity curve is Hill's
 hyperbola for shortening (curvature A = 0.25) and a saturating branch for lengthening reaching 1.8·F₀.
 Fibres keep a constant thickness (the pennated fibre's height l_opt·sin α₀ is constant), as in OpenSim.
+
+The curves, :func:`fiber_state_at` and :func:`hill_force` are *array-agnostic* like
+:mod:`myoedge.body.dynamics`: numpy arrays in, numpy out; torch tensors in (a training loss that
+personalises l_opt, l_ts, pennation and strength), torch out — one set of Hill curves for every caller.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from myoedge.body.dynamics import namespace
 from myoedge.body.model import JointModel
 
 FL_WIDTH = 0.45  # γ, active force–length shape factor
@@ -34,21 +39,48 @@ def activation_rate(u: np.ndarray, a: np.ndarray, *, tau_act=TAU_ACT, tau_deact=
     return (u - a) / tau
 
 
-def force_length(l_norm: np.ndarray) -> np.ndarray:
-    return np.exp(-((l_norm - 1.0) ** 2) / FL_WIDTH)
+def force_length(l_norm):
+    xp = namespace(l_norm)
+    return xp.exp(-((l_norm - 1.0) ** 2) / FL_WIDTH)
 
 
-def passive_force_length(l_norm: np.ndarray) -> np.ndarray:
-    f = (np.exp(PE_K * (l_norm - 1.0) / PE_STRAIN) - 1.0) / (np.exp(PE_K) - 1.0)
-    return np.maximum(f, 0.0)
+def passive_force_length(l_norm):
+    xp = namespace(l_norm)
+    f = (xp.exp(PE_K * (l_norm - 1.0) / PE_STRAIN) - 1.0) / (np.exp(PE_K) - 1.0)
+    return xp.clip(f, 0.0, None)
 
 
-def force_velocity(v_norm: np.ndarray) -> np.ndarray:
-    """f_V of the normalised fibre velocity ṽ = v / (v_max·l_opt); ṽ < 0 is shortening."""
-    v = np.maximum(v_norm, -1.0)
-    conc = (1.0 + v) / (1.0 - v / FV_A)
-    ecc = 1.0 + (FV_ECC_MAX - 1.0) * v / (v + FV_ECC_SLOPE)
-    return np.where(v <= 0.0, conc, ecc)
+def force_velocity(v_norm):
+    """f_V of the normalised fibre velocity ṽ = v / (v_max·l_opt); ṽ < 0 is shortening.
+
+    Each branch sees only its own half of the axis, so neither produces inf (nor a NaN gradient)."""
+    xp = namespace(v_norm)
+    conc_v = xp.clip(v_norm, -1.0, 0.0)
+    ecc_v = xp.clip(v_norm, 0.0, None)
+    conc = (1.0 + conc_v) / (1.0 - conc_v / FV_A)
+    ecc = 1.0 + (FV_ECC_MAX - 1.0) * ecc_v / (ecc_v + FV_ECC_SLOPE)
+    return xp.where(v_norm <= 0.0, conc, ecc)
+
+
+def fiber_state_at(l_mt, l_mt_dot, *, l_opt, l_ts, pennation, v_max):
+    """Normalised fibre length l̃, velocity ṽ and cos(pennation) of a rigid-tendon muscle.
+
+    ``l_mt`` / ``l_mt_dot``: muscle–tendon length (m) and its rate (m/s); ``l_opt`` (m), ``l_ts`` (m),
+    ``pennation`` (rad, at optimal fibre length) and ``v_max`` (optimal fibre lengths per second)
+    broadcast against them (per-muscle arrays, or tensors a fit personalises).
+    """
+    xp = namespace(l_mt)
+    height = l_opt * xp.sin(pennation + 0.0 * l_opt)
+    along = xp.clip(l_mt - l_ts, 1e-4, None)
+    l_f = xp.sqrt(height**2 + along**2)
+    cos_a = along / l_f
+    return l_f / l_opt, l_mt_dot * cos_a / (v_max * l_opt), cos_a
+
+
+def hill_force(activation, l_norm, v_norm, cos_a, *, max_force, damping=0.0):
+    """F = F₀·[a·f_L(l̃)·f_V(ṽ) + f_PE(l̃) + d·ṽ]·cos φ (N, along the tendon)."""
+    return max_force * (activation * force_length(l_norm) * force_velocity(v_norm)
+                        + passive_force_length(l_norm) + damping * v_norm) * cos_a
 
 
 class MuscleSet:
@@ -61,7 +93,8 @@ class MuscleSet:
         self.f0 = np.array([m.max_force for m in ms])
         self.l_opt = np.array([m.optimal_fiber_length for m in ms])
         self.l_ts = np.array([m.tendon_slack_length for m in ms])
-        self.height = self.l_opt * np.sin([m.pennation for m in ms])
+        self.pennation = np.array([m.pennation for m in ms])
+        self.height = self.l_opt * np.sin(self.pennation)
         self.v_max = np.array([m.max_velocity for m in ms]) * self.l_opt
         theta_opt = np.array([m.optimal_angle for m in ms])
         self.l_mt_opt = self.l_opt * np.cos([m.pennation for m in ms]) + self.l_ts
@@ -81,18 +114,14 @@ class MuscleSet:
     def fiber_state(self, theta, theta_dot):
         """Normalised fibre length, normalised velocity and cos(pennation) at joint state (θ, θ̇)."""
         theta = np.asarray(theta, dtype=float)
-        r = self.model.moment_arms(theta)
-        l_mt = self.mt_length(theta)
-        along = np.maximum(l_mt - self.l_ts, 1e-4)
-        l_f = np.sqrt(self.height**2 + along**2)
-        cos_a = along / l_f
-        v_f = -r * np.asarray(theta_dot, dtype=float)[..., None] * cos_a
-        return l_f / self.l_opt, v_f / self.v_max, cos_a
+        l_mt_dot = -self.model.moment_arms(theta) * np.asarray(theta_dot, dtype=float)[..., None]
+        return fiber_state_at(self.mt_length(theta), l_mt_dot, l_opt=self.l_opt, l_ts=self.l_ts,
+                              pennation=self.pennation, v_max=self.v_max / self.l_opt)
 
     def forces(self, activation, theta, theta_dot) -> np.ndarray:
         """Muscle forces (N) along the tendon."""
         l, v, cos_a = self.fiber_state(theta, theta_dot)
-        return self.f0 * (activation * force_length(l) * force_velocity(v) + passive_force_length(l)) * cos_a
+        return hill_force(activation, l, v, cos_a, max_force=self.f0)
 
     def force_gains(self, theta, theta_dot):
         """(g, p) with forces = g·a + p: the affine dependence of force on activation at this state."""

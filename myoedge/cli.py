@@ -31,6 +31,7 @@ VERBS = {
     "train": "myoedge.train.cli",
     "export": "myoedge.train.cli",
     "evaluate": "myoedge.train.evaluate_cli",
+    "reconstruct": "myoedge.train.reconstruct.cli",
     "build-engine": "myoedge.deploy.cli",
     "export-firmware": "myoedge.deploy.cli",
     "demo": "myoedge.demo",
