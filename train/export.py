@@ -30,7 +30,7 @@ from torch import nn
 from myoedge.edge.dsp.adc import Adc
 from myoedge.edge.model import OnnxCpuPredictor, replay_test_vectors
 from myoedge.edge.model.bundle import INPUT_NAME, write_bundle
-from myoedge.edge.model.bundle_meta import STATE_NAMES, BundleMeta, InputRangeMeta, StateMeta
+from myoedge.edge.model.bundle_meta import STATE_NAMES, BundleMeta, ChannelFillMeta, InputRangeMeta, StateMeta
 from myoedge.ground.errors import InputError
 from myoedge.train.run import TrainedModel
 
@@ -180,6 +180,13 @@ def input_range(trained: TrainedModel) -> InputRangeMeta | None:
     return None
 
 
+def channel_fill(trained: TrainedModel) -> ChannelFillMeta | None:
+    """The moments of the training envelopes (``channel_fill`` in meta.json) the run recorded; None (the
+    runtime cannot fill a channel whose electrode is off) for a run of one channel or an older run."""
+    recorded = trained.info.get("channel_fill")
+    return None if recorded is None else ChannelFillMeta.from_dict(recorded)
+
+
 def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_inputs=None,
                   overwrite: bool = False) -> dict:
     """Export ``trained`` to the bundle folder ``out`` if it passes the parity check; returns its report.
@@ -214,10 +221,11 @@ def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_
         physiological_range=physiological_range(trained),
         training={"config": trained.config.to_dict(), "model_config": trained.model_config.to_dict(),
                   **{k: trained.info.get(k) for k in ("seed", "train_seconds", "parameters", "sequences",
-                                                      "physics_modes", "normalisation", "mvc")},
+                                                      "physics_modes", "normalisation", "mvc",
+                                                      "channel_fill_quality")},
                   "parity_rule": PARITY_RULE},
         opset=OPSET, tolerance=PARITY_RTOL * float(max(scales["theta"].max(), scales["forces"].max())),
-        state=state, input_range=input_range(trained))
+        state=state, input_range=input_range(trained), channel_fill=channel_fill(trained))
     if meta.adc is None:  # a run of an older myoedge: say so in the bundle's version, not by guessing
         log.warning("the run does not record the ADC its data was quantised with; the bundle is written as "
                     "version 2 (no 'adc'), and the runtime will not check the amplifier's scale")

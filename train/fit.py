@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from myoedge.edge.model.bundle_meta import InputRangeMeta
+from myoedge.edge.model.channel_fill import ChannelFill, ChannelFillMeta, fill_quality
 from myoedge.ground.errors import InputError
 from myoedge.train.data import Sequence
 from myoedge.train.models import ModelConfig, Normalised, build_model, n_parameters
@@ -135,6 +136,7 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
         torch.use_deterministic_algorithms(previous[0])
         torch.set_num_threads(previous[1])
     model.eval()
+    envelopes = np.concatenate([s.envelopes for s in seqs])
     info = {"seed": seed, "train_seconds": round(seconds, 3), "parameters": n_parameters(model),
             "sequences": [s.name for s in seqs], "steps": int(sum(s.n for s in seqs)),
             "physics_modes": sorted({s.physics for s in seqs}),
@@ -144,12 +146,22 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
             "models": _model_limits(seqs), "identified_joint": identified,
             "emg_rate_hz": None if first.envelope_config is None else first.envelope_config.fs_hz,
             "adc": None if first.adc is None else first.adc.to_dict(),
-            "input_range": InputRangeMeta.of(np.concatenate([s.envelopes for s in seqs])).to_dict(),
+            "input_range": InputRangeMeta.of(envelopes).to_dict(), **_channel_fill(envelopes),
             "mvc": {s.subject: {"volts": list(s.mvc_volts), "source": s.mvc_source} for s in seqs}}
     return TrainedModel(model=model, config=config, model_config=mcfg, joint=first.joint,
                         muscles=tuple(first.muscles), rate_hz=first.rate_hz,
                         envelope_config=first.envelope_config, history=history, info=info,
                         samples=_samples(seqs, mcfg, rng))
+
+
+def _channel_fill(envelopes: np.ndarray) -> dict:
+    """The training envelopes' moments for the runtime's channel fill, and how well each channel is filled
+    from the others on the training data (an upper bound of what the runtime reaches)."""
+    if envelopes.shape[1] < 2:
+        return {}
+    meta = ChannelFillMeta.of(envelopes)
+    quality = fill_quality(ChannelFill(meta), envelopes)
+    return {"channel_fill": meta.to_dict(), "channel_fill_quality": quality}
 
 
 def _samples(seqs: list[Sequence], mcfg: ModelConfig, rng: np.random.Generator) -> np.ndarray | None:

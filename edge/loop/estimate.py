@@ -42,6 +42,9 @@ class Flags(enum.IntFlag):
     OUT_OF_DISTRIBUTION = 128  # a channel's normalised envelope sits far outside what the bundle was trained
     # on (the bundle's input_range), or is not finite: a wrong MVC in the profile, an amplifier gain change
     FLAT_OUTPUT = 256  # theta and every force have not moved for flat_output_ms while the envelopes did
+    RECONSTRUCTED = 512  # information, not invalidity: the envelope of a channel whose electrode is off was
+    # filled in from the other channels (run --fill-off-channels; bad_channels says which), in place of
+    # ELECTRODE_OFF; a controller that must not act on filled channels treats this bit as invalid
     WARMUP = 32  # an alias: the name of WARMING_UP's bit before resets set it too
 
 
@@ -93,9 +96,11 @@ class Estimate:
         return bool(self.flags & Flags.TORQUE_CLAMPED)
 
     def describe(self) -> str:
-        """A one-line human reading: what is wrong, and what was clamped."""
-        names = [f.name.lower() for f in Flags if f in self.flags and f != Flags.TORQUE_CLAMPED]
+        """A one-line human reading: what is wrong, what was filled in and what was clamped."""
+        names = [f.name.lower() for f in Flags if f in self.flags and f & INVALID]
         text = "valid" if not names else "invalid: " + ", ".join(names)
+        if self.flags & Flags.RECONSTRUCTED:
+            text += ", with channels filled in from the others"
         if self.bad_channels:
             text += f" (channels {[c for c in range(64) if self.bad_channels >> c & 1]})"
         if self.clamped:

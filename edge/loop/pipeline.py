@@ -22,11 +22,7 @@ came before a break are processed first, so a window never mixes data from both 
 The ring holds the window twice over (``2W`` rows, each sample written at ``p`` and ``p + W``), so the
 last ``W`` samples are always one contiguous slice, oldest first, and no copy is made to feed the model.
 
-Set-up refuses what does not fit the bundle (exit status 2 from ``myoedge run``): a profile of other
-muscles, or another channel order or joint; an amplifier of another rate, channel count or labels, or
-wider samples than the envelope was designed for, or another ADC (sample width, volts per count) than
-the one the training data was quantised with; an envelope the runtime would compute differently from the
-one the model was trained on (coefficient hash). Each refusal names both values.
+Set-up refuses what does not fit the bundle (:mod:`.setup_checks`; exit status 2 from ``myoedge run``).
 """
 
 from __future__ import annotations
@@ -40,85 +36,26 @@ import numpy as np
 from numba import njit
 
 from myoedge.body.profile import SubjectProfile
-from myoedge.edge.dsp.envelope import EnvelopeConfig, EnvelopeFilter, design_envelope
+from myoedge.edge.dsp.envelope import EnvelopeConfig, EnvelopeFilter
 from myoedge.edge.loop.estimate import INVALID, Estimate, Flags
 from myoedge.edge.loop.latency import LatencyRecorder
 from myoedge.edge.loop.plausibility import PlausibilityChecks
 from myoedge.edge.loop.publish import Publisher
 from myoedge.edge.loop.safety import FLAG_VALUES, PhysiologicalRange, SafetyConfig, SafetyMonitor
-from myoedge.edge.model.bundle import Bundle, check_compatible
+from myoedge.edge.loop.setup_checks import check_channel_fill, check_device, check_profile, envelope_config
+from myoedge.edge.model.bundle import Bundle
+from myoedge.edge.model.channel_fill import ChannelFill
 from myoedge.edge.model.predictor import Predictor
-from myoedge.edge.wire.protocol import LABEL_BYTES, DeviceInfo, Frame, FrameParser, FrameRing
+from myoedge.edge.wire.protocol import DeviceInfo, Frame, FrameParser, FrameRing
 from myoedge.ground.errors import InputError
 
-__all__ = ["Pipeline", "check_adc", "check_device", "check_profile", "envelope_config", "warm_up"]
+__all__ = ["Pipeline", "warm_up"]
 
 _now = time.perf_counter_ns
 LOG = logging.getLogger("myoedge.edge")
 _OUT_OF_RANGE, _WARMING_UP = int(Flags.OUT_OF_RANGE), int(Flags.WARMING_UP)
 _TORQUE_CLAMPED, _INVALID = int(Flags.TORQUE_CLAMPED), int(INVALID)
-
-
-def envelope_config(bundle: Bundle) -> EnvelopeConfig:
-    """The envelope the runtime computes for ``bundle``; refused when its hash is not the bundle's."""
-    config = bundle.meta.envelope.config
-    check_compatible(bundle, envelope_hash=design_envelope(config).coefficients_hash())
-    return config
-
-
-def check_profile(bundle: Bundle, profile: SubjectProfile) -> None:
-    """The profile must describe the joint and muscles (in channel order) the bundle was trained on."""
-    check_compatible(bundle, muscles=profile.muscles)
-    if profile.joint != bundle.meta.joint:
-        raise InputError(f"bundle {bundle.path} is a {bundle.meta.joint} model but the profile of "
-                         f"{profile.subject} describes the {profile.joint}")
-
-
-def check_device(bundle: Bundle, info: DeviceInfo, config: EnvelopeConfig) -> None:
-    """The amplifier's device-info frame must match the bundle's rate, channels and channel order."""
-    check_compatible(bundle, emg_rate_hz=info.sample_rate_hz)
-    expected = tuple(m[:LABEL_BYTES] for m in bundle.muscles)
-    if info.n_channels != len(expected):
-        raise InputError(f"the amplifier ({info.device_name or 'unnamed'}) sends {info.n_channels} channels "
-                         f"{list(info.labels)} but bundle {bundle.path} expects {len(expected)}: "
-                         f"{list(expected)}")
-    if info.labels != expected:
-        same = sorted(info.labels) == sorted(expected)
-        raise InputError(f"the amplifier's channel labels {list(info.labels)} differ from the bundle's "
-                         f"muscles {list(expected)}" + (" (same channels, other order)" if same else ""))
-    if info.sample_bits > config.input_bits:
-        raise InputError(f"the amplifier sends {info.sample_bits}-bit samples but the bundle's envelope "
-                         f"was designed for {config.input_bits}-bit input")
-    check_adc(bundle, info)
-
-
-def check_adc(bundle: Bundle, info: DeviceInfo) -> None:
-    """The amplifier's sample width and per-channel scale must be the ADC the bundle was trained with
-    (else its envelopes are not the training envelopes); a bundle older than version 3 records no ADC:
-    accepted with a warning."""
-    adc = bundle.adc
-    if adc is None:
-        LOG.warning("bundle %s (version %d) does not record the ADC it was trained with; the amplifier's "
-                    "%d-bit samples at %s V per count are not checked against it", bundle.path,
-                    bundle.meta.version, info.sample_bits, _scales(info.scale_v))
-        return
-    if info.sample_bits != adc.bits:
-        raise InputError(f"the amplifier ({info.device_name or 'unnamed'}) sends {info.sample_bits}-bit "
-                         f"samples but bundle {bundle.path} was trained on a {adc.bits}-bit ADC "
-                         f"({adc.describe()})")
-    expected = np.float32(adc.volts_per_count)
-    wrong = [c for c in range(info.n_channels) if info.scale_v[c] != expected]
-    if wrong:
-        raise InputError(
-            f"the amplifier's scale {_scales(info.scale_v[wrong])} V per count on channel(s) "
-            f"{[info.labels[c] for c in wrong]} differs from the {float(expected):.7g} V per count of the "
-            f"ADC bundle {bundle.path} was trained with; train with that scale (`myoedge train --adc-scale`) "
-            f"or set the amplifier's gain to match")
-
-
-def _scales(values) -> str:
-    distinct = sorted({float(v) for v in values})
-    return " / ".join(f"{v:.7g}" for v in distinct)
+_ELECTRODE_OFF, _RECONSTRUCTED = int(Flags.ELECTRODE_OFF), int(Flags.RECONSTRUCTED)
 
 
 @njit(cache=True)
@@ -189,6 +126,9 @@ class Pipeline:
                                          n_channels=c, n_muscles=len(bundle.muscles),
                                          rate_hz=config.out_rate_hz, hold=w)
         self.checks.warm()
+        self._fill = _channel_fill(bundle) if self.safety_config.fill_off_channels else None
+        self._filled = 0  # channels filled in while their electrode was off, within the current hold
+        self.filled_estimates = 0
         self._coeffs = np.ascontiguousarray(profile.model.coeffs, dtype=np.float64)  # (muscles, degree + 1)
         self._ring = np.zeros((2 * w, c), dtype=np.float32)
         self._views = tuple(self._ring[k + 1:k + 1 + w] for k in range(w))  # views[p]: window ending at p
@@ -273,6 +213,7 @@ class Pipeline:
         """Forget the past (window ring, envelope filter, model state): what came before ``reason``
         (restart, lost, reconnect, gap) must not shape the estimates after it."""
         self._ring.fill(0.0)
+        self._filled = 0
         self._pos = 0
         self._since_reset = 0
         self._phase = 0
@@ -314,6 +255,11 @@ class Pipeline:
                                 inferred=len(env) > 0)
 
     def _estimate(self, row: np.ndarray, seq: int, timestamp_us: int, t_read_ns: int) -> Estimate:
+        safety = self.safety
+        held_off = safety.flat_held()
+        flags, bad = safety.hold_bits()  # plain ints here: Flags arithmetic costs microseconds
+        if self._fill is not None and flags & _ELECTRODE_OFF:
+            flags = self._fill_off(row, flags, held_off)
         p, w = self._pos, self.window
         ring = self._ring
         ring[p] = row
@@ -325,19 +271,34 @@ class Pipeline:
         theta = float(out["theta"][0, 0])
         forces_arr = out["forces"][0]
         requested = _torque(theta, forces_arr, self._coeffs)
-        safety = self.safety
-        flags, bad = safety.hold_bits()  # plain ints here: Flags arithmetic costs microseconds
         flags |= self.checks.step(row, theta, forces_arr)  # out of distribution, flat output
         if safety.out_of_range(theta, forces_arr):
             flags |= _OUT_OF_RANGE
         if self._since_reset < self._warm_after:
             flags |= _WARMING_UP
+        if not held_off:
+            self._filled = 0
         sent, clamped = safety.clamp(requested)
         if clamped:
             flags |= _TORQUE_CLAMPED
         return Estimate(index=self._next_index, seq=seq, timestamp_us=timestamp_us, theta_rad=theta,
                         forces_n=tuple(forces_arr.tolist()), torque_nm=sent, torque_requested_nm=requested,
                         flags=FLAG_VALUES[flags], bad_channels=bad, latency_us=(_now() - t_read_ns) / 1e3)
+
+    def _fill_off(self, row: np.ndarray, flags: int, held_off: int) -> int:
+        """Fill in the channels flat now from the others (in ``row``, before the ring sees it); when every
+        channel behind the held ELECTRODE_OFF was filled while it was off, RECONSTRUCTED replaces it."""
+        off_now = self.safety.flat_now()
+        if off_now and self._fill.fill(row, off_now):
+            if off_now & ~self._filled:  # a transition: logged once, never per estimate
+                LOG.warning("electrode off on %s: filling in its envelope from the other channels (flag "
+                            "RECONSTRUCTED)", [self.bundle.muscles[c] for c in range(self.n_channels)
+                                               if off_now >> c & 1])
+            self._filled |= off_now
+        if held_off and held_off & ~self._filled == 0:
+            self.filled_estimates += 1
+            return (flags & ~_ELECTRODE_OFF) | _RECONSTRUCTED
+        return flags
 
     def current_window(self) -> np.ndarray:
         """A copy of the window the model saw last: (W, C) normalised envelopes, oldest first."""
@@ -377,10 +338,18 @@ class Pipeline:
         return {"frames": self.frames, "model_samples": self.model_samples, "estimates": self.estimates,
                 "invalid_estimates": self.invalid_estimates, "clamped_estimates": self.clamped_estimates,
                 "skipped_frames": self.skipped_frames + self._ring_skipped, "prewarms": self.prewarms,
+                "filled_estimates": self.filled_estimates,
                 "resets": dict(self.resets),
                 "publishers": {p.name: {"published": p.stats.published, "dropped": p.stats.dropped,
                                         **({"last_error": p.stats.last_error} if p.stats.last_error else {})}
                                for p in self.publishers}}
+
+
+def _channel_fill(bundle: Bundle) -> ChannelFill:
+    """The bundle's channel fill, compiled and warmed; refused for a bundle without ``channel_fill``."""
+    fill = ChannelFill(check_channel_fill(bundle))
+    fill.warm()
+    return fill
 
 
 def _numbered(estimate: Estimate, index: int) -> Estimate:

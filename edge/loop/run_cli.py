@@ -39,16 +39,20 @@ def register(sub) -> None:
                    "interrupted)")
     p.add_argument("--rt-priority", type=int, metavar="N", help="run the reader thread under SCHED_FIFO "
                    "priority N (1-99; needs CAP_SYS_NICE or `ulimit -r`): a busy machine no longer delays it")
+    p.add_argument("--fill-off-channels", action="store_true",
+                   help="when an electrode is off (a flat channel), fill in its envelope from the other "
+                   "channels and keep going, flagged RECONSTRUCTED instead of ELECTRODE_OFF (at most "
+                   "(channels - 1) // 2 at once; docs/runtime.md)")
     p.add_argument("--no-prewarm", action="store_true", help="do not run the model on scratch buffers in the "
                    "idle time before each model step (docs/runtime.md)")
 
 
 def _run(args: argparse.Namespace) -> dict:
     from myoedge.body.profile import SubjectProfile
-    from myoedge.edge.loop.pipeline import check_profile, envelope_config
     from myoedge.edge.loop.publish import CsvPublisher, UdpPublisher
     from myoedge.edge.loop.runtime import Runtime
     from myoedge.edge.loop.safety import SafetyConfig
+    from myoedge.edge.loop.setup_checks import check_channel_fill, check_profile, envelope_config
     from myoedge.edge.model import BACKENDS
     from myoedge.edge.model.bundle import load_bundle
     from myoedge.edge.wire.transport import open_transport
@@ -76,7 +80,10 @@ def _run(args: argparse.Namespace) -> dict:
     profile = SubjectProfile.load(args.profile)
     check_profile(bundle, profile)  # before any output file is made
     envelope_config(bundle)
-    safety = SafetyConfig.symmetric(args.torque_limit, watchdog_ms=args.watchdog_ms)
+    safety = SafetyConfig.symmetric(args.torque_limit, watchdog_ms=args.watchdog_ms,
+                                    fill_off_channels=args.fill_off_channels)
+    if safety.fill_off_channels:
+        check_channel_fill(bundle)
     transport = open_transport(args.port)  # a URL that cannot work is refused before any output is made
     publishers = []
     try:

@@ -28,9 +28,10 @@ from collections.abc import Callable, Sequence
 
 from myoedge.body.profile import SubjectProfile
 from myoedge.edge.loop.latency import LatencyRecorder
-from myoedge.edge.loop.pipeline import Pipeline, check_device, check_profile, envelope_config, warm_up
+from myoedge.edge.loop.pipeline import Pipeline, warm_up
 from myoedge.edge.loop.publish import Publisher
 from myoedge.edge.loop.safety import SafetyConfig
+from myoedge.edge.loop.setup_checks import check_device, check_profile, envelope_config
 from myoedge.edge.model import Predictor, replay_test_vectors, select_predictor
 from myoedge.edge.model.bundle import Bundle
 from myoedge.edge.wire.frame_ring import warm_up_scan

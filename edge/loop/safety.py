@@ -61,6 +61,7 @@ class SafetyConfig:
     ood_ms: float = 50.0  # ... sustained this long
     flat_output_ms: float = 500.0  # FLAT_OUTPUT after outputs this still while the envelopes move
     flat_output_tolerance: float = 1e-6  # relative: |x - x0| <= tol * (1 + |x0|) counts as still
+    fill_off_channels: bool = False  # fill flat channels from the others: RECONSTRUCTED, not ELECTRODE_OFF
 
     def __post_init__(self) -> None:
         for name, low in (("ood_factor", 1.0), ("flat_output_tolerance", 0.0)):
@@ -75,6 +76,8 @@ class SafetyConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InputError(f"{name} must be an int >= 0, got {value!r}")
+        if not isinstance(self.fill_off_channels, bool):
+            raise InputError(f"fill_off_channels must be True or False, got {self.fill_off_channels!r}")
         if self.torque_limits_nm is not None:
             try:
                 lo, hi = (float(v) for v in self.torque_limits_nm)
@@ -187,6 +190,14 @@ class SafetyMonitor:
             self._sat_left, self._sat_channels = self.hold, self._sat_channels | saturated
         if flat:
             self._flat_left, self._flat_channels = self.hold, self._flat_channels | flat
+
+    def flat_now(self) -> int:
+        """Mask of the channels flat at the end of the latest frame scanned (electrode off now)."""
+        return int(self._masks[1]) & _MASK64
+
+    def flat_held(self) -> int:
+        """Mask of the channels behind a held ELECTRODE_OFF (flat within the last ``hold`` estimates)."""
+        return self._flat_channels if self._flat_left else 0
 
     def note_lost(self, frames: int) -> None:
         """The parser counted ``frames`` more lost frames."""

@@ -11,7 +11,8 @@ Versions: 1 is a window model; 2 adds the optional ``state`` block of a stateful
 required ``adc`` block (sample width and volts per count the training data was quantised with). The
 optional ``input_range`` block (the normalised envelopes the model was trained on, per channel) may be in
 a bundle of any version; a bundle without it loads, and its estimates are never flagged
-OUT_OF_DISTRIBUTION.
+OUT_OF_DISTRIBUTION. Likewise the optional ``channel_fill`` block (moments of the training envelopes,
+:mod:`.channel_fill`): without it, ``myoedge run --fill-off-channels`` is refused.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from myoedge.edge.model.bundle_schema import (
     STATE_NAMES,
     validate_meta,
 )
+from myoedge.edge.model.channel_fill import ChannelFillMeta
 
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "INPUT_NAME", "OUTPUT_UNITS", "READABLE_VERSIONS",
            "STATE_NAMES", "BundleMeta", "EnvelopeMeta", "InputMeta", "OnnxMeta", "OutputMeta", "RangeMeta",
-           "InputRangeMeta",
+           "InputRangeMeta", "ChannelFillMeta",
            "StateMeta", "VectorsMeta", "validate_meta"]
 
 _record = dataclasses.dataclass(frozen=True, kw_only=True)
@@ -146,6 +148,7 @@ class BundleMeta:
     adc: Adc | None = None  # None only in bundles of version 1 and 2
     state: StateMeta | None = None
     input_range: InputRangeMeta | None = None  # optional in every version: no OUT_OF_DISTRIBUTION without it
+    channel_fill: ChannelFillMeta | None = None  # optional in every version: no filled channels without it
     format: str = BUNDLE_FORMAT
     version: int = BUNDLE_VERSION
     created_utc: str = ""  # filled in by write_bundle
@@ -154,7 +157,8 @@ class BundleMeta:
     @classmethod
     def build(cls, *, name: str, joint: str, muscles, window: int, envelope: EnvelopeConfig, adc: Adc | None,
               physiological_range: dict, training: dict, opset: int, tolerance: float,
-              state: StateMeta | None = None, input_range: InputRangeMeta | None = None) -> BundleMeta:
+              state: StateMeta | None = None, input_range: InputRangeMeta | None = None,
+              channel_fill: ChannelFillMeta | None = None) -> BundleMeta:
         """A draft for write_bundle: the input and output specs and the envelope block follow from the
         muscles, ``window`` and ``envelope`` (its ``out_rate_hz`` is the model rate)."""
         m, design = len(muscles), design_envelope(envelope)
@@ -170,7 +174,7 @@ class BundleMeta:
                 theta_rad=tuple(physiological_range["theta_rad"]),
                 forces_n=tuple(tuple(p) for p in physiological_range["forces_n"])),
             training=training, onnx=OnnxMeta(opset=opset), test_vectors=VectorsMeta(tolerance=tolerance),
-            adc=adc, state=state, input_range=input_range)
+            adc=adc, state=state, input_range=input_range, channel_fill=channel_fill)
 
     @classmethod
     def from_dict(cls, meta, where: Path) -> BundleMeta:
@@ -201,7 +205,8 @@ class BundleMeta:
             state=None if state is None else StateMeta(
                 input=state["input"], output=state["output"], size=state["size"],
                 initial=tuple(float(v) for v in state["initial"]), warmup_steps=state["warmup_steps"]),
-            input_range=InputRangeMeta.from_dict(meta["input_range"]) if "input_range" in meta else None)
+            input_range=InputRangeMeta.from_dict(meta["input_range"]) if "input_range" in meta else None,
+            channel_fill=ChannelFillMeta.from_dict(meta["channel_fill"]) if "channel_fill" in meta else None)
 
     def to_dict(self) -> dict:
         """The JSON form of meta.json (what :meth:`from_dict` reads back)."""
@@ -219,6 +224,8 @@ class BundleMeta:
             d["state"] = _plain(self.state)
         if self.input_range is not None:
             d["input_range"] = _plain(self.input_range)
+        if self.channel_fill is not None:
+            d["channel_fill"] = self.channel_fill.to_dict()
         return d
 
 

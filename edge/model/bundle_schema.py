@@ -11,6 +11,7 @@ from pathlib import Path
 
 from myoedge.edge.dsp.adc import Adc
 from myoedge.edge.dsp.envelope import EnvelopeConfig, hash_coefficients
+from myoedge.edge.model.channel_fill import ChannelFillMeta
 from myoedge.ground.errors import FormatError, InputError
 
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "INPUT_NAME", "OUTPUT_UNITS", "READABLE_VERSIONS",
@@ -161,6 +162,10 @@ def validate_meta(meta, where: Path) -> dict:
         _validate_state(meta["state"], where)
     if "input_range" in meta:
         _validate_input_range(meta["input_range"], m, where)
+    if "channel_fill" in meta:
+        why = ChannelFillMeta.problems(meta["channel_fill"], m)
+        if why is not None:
+            raise FormatError(where, f"field 'channel_fill': expected {why}")
     if version >= 3 and "adc" not in meta:
         raise FormatError(where, "missing field 'adc' (required from bundle version 3)")
     if "adc" in meta:

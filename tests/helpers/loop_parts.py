@@ -24,10 +24,12 @@ FS, WINDOW, SPF, MVC = 1000.0, 8, 2, 2e-4
 VPC = default_adc(24).volts_per_count  # the ADC the test bundles record
 
 
-def setup_parts(tmp_path, *, window: int = WINDOW, input_range=None):
+def setup_parts(tmp_path, *, window: int = WINDOW, input_range=None, channel_fill=None):
     """(bundle, profile, device info) that fit together: 5 wrist muscles, 1 kHz EMG, 100 Hz model.
-    ``input_range``: the bundle's (e.g. :func:`training_range`; default none, as an older bundle)."""
-    path, _ = make_bundle(tmp_path / "bundle", window=window, muscles=MUSCLES, input_range=input_range)
+    ``input_range``, ``channel_fill``: the bundle's (e.g. :func:`training_range`; default none, as an older
+    bundle)."""
+    path, _ = make_bundle(tmp_path / "bundle", window=window, muscles=MUSCLES, input_range=input_range,
+                          channel_fill=channel_fill)
     profile = SubjectProfile(subject="s01", model=generic_model("wrist"), mvc_volts=(MVC,) * len(MUSCLES))
     info = DeviceInfo(sample_rate_hz=FS, scale_v=[VPC] * len(MUSCLES), labels=MUSCLES, sample_bits=24,
                       samples_per_frame=SPF, device_name="test amp")
@@ -36,9 +38,14 @@ def setup_parts(tmp_path, *, window: int = WINDOW, input_range=None):
 
 def training_range(*, seconds: float = 4.0, seed: int = 7) -> InputRangeMeta:
     """The input range of "training data": the normalised envelopes of ``emg`` at the profile's MVC."""
-    env = EnvelopeFilter(EnvelopeConfig(fs_hz=FS, out_rate_hz=100.0, input_bits=24), n_channels=len(MUSCLES),
-                         volts_per_count=VPC, mvc_volts=MVC).process(emg(seconds, seed=seed))
-    return InputRangeMeta.of(env)
+    return InputRangeMeta.of(training_envelopes(seconds=seconds, seed=seed))
+
+
+def training_envelopes(*, seconds: float = 4.0, seed: int = 7, counts: np.ndarray | None = None):
+    """The normalised envelopes (T, C) the runtime computes from ``counts`` (default: ``emg``)."""
+    counts = emg(seconds, seed=seed) if counts is None else counts
+    return EnvelopeFilter(EnvelopeConfig(fs_hz=FS, out_rate_hz=100.0, input_bits=24), n_channels=len(MUSCLES),
+                          volts_per_count=VPC, mvc_volts=MVC).process(counts)
 
 
 def emg(seconds: float, *, seed: int = 0) -> np.ndarray:

@@ -73,12 +73,16 @@ def test_decode_refuses_what_is_not_an_estimate(mutate, message):
 
 
 def test_validity():
-    assert estimate(flags=Flags.TORQUE_CLAMPED).valid
+    information = (Flags.TORQUE_CLAMPED, Flags.RECONSTRUCTED)
+    for flag in information:
+        assert estimate(flags=flag).valid
     for flag in Flags:
-        if flag != Flags.TORQUE_CLAMPED:
+        if flag not in information:
             assert flag & INVALID and not estimate(flags=flag).valid
     text = estimate(flags=Flags.STALE | Flags.LOST_FRAMES).describe()
     assert text.startswith("invalid: stale, lost_frames")
+    text = estimate(flags=Flags.RECONSTRUCTED, bad_channels=0b100).describe()
+    assert text.startswith("valid, with channels filled in from the others") and "[2]" in text
 
 
 def test_layout_is_naturally_aligned_without_padding():

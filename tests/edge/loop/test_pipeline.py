@@ -17,8 +17,9 @@ from myoedge.body.profile import SubjectProfile
 from myoedge.edge.dsp.envelope import EnvelopeFilter, design_envelope
 from myoedge.edge.loop.estimate import Flags
 from myoedge.edge.loop.latency import LatencyRecorder
-from myoedge.edge.loop.pipeline import Pipeline, check_device, check_profile, envelope_config
+from myoedge.edge.loop.pipeline import Pipeline
 from myoedge.edge.loop.publish import CallbackPublisher
+from myoedge.edge.loop.setup_checks import check_device, check_profile, envelope_config
 from myoedge.edge.model import OnnxCpuPredictor
 from myoedge.edge.wire.protocol import DeviceInfo, FrameParser
 from myoedge.ground.errors import InputError
