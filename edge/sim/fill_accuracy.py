@@ -59,7 +59,8 @@ def replay(bundle: Bundle, profile: SubjectProfile, rec: Recording, *, flat: int
                       samples=counts[k * spf:(k + 1) * spf], sample_bits=adc.bits)
         pipe.process(frame, t_read_ns=0)
     step = pipe.envelope.config.decimation  # the envelope keeps input samples 0, k, 2k, ... (k: decimation)
-    return {"t": rec.emg_t0 + np.arange(len(got)) * step / rec.emg_fs, "theta": np.array([e.theta_rad for e in got]),
+    return {"t": rec.emg_t0 + np.arange(len(got)) * step / rec.emg_fs,
+            "theta": np.array([e.theta_rad for e in got]),
             "forces": np.array([e.forces_n for e in got]), "flags": np.array([int(e.flags) for e in got])}
 
 

@@ -140,3 +140,20 @@ def test_bundle_records_the_training_input_range(trained_and_test, tmp_path):
     export_bundle(older, tmp_path / "older")
     older_range = load_bundle(tmp_path / "older").meta.input_range
     assert older_range.max == tuple(samples.max(0).astype(float).tolist())
+
+
+def test_bundle_records_the_moments_for_the_channel_fill(trained_and_test, tmp_path):
+    import dataclasses
+
+    trained, _ = trained_and_test
+    export_bundle(trained, tmp_path / "bundle")
+    bundle = load_bundle(tmp_path / "bundle")
+    fill = bundle.meta.channel_fill
+    assert fill is not None and len(fill.mean) == 5 and len(fill.cov) == 5
+    samples = trained.samples.reshape(-1, 5)  # windows drawn from the training data: inside its range
+    assert np.all(np.array(fill.max) >= samples.max(0)) and np.all(np.diag(np.array(fill.cov)) > 0)
+    quality = bundle.meta.training["channel_fill_quality"]
+    assert len(quality["cc"]) == 5 and all(-1.0 <= c <= 1.0 for c in quality["cc"])
+    older = dataclasses.replace(trained, info={k: v for k, v in trained.info.items() if k != "channel_fill"})
+    export_bundle(older, tmp_path / "older")
+    assert load_bundle(tmp_path / "older").meta.channel_fill is None

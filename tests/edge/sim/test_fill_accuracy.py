@@ -49,5 +49,6 @@ def test_scores_cover_every_channel(parts):
 
 
 def test_the_command_refuses_a_missing_bundle(tmp_path, capsys):
-    assert main([str(tmp_path), "--bundle", str(tmp_path / "none"), "--profile", str(tmp_path / "p.json")]) == 2
+    missing = [str(tmp_path), "--bundle", str(tmp_path / "none"), "--profile", str(tmp_path / "p.json")]
+    assert main(missing) == 2
     assert "error:" in capsys.readouterr().err
