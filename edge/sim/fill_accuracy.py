@@ -1,13 +1,14 @@
 """What an estimate loses when one electrode is off, and what filling the channel in wins back.
 
-    python -m myoedge.edge.sim.fill_accuracy --bundle RUN/bundle --profile PROFILE RECORDING... [--json]
+    python -m myoedge.edge.sim.fill_accuracy --bundle BUNDLE --profile PROFILE RECORDING... [--json]
 
 Every recording's raw EMG is quantised with the bundle's ADC and streamed frame by frame through the
 runtime's pipeline (the loop's code, not a copy) three ways for each channel c: intact; with channel c
-flat from ``--off-at`` seconds to the end (a lifted electrode), as a controller would see it if it
-ignored ELECTRODE_OFF; and flat with ``fill_off_channels`` (RECONSTRUCTED). Scores are θ CC and
-nRMSE (RMSE over the range of θ) and the mean force CC against the recording, over the part where the
-electrode is off. The flags say whether the loop stood behind each estimate.
+flat from ``--off-fraction`` of the recording to its end (a lifted electrode), as a controller would
+see it if it ignored ELECTRODE_OFF; and flat with ``fill_off_channels`` (RECONSTRUCTED). Scores are
+θ CC and nRMSE (RMSE over the range of θ) and the mean force CC against the recordings, over the parts
+where the electrode is off, pooled over the recordings as ``myoedge train`` pools its held-out parts.
+The flags say whether the loop stood behind each estimate.
 """
 
 from __future__ import annotations
@@ -68,33 +69,45 @@ def _cc(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
 
 
-def _score(out: dict, rec: Recording, since_s: float) -> dict:
-    keep = out["t"] >= since_s
-    t = out["t"][keep]
-    theta = np.interp(t, rec.time, rec.theta)
-    span = float(np.ptp(rec.theta)) or 1.0
-    scores = {"theta_cc": _cc(out["theta"][keep], theta),
-              "theta_nrmse": float(np.sqrt(np.mean((out["theta"][keep] - theta) ** 2)) / span),
-              "valid": float(np.mean((out["flags"][keep] & int(INVALID)) == 0)),
-              "reconstructed": float(np.mean((out["flags"][keep] & int(Flags.RECONSTRUCTED)) != 0))}
-    if rec.forces is not None:
-        forces = np.column_stack([np.interp(t, rec.time, f) for f in rec.forces.T])
-        scores["force_cc"] = float(np.nanmean([_cc(out["forces"][keep, n], forces[:, n])
-                                               for n in range(forces.shape[1])]))
+def _pooled(outs: list[dict], recs: list[Recording], since_s: list[float]) -> dict:
+    """θ CC and nRMSE, mean force CC and the share of valid / RECONSTRUCTED estimates, every recording's
+    part after its ``since_s`` pooled (as ``myoedge train`` pools its held-out parts)."""
+    pred, truth, fpred, ftruth, flags = [], [], [], [], []
+    for out, rec, since in zip(outs, recs, since_s, strict=True):
+        keep = out["t"] >= since
+        t = out["t"][keep]
+        pred.append(out["theta"][keep])
+        truth.append(np.interp(t, rec.time, rec.theta))
+        flags.append(out["flags"][keep])
+        if rec.forces is not None:
+            fpred.append(out["forces"][keep])
+            ftruth.append(np.column_stack([np.interp(t, rec.time, f) for f in rec.forces.T]))
+    pred, truth, flags = np.concatenate(pred), np.concatenate(truth), np.concatenate(flags)
+    span = float(np.ptp(truth)) or 1.0
+    rmse = float(np.sqrt(np.mean((pred - truth) ** 2)))
+    scores = {"theta_cc": _cc(pred, truth), "theta_nrmse": rmse / span,
+              "valid": float(np.mean((flags & int(INVALID)) == 0)),
+              "reconstructed": float(np.mean((flags & int(Flags.RECONSTRUCTED)) != 0))}
+    if fpred and len(fpred) == len(outs):
+        fp, ft = np.concatenate(fpred), np.concatenate(ftruth)
+        scores["force_cc"] = float(np.nanmean([_cc(fp[:, n], ft[:, n]) for n in range(ft.shape[1])]))
     return scores
 
 
-def score_channel_off(bundle: Bundle, profile: SubjectProfile, rec: Recording, *, off_at_s: float) -> dict:
-    """Per channel: scores intact, off, and off + filled (over the recording from ``off_at_s`` + 0.5 s)."""
-    since = rec.time[0] + off_at_s + 0.5
-    intact = _score(replay(bundle, profile, rec), rec, since)
+def score_channel_off(bundle: Bundle, profile: SubjectProfile, recs: list[Recording], *,
+                      off_fraction: float) -> dict:
+    """Per channel: pooled scores intact, off, and off + filled. The electrode lifts at ``off_fraction``
+    of each recording; scores start 0.5 s later (the fill is flagged from 0.1 s)."""
+    off_at = [off_fraction * (r.time[-1] - r.time[0]) + r.time[0] - r.emg_t0 for r in recs]
+    since = [r.emg_t0 + a + 0.5 for r, a in zip(recs, off_at, strict=True)]
+    intact = _pooled([replay(bundle, profile, r) for r in recs], recs, since)
     rows = {}
     for c, muscle in enumerate(bundle.muscles):
-        rows[muscle] = {
-            "off": _score(replay(bundle, profile, rec, flat=c, off_at_s=off_at_s), rec, since),
-            "filled": _score(replay(bundle, profile, rec, flat=c, off_at_s=off_at_s, fill=True), rec, since)}
-    name = "/".join(x for x in (rec.meta.subject, rec.meta.session, rec.meta.trial) if x)
-    return {"recording": name, "intact": intact, "channels": rows}
+        rows[muscle] = {fill: _pooled([replay(bundle, profile, r, flat=c, off_at_s=a, fill=fill == "filled")
+                                       for r, a in zip(recs, off_at, strict=True)], recs, since)
+                        for fill in ("off", "filled")}
+    names = ["/".join(x for x in (r.meta.subject, r.meta.session, r.meta.trial) if x) for r in recs]
+    return {"recordings": names, "off_fraction": off_fraction, "intact": intact, "channels": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,27 +116,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("recordings", nargs="+", help="recording folders (with recording.json)")
     p.add_argument("--bundle", required=True)
     p.add_argument("--profile", required=True)
-    p.add_argument("--off-at", type=float, default=2.0, help="seconds into each recording the "
-                   "electrode lifts")
+    p.add_argument("--off-fraction", type=float, default=0.8, help="where in each recording the electrode "
+                   "lifts, as a fraction of its length (default 0.8: the part `myoedge train` holds out)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     try:
         bundle, profile = load_bundle(args.bundle), SubjectProfile.load(args.profile)
-        results = [score_channel_off(bundle, profile, load_recording(Path(r)), off_at_s=args.off_at)
-                   for r in args.recordings]
+        if not 0.0 <= args.off_fraction < 1.0:
+            raise InputError(f"--off-fraction must be in [0, 1), got {args.off_fraction}")
+        result = score_channel_off(bundle, profile, [load_recording(Path(r)) for r in args.recordings],
+                                   off_fraction=args.off_fraction)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for r in results:
-        i = r["intact"]
-        print(f"{r['recording']}: intact theta CC {i['theta_cc']:.3f} nRMSE {100 * i['theta_nrmse']:.1f} %")
-        for muscle, row in r["channels"].items():
-            off, fill = row["off"], row["filled"]
-            print(f"  {muscle:>8} off: theta CC {off['theta_cc']:.3f} nRMSE {100 * off['theta_nrmse']:.1f} % "
-                  f"valid {100 * off['valid']:.0f} % | filled: CC {fill['theta_cc']:.3f} nRMSE "
-                  f"{100 * fill['theta_nrmse']:.1f} % valid {100 * fill['valid']:.0f} %")
+    i = result["intact"]
+    print(f"intact: theta CC {i['theta_cc']:.3f} nRMSE {100 * i['theta_nrmse']:.1f} %")
+    for muscle, row in result["channels"].items():
+        off, fill = row["off"], row["filled"]
+        print(f"{muscle:>8} off: theta CC {off['theta_cc']:.3f} nRMSE {100 * off['theta_nrmse']:.1f} % "
+              f"valid {100 * off['valid']:.0f} % | filled: CC {fill['theta_cc']:.3f} "
+              f"nRMSE {100 * fill['theta_nrmse']:.1f} % valid {100 * fill['valid']:.0f} %")
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps(result))
     return 0
 
 

@@ -42,8 +42,9 @@ def test_replay_flags_the_lifted_channel_and_fills_it_only_when_asked(parts):
 
 def test_scores_cover_every_channel(parts):
     bundle, profile, _ = parts
-    result = score_channel_off(bundle, profile, recording(), off_at_s=2.0)
-    assert result["recording"] == "s01/t1" and set(result["channels"]) == set(MUSCLES)
+    result = score_channel_off(bundle, profile, [recording(), recording()], off_fraction=0.5)
+    assert result["recordings"] == ["s01/t1"] * 2 and set(result["channels"]) == set(MUSCLES)
+    assert result["intact"]["valid"] == 1.0 and -1.0 <= result["intact"]["theta_cc"] <= 1.0
     for row in result["channels"].values():
         assert row["off"]["valid"] == 0.0 and row["filled"]["reconstructed"] == 1.0
 
