@@ -189,7 +189,7 @@ def _moment_arms(args: argparse.Namespace) -> dict:
 
 def _from_osim(args: argparse.Namespace) -> dict:
     from myoedge.body.profile import SubjectProfile
-    from myoedge.calibrate.from_osim import mvc_from_profile, parse_mvc, profile_from_osim
+    from myoedge.calibrate.from_osim import parse_mvc, profile_from_osim
 
     out = Path(args.out)
     if args.mvc and args.mvc_from:
@@ -199,15 +199,9 @@ def _from_osim(args: argparse.Namespace) -> dict:
     muscles = [m.strip() for m in args.muscles.split(",") if m.strip()]
     if not muscles or len(set(muscles)) != len(muscles):
         raise InputError(f"--muscles must name at least one muscle, each once; got {args.muscles!r}")
-    base = None
-    if args.mvc:
-        mvc, source = parse_mvc(args.mvc, muscles), "--mvc on the command line"
-    elif base_path is not None:
-        base = SubjectProfile.load(base_path)
-        mvc, source = mvc_from_profile(base, muscles, str(base_path)), f"profile {base_path.name}"
-    else:
-        raise InputError("an OpenSim model holds no MVC: give --mvc-from PROFILE (e.g. one written by "
-                         "calibrate mvc) or --mvc NAME=VOLTS,... for every muscle")
+    mvc = parse_mvc(args.mvc, muscles) if args.mvc else None
+    base = SubjectProfile.load(base_path) if base_path is not None and mvc is None else None
+    source = "--mvc on the command line" if mvc else f"profile {base_path}" if base else ""
     profile, record = profile_from_osim(
         args.model, coordinate=args.coordinate, muscles=muscles, mvc_volts=mvc, joint=args.joint,
         subject=args.subject, flexion_sign=args.flexion_sign, degree=args.degree, n_samples=args.samples,

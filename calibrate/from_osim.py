@@ -273,16 +273,22 @@ def mvc_from_profile(profile: SubjectProfile, muscles: list[str], where: str) ->
 
 
 def profile_from_osim(model_path: str | Path, *, coordinate: str, muscles: list[str],
-                      mvc_volts: dict[str, float], joint: str | None = None, subject: str | None = None,
-                      flexion_sign: int = 1,
-                      degree: int = 4, n_samples: int = 101, base: SubjectProfile | None = None,
-                      mvc_source: str = "") -> tuple[SubjectProfile, dict]:
+                      mvc_volts: dict[str, float] | None, joint: str | None = None,
+                      subject: str | None = None, flexion_sign: int = 1, degree: int = 4,
+                      n_samples: int = 101, base: SubjectProfile | None = None, mvc_source: str = ""
+                      ) -> tuple[SubjectProfile, dict]:
     """A profile of the model at ``model_path`` (see the module doc) with ``mvc_volts``; and its report.
 
-    ``base`` is the profile the MVC came from (its provenance, history included, is carried over).
+    ``base`` is the profile the MVC comes from when ``mvc_volts`` is None (its provenance, history
+    included, is carried over); the model's muscles are checked first.
     """
     sample = sample_model(model_path, coordinate=coordinate, muscles=muscles, flexion_sign=flexion_sign,
                           n_samples=n_samples)
+    if mvc_volts is None:
+        if base is None:
+            raise InputError("an OpenSim model holds no MVC: give --mvc-from PROFILE (e.g. one written by "
+                             "calibrate mvc) or --mvc NAME=VOLTS,... for every muscle")
+        mvc_volts = mvc_from_profile(base, muscles, mvc_source)
     joint = joint or sample.joint_name
     model, report = model_from_sample(sample, joint=joint, degree=degree)
     entry = {"date": now_iso(), "method": "sampled from an OpenSim model (calibrate from-osim)",
