@@ -45,6 +45,7 @@ from myoedge.body.recording_spec import (
     _check_name,
     _parse_spec,
     _Spec,
+    checked_events,
 )
 from myoedge.ground.errors import FormatError, InputError
 from myoedge.ground.fileio import atomic_directory, atomic_write_text
@@ -157,7 +158,7 @@ class Recording:
         if self.emg_t0 > t[0] + slack or emg_end < t[-1] - slack:
             raise InputError(f"emg covers [{self.emg_t0:.6g}, {emg_end:.6g}] s but must cover the motion "
                              f"time [{t[0]:.6g}, {t[-1]:.6g}] s")
-        object.__setattr__(self, "events", _checked_events(self.events))
+        object.__setattr__(self, "events", checked_events(self.events))
         for name in ("activations", "excitations"):
             a = getattr(self, name)
             if a is not None and (a.min() < -1e-9 or a.max() > 1 + 1e-9):
@@ -171,20 +172,6 @@ class Recording:
     def emg_time(self) -> np.ndarray:
         """Time (s) of every EMG sample."""
         return self.emg_t0 + np.arange(self.emg.shape[0]) / self.emg_fs
-
-
-def _checked_events(events: Any) -> dict[str, np.ndarray]:
-    if not isinstance(events, Mapping):
-        raise InputError(f"events must map event names to times, got {type(events).__name__}")
-    out = {}
-    for name, times in events.items():
-        t = np.array(times, dtype=np.float64).reshape(-1) if np.ndim(times) <= 1 else None
-        if not isinstance(name, str) or not name or t is None or not np.isfinite(t).all():
-            raise InputError(f"events[{name!r}] must be a named 1-D list of finite times in seconds")
-        t = np.sort(t)
-        t.setflags(write=False)
-        out[name] = t
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- saving
@@ -312,7 +299,7 @@ def load_recording(path: str | os.PathLike, *, rate: float | None = None) -> Rec
         names = spec.columns.get(key, {})
         return np.column_stack([tab.column(names.get(m, m), role=f"{what} of muscle '{m}'") for m in muscles])
 
-    events = {name: np.array(times) for name, times in spec.events.items()}
+    events = dict(spec.events)
     if Path(spec.files["emg"]).suffix.lower() == C3D_SUFFIX:
         labels = [spec.columns.get("emg", {}).get(m, m) for m in muscles]
         c3d = read_c3d_emg(folder / spec.files["emg"], labels, fallback_unit=spec.units.get("emg"))

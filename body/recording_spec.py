@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from myoedge.body.csvtable import TIME, Table, read_text_lines
 from myoedge.body.opensim import STORAGE_SUFFIXES, storage_in_degrees
@@ -106,7 +108,7 @@ class _Spec:
     columns: dict[str, Any]
     rates: dict[str, float]
     sign: int
-    events: dict[str, tuple[float, ...]]
+    events: dict[str, np.ndarray]
 
 
 def _parse_spec(json_path: Path, make_meta: Callable[..., RecordingMeta]) -> _Spec:
@@ -178,15 +180,33 @@ def _parse_spec(json_path: Path, make_meta: Callable[..., RecordingMeta]) -> _Sp
     sign = doc.get("flexion_sign", 1)
     if sign not in (1, -1) or isinstance(sign, bool):
         raise s.error("flexion_sign", f"flexion_sign must be 1 or -1, found {sign!r}")
-    events = {}
-    for name, times in (s.get(doc, "events", dict, required=False) or {}).items():
-        ok = isinstance(times, list) and all(isinstance(t, (int, float)) and not isinstance(t, bool)
-                                             and math.isfinite(t) for t in times)
-        if not name or not ok:
+    events = s.get(doc, "events", dict, required=False) or {}
+    for name, times in events.items():
+        if not isinstance(times, list) or any(isinstance(t, bool) for t in times):
             raise s.error(f"events.{name}", f"events.{name} must be a list of times in seconds, found "
                           f"{json.dumps(times)[:40]}")
-        events[name] = tuple(sorted(float(t) for t in times))
+    try:
+        events = checked_events(events)
+    except InputError as exc:
+        raise s.error("events", str(exc)) from None
     return _Spec(s, meta, units, files, columns, {k: float(v) for k, v in rates.items()}, int(sign), events)
+
+
+def checked_events(events: Any) -> dict[str, np.ndarray]:
+    """Named event times: ``{"Right Foot Strike": [s, ...]}`` as sorted, read-only float64 arrays."""
+    if not isinstance(events, Mapping):
+        raise InputError(f"events must map event names to times, got {type(events).__name__}")
+    out = {}
+    for name, times in events.items():
+        try:
+            t = np.sort(np.array(times, dtype=np.float64).reshape(-1)) if np.ndim(times) <= 1 else None
+        except (TypeError, ValueError):
+            t = None
+        if not isinstance(name, str) or not name or t is None or not np.isfinite(t).all():
+            raise InputError(f"events[{name!r}] must be a named list of finite times in seconds")
+        t.setflags(write=False)
+        out[name] = t
+    return out
 
 
 def _angle_scale(spec: _Spec, kin: Table, column: str) -> float:

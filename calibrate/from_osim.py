@@ -110,7 +110,8 @@ def sample_model(path: str | Path, *, coordinate: str, muscles: list[str], flexi
         model = osim.Model(str(path))
         state = model.initSystem()
     except Exception as exc:  # OpenSim raises its own exception types for a bad file
-        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        lines = [ln.strip() for ln in str(exc).strip().splitlines()] or [type(exc).__name__]
+        why = next((ln for ln in lines if ln.startswith("Error detected")), lines[0])
         raise InputError(f"{path}: OpenSim cannot load the model ({why})") from None
     coords = model.getCoordinateSet()
     coord = coords.get(_named("coordinate", coordinate, coords, path))

@@ -119,6 +119,18 @@ def test_recording_without_events_has_none(tmp_path):
     assert load_recording(folder).events == {}
 
 
+def test_events_in_recording_json_merge_with_the_c3d_and_bad_ones_name_the_key(tmp_path):
+    events = {"Right Foot Strike": [2.0, 0.5], "Trigger": [0.1]}
+    folder, _ = c3d_trial(tmp_path, events=[("Right", "Foot Strike", 1.0)],
+                          changes=lambda s: s.update(events=events))
+    rec = load_recording(folder)
+    np.testing.assert_allclose(rec.events["Right Foot Strike"], [0.5, 1.0, 2.0], atol=1e-6)
+    assert rec.events["Trigger"].tolist() == [0.1]
+    folder, _ = c3d_trial(tmp_path, "bad", changes=lambda s: s.update(events={"Trigger": [0.1, "x"]}))
+    with pytest.raises(FormatError, match=r"recording.json, line \d+, column 'events'.*'Trigger'"):
+        load_recording(folder)
+
+
 def test_missing_label_names_the_label_and_the_file(tmp_path):
     folder, _ = c3d_trial(tmp_path, changes=lambda s: s["columns"]["emg"].update(BF="EMG7"))
     with pytest.raises(FormatError, match=r"trial\.c3d.*'EMG7'.*EMG1, EMG2, FSW"):

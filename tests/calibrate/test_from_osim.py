@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -179,3 +180,18 @@ def test_profile_from_osim_trains_and_runs_end_to_end(arm, tmp_path, capsys):
                  "1", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["estimates"] > 20
+
+
+def test_a_damaged_model_or_a_missing_opensim_is_one_line(arm, tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "bad.osim"
+    bad.write_text("<OpenSimDocument><Model><BodySet>\n")
+    argv = ["calibrate", "from-osim", str(bad), "--coordinate", "elbow_flex", "--muscles", MUSCLES, "--mvc",
+            "bic=3e-4,tri=2e-4", "--out", str(tmp_path / "p.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.osim: OpenSim cannot load the model" in err and "Xml" in err
+    monkeypatch.setitem(sys.modules, "opensim", None)
+    argv[2] = str(arm)
+    assert main(argv) == 2
+    assert "needs the opensim package: pip install 'myoedge[opensim]'" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
