@@ -1,6 +1,6 @@
-"""``myoedge calibrate mvc`` and ``myoedge calibrate moment-arms``: a new wearer's first session.
+"""``myoedge calibrate mvc``, ``moment-arms`` and ``from-osim``: a new wearer's first session.
 
-Both write the profile only after the whole calibration succeeded, atomically, keeping the previous
+All write the profile only after the whole calibration succeeded, atomically, keeping the previous
 file as ``<name>.prev``; a failed run leaves the existing profile byte for byte as it was.
 """
 
@@ -17,10 +17,12 @@ from myoedge.ground.fileio import check_output
 def register(sub) -> None:
     from myoedge.ground.verbs import add_verb
 
-    p = add_verb(sub, "calibrate", _no_subverb, help="calibrate a subject: MVC session, moment-arm re-fit",
+    p = add_verb(sub, "calibrate", _no_subverb,
+                 help="calibrate a subject: MVC session, moment-arm re-fit, profile from an OpenSim model",
                  description="Per-subject calibration: measure each muscle's maximum voluntary contraction "
                              "through the edge reader and envelope (mvc), and re-fit the moment arms to "
-                             "calibration trials (moment-arms). Both write a subject profile.")
+                             "calibration trials (moment-arms), or start from the subject's OpenSim "
+                             "model (from-osim). All write a subject profile.")
     verbs = p.add_subparsers(dest="calibrate_verb", metavar="SUBVERB", required=True)
 
     m = verbs.add_parser("mvc", help="guided (or scripted) MVC session on a live amplifier",
