@@ -144,7 +144,8 @@ def sample_model(path: str | Path, *, coordinate: str, muscles: list[str], flexi
     for k, q in enumerate(qs):
         lo, hi = max(q - _STEP, q_lo), min(q + _STEP, q_hi)
         (c_lo, _), (c_hi, _) = pose(lo), pose(hi)
-        grav[k] = -float(mass @ ((c_hi - c_lo) / (hi - lo) @ g))  # −∂V/∂q with V = −Σ m g·c, negated
+        # ∂V/∂q with V = −Σ m g·c: the moment the muscles must supply to hold the bodies at q
+        grav[k] = -float(mass @ ((c_hi - c_lo) / (hi - lo) @ g))
         coord.setValue(state, q)
         model.realizePosition(state)
         for i, m in enumerate(ms):
@@ -156,7 +157,7 @@ def sample_model(path: str | Path, *, coordinate: str, muscles: list[str], flexi
     c_mid, _ = pose(q_mid)
     dc = (c1 - c0) / (2 * _STEP)
     inertia = float(mass @ (dc ** 2).sum(1))
-    axis = None
+    axis = np.zeros(3)
     for b, ra, rb in zip(body_objs, r0, r1):
         w = rb @ ra.T
         omega = np.array([w[2, 1] - w[1, 2], w[0, 2] - w[2, 0], w[1, 0] - w[0, 1]]) / (4 * _STEP)
@@ -165,7 +166,7 @@ def sample_model(path: str | Path, *, coordinate: str, muscles: list[str], flexi
                                               [products[1], products[2], 0]])
         i_ground = ra @ i_body @ ra.T
         inertia += float(omega @ i_ground @ omega)
-        axis = omega if axis is None else axis
+        axis = omega  # the same for every body distal to the joint (they move rigidly with q)
     n = axis / np.linalg.norm(axis)
     joint_origin = _vec(coord.getJoint().getChildFrame().getPositionInGround(state))
     com = (mass @ c_mid) / mass.sum() - joint_origin
