@@ -6,8 +6,8 @@ muscle-tendon length, its maximum isometric force, optimal fibre length, tendon 
 at optimal fibre length and maximum contraction velocity; and the bodies distal to the coordinate's
 joint: their total mass, the distance of their centre of mass from the joint axis, their moment of
 inertia about that axis and the gravity moment at each sample. Everything is taken by finite
-differences of the model's own kinematics (body origins and orientations per unit of the coordinate),
-so a CustomJoint with coupled translations is handled as well as a PinJoint.
+differences of the model's own kinematics (body centres of mass and orientations per unit of the
+coordinate), which needs no joint type (tested on a PinJoint).
 
 The profile's moment arms are then polynomials in θ fitted by least squares to the samples (the fit's
 residual is reported per muscle); θ = ``flexion_sign`` × the coordinate, as ``recording.json`` does.
