@@ -46,6 +46,7 @@ def _opensim():
         raise InputError("reading an OpenSim model needs the opensim package: pip install "
                          "'myoedge[opensim]'") from None
     opensim.Logger.setLevelString("warn")  # keep its [info] lines off stdout (--json ends it)
+    opensim.Logger.removeFileSink()  # and no opensim.log left in the working folder
     return opensim
 
 

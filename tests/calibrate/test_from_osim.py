@@ -20,6 +20,7 @@ from myoedge.calibrate.from_osim import sample_model
 from myoedge.cli import main
 
 osim = pytest.importorskip("opensim")
+osim.Logger.removeFileSink()  # building the model logs; no opensim.log in the working folder
 
 FOREARM_MASS, FOREARM_COM, FOREARM_IZZ = 1.5, 0.14, 0.01
 RANGE = (0.0, 2.2)
