@@ -5,7 +5,8 @@
 - :mod:`~myoedge.body.muscle` — Hill-type muscle mechanics and activation dynamics.
 - :mod:`~myoedge.body.profile` — the per-subject profile (MVC, moment arms, segment parameters).
 - :mod:`~myoedge.body.recording` (schema in :mod:`~myoedge.body.recording_spec`),
-  :mod:`~myoedge.body.opensim`, :mod:`~myoedge.body.csvtable` — recordings on disk and their loaders.
+  :mod:`~myoedge.body.opensim`, :mod:`~myoedge.body.csvtable`, :mod:`~myoedge.body.c3d` — recordings on
+  disk and their loaders (C3D through ezc3d, imported only for a ``.c3d`` file).
 - :mod:`~myoedge.body.subjects`, :mod:`~myoedge.body.simulate` — synthetic subjects.
 """
 

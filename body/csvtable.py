@@ -38,8 +38,8 @@ class Table:
     path: str
     labels: tuple[str, ...]
     data: np.ndarray
-    row_lines: np.ndarray  # 1-based line of each data row, for error messages
-    label_line: int  # 1-based line holding the column labels
+    row_lines: np.ndarray  # 1-based line of each data row, for error messages (empty: a binary file)
+    label_line: int | None  # 1-based line holding the column labels (None: a binary file, e.g. C3D)
     header: Mapping[str, str] = field(default_factory=dict)  # key=value header lines (OpenSim files)
     header_lines: Mapping[str, int] = field(default_factory=dict)
     name: str = ""
@@ -65,7 +65,7 @@ class Table:
 
     def error(self, reason: str, *, row: int | None = None, label: str | None = None) -> FormatError:
         """A ``FormatError`` at data row ``row`` (0-based), or at the label line when ``row`` is None."""
-        line = self.label_line if row is None else int(self.row_lines[row])
+        line = self.label_line if row is None or row >= len(self.row_lines) else int(self.row_lines[row])
         return FormatError(self.path, reason, line=line, column=label)
 
     def uniform_rate(self, *, rel_tol: float = 0.05) -> tuple[float, float]:

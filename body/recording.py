@@ -28,9 +28,11 @@ from typing import Any
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
+from myoedge.body.c3d import read_c3d_emg
 from myoedge.body.csvtable import TIME, Table, read_csv, write_csv
 from myoedge.body.opensim import STORAGE_SUFFIXES, read_storage
 from myoedge.body.recording_spec import (
+    C3D_SUFFIX,
     COLUMN_KEYS,
     FILE_ROLES,
     FORMAT,
@@ -43,6 +45,7 @@ from myoedge.body.recording_spec import (
     _check_name,
     _parse_spec,
     _Spec,
+    checked_events,
 )
 from myoedge.ground.errors import FormatError, InputError
 from myoedge.ground.fileio import atomic_directory, atomic_write_text
@@ -119,6 +122,8 @@ class Recording:
     moment_arms: np.ndarray | None = None  # (n, n_muscles) m
     activations: np.ndarray | None = None  # (n, n_muscles) in [0, 1]
     excitations: np.ndarray | None = None  # (n, n_muscles) in [0, 1]
+    # name ("Right Foot Strike") -> sorted times (s) on this recording's clock (that of `time`)
+    events: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.meta, RecordingMeta):
@@ -153,6 +158,7 @@ class Recording:
         if self.emg_t0 > t[0] + slack or emg_end < t[-1] - slack:
             raise InputError(f"emg covers [{self.emg_t0:.6g}, {emg_end:.6g}] s but must cover the motion "
                              f"time [{t[0]:.6g}, {t[-1]:.6g}] s")
+        object.__setattr__(self, "events", checked_events(self.events))
         for name in ("activations", "excitations"):
             a = getattr(self, name)
             if a is not None and (a.min() < -1e-9 or a.max() > 1 + 1e-9):
@@ -207,6 +213,8 @@ def save_recording(rec: Recording, path: str | os.PathLike, *, overwrite: bool =
         "units": {"time": "s", "emg": "V", "angle": "rad", "torque": "N*m", "force": "N", "moment_arm": "m"},
         "rates": {"emg": rec.emg_fs, "kinematics": rec.rate}, "files": files, "columns": columns,
         "flexion_sign": 1, **rec.meta.extra}
+    if rec.events:
+        doc["events"] = {name: times.tolist() for name, times in rec.events.items()}
     try:
         text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     except (TypeError, ValueError) as exc:
@@ -248,13 +256,14 @@ def _read_source(path: Path, spec: _Spec) -> Table:
     return replace(table, data=data)
 
 
-def _checked_rate(spec: _Spec, role: str, table: Table, found: float) -> float:
+def _checked_rate(spec: _Spec, role: str, table: Table, found: float, *, found_by: str = "time column") \
+        -> float:
     declared = spec.rates.get(role)
     if declared is None:
         return found
     if abs(found - declared) > 1e-3 * declared:
-        raise table.error(f"time column gives {found:.6g} Hz but recording.json rates.{role} says "
-                          f"{declared:g} Hz", label=TIME)
+        raise table.error(f"{found_by} gives {found:.6g} Hz but recording.json rates.{role} says "
+                          f"{declared:g} Hz", label=TIME if found_by == "time column" else found_by)
     return declared
 
 
@@ -290,10 +299,17 @@ def load_recording(path: str | os.PathLike, *, rate: float | None = None) -> Rec
         names = spec.columns.get(key, {})
         return np.column_stack([tab.column(names.get(m, m), role=f"{what} of muscle '{m}'") for m in muscles])
 
-    emg_tab = table("emg")
-    emg = per_muscle(emg_tab, "emg", "the EMG") * UNITS["emg"][spec.units["emg"]]
-    emg_fs, _ = emg_tab.uniform_rate()
-    emg_fs = _checked_rate(spec, "emg", emg_tab, emg_fs)
+    events = dict(spec.events)
+    if Path(spec.files["emg"]).suffix.lower() == C3D_SUFFIX:
+        labels = [spec.columns.get("emg", {}).get(m, m) for m in muscles]
+        c3d = read_c3d_emg(folder / spec.files["emg"], labels, fallback_unit=spec.units.get("emg"))
+        emg_tab, emg_fs = c3d.table, _checked_rate(spec, "emg", c3d.table, c3d.rate, found_by="ANALOG:RATE")
+        emg = emg_tab.data[:, 1:]  # volts, in muscle order
+        events.update({name: np.concatenate([events.get(name, []), t]) for name, t in c3d.events.items()})
+    else:
+        emg_tab = table("emg")
+        emg = per_muscle(emg_tab, "emg", "the EMG") * UNITS["emg"][spec.units["emg"]]
+        emg_fs = _checked_rate(spec, "emg", emg_tab, emg_tab.uniform_rate()[0])
     emg_t0 = float(np.mean(emg_tab.time - np.arange(emg_tab.n_rows) / emg_fs))
 
     kin = table("kinematics")
@@ -305,6 +321,9 @@ def load_recording(path: str | os.PathLike, *, rate: float | None = None) -> Rec
     except FormatError:  # a variable-step .sto (or coarsely printed time): its mean rate
         kin_rate = (kin.n_rows - 1) / float(kin.time[-1] - kin.time[0])
     rate = float(rate) if rate is not None else _checked_rate(spec, "kinematics", kin, kin_rate)
+    if emg_fs < kin_rate:
+        raise FormatError(emg_tab.path, f"EMG at {emg_fs:g} Hz is slower than the kinematics in {kin.path} "
+                                        f"at {kin_rate:.6g} Hz; EMG must be sampled at least as fast")
     if "torque" in spec.files:
         tab = table("torque")
         torque = tab.column(spec.columns.get("torque", f"{angle}_moment"), role="the joint torque")
@@ -343,6 +362,6 @@ def load_recording(path: str | os.PathLike, *, rate: float | None = None) -> Rec
     motion = {key: _resample(tab, values, grid) for key, (tab, values) in signals.items()}
     try:
         return Recording(meta=spec.meta, emg_fs=emg_fs, emg=emg[i0:i1], emg_t0=float(emg_time[i0]),
-                         time=grid, rate=rate, **motion)
+                         time=grid, rate=rate, events=events, **motion)
     except InputError as exc:
         raise FormatError(spec.doc.json_path, str(exc)) from None

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from myoedge.body.csvtable import TIME, Table, read_text_lines
 from myoedge.body.opensim import STORAGE_SUFFIXES, storage_in_degrees
@@ -47,7 +49,8 @@ UNITS: dict[str, dict[str, float]] = {
 FILE_ROLES = ("emg", "kinematics", "torque", "forces", "moment_arms", "truth")
 COLUMN_KEYS = ("emg", "angle", "torque", "forces", "moment_arms")
 RESERVED_KEYS = ("format", "version", "joint", "muscles", "subject", "session", "trial", "units", "files",
-                 "columns", "rates", "flexion_sign")
+                 "columns", "rates", "flexion_sign", "events")
+C3D_SUFFIX = ".c3d"  # accepted for files.emg only; read by myoedge.body.c3d
 TRUTH_PREFIXES = {"activations": "activation_", "excitations": "excitation_"}
 
 
@@ -105,6 +108,7 @@ class _Spec:
     columns: dict[str, Any]
     rates: dict[str, float]
     sign: int
+    events: dict[str, np.ndarray]
 
 
 def _parse_spec(json_path: Path, make_meta: Callable[..., RecordingMeta]) -> _Spec:
@@ -141,18 +145,21 @@ def _parse_spec(json_path: Path, make_meta: Callable[..., RecordingMeta]) -> _Sp
         if not isinstance(value, str) or value not in UNITS[key]:
             known = ", ".join(UNITS[key])
             raise s.error(f"units.{key}", f"units.{key} must be one of {known}; found {value!r}")
-    s.get(units, "emg", str, parent="units")
     files = s.get(doc, "files", dict)
     for role, rel in files.items():
         if role not in FILE_ROLES:
             raise s.error(f"files.{role}", f"unknown file role '{role}' (known: {', '.join(FILE_ROLES)})")
         rel = s.get(files, role, str, parent="files")
         p = Path(rel)
-        if p.is_absolute() or ".." in p.parts or p.suffix.lower() not in (".csv", *STORAGE_SUFFIXES):
-            raise s.error(f"files.{role}", f"files.{role} must be a .csv, .sto or .mot path inside the "
+        kinds = (".csv", *STORAGE_SUFFIXES, *((C3D_SUFFIX,) if role == "emg" else ()))
+        if p.is_absolute() or ".." in p.parts or p.suffix.lower() not in kinds:
+            also = " (or, for emg, .c3d)" if role != "emg" else ", .c3d"
+            raise s.error(f"files.{role}", f"files.{role} must be a .csv, .sto or .mot{also} path inside the "
                           f"recording folder, found {rel!r}")
     for role in ("emg", "kinematics"):
         s.get(files, role, str, parent="files")
+    # A C3D file states the unit of each analog channel itself; units.emg is then only its fallback.
+    s.get(units, "emg", str, parent="units", required=Path(files["emg"]).suffix.lower() != C3D_SUFFIX)
     columns = s.get(doc, "columns", dict)
     for key, value in columns.items():
         if key not in COLUMN_KEYS:
@@ -173,7 +180,33 @@ def _parse_spec(json_path: Path, make_meta: Callable[..., RecordingMeta]) -> _Sp
     sign = doc.get("flexion_sign", 1)
     if sign not in (1, -1) or isinstance(sign, bool):
         raise s.error("flexion_sign", f"flexion_sign must be 1 or -1, found {sign!r}")
-    return _Spec(s, meta, units, files, columns, {k: float(v) for k, v in rates.items()}, int(sign))
+    events = s.get(doc, "events", dict, required=False) or {}
+    for name, times in events.items():
+        if not isinstance(times, list) or any(isinstance(t, bool) for t in times):
+            raise s.error(f"events.{name}", f"events.{name} must be a list of times in seconds, found "
+                          f"{json.dumps(times)[:40]}")
+    try:
+        events = checked_events(events)
+    except InputError as exc:
+        raise s.error("events", str(exc)) from None
+    return _Spec(s, meta, units, files, columns, {k: float(v) for k, v in rates.items()}, int(sign), events)
+
+
+def checked_events(events: Any) -> dict[str, np.ndarray]:
+    """Named event times: ``{"Right Foot Strike": [s, ...]}`` as sorted, read-only float64 arrays."""
+    if not isinstance(events, Mapping):
+        raise InputError(f"events must map event names to times, got {type(events).__name__}")
+    out = {}
+    for name, times in events.items():
+        try:
+            t = np.sort(np.array(times, dtype=np.float64).reshape(-1)) if np.ndim(times) <= 1 else None
+        except (TypeError, ValueError):
+            t = None
+        if not isinstance(name, str) or not name or t is None or not np.isfinite(t).all():
+            raise InputError(f"events[{name!r}] must be a named list of finite times in seconds")
+        t.setflags(write=False)
+        out[name] = t
+    return out
 
 
 def _angle_scale(spec: _Spec, kin: Table, column: str) -> float:

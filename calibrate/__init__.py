@@ -5,7 +5,9 @@
 - :mod:`~myoedge.calibrate.mvc_session` — the session front-end over the edge reader (guided or ``--auto``);
 - :mod:`~myoedge.calibrate.trials`, :mod:`~myoedge.calibrate.forces` — calibration trials, EMG → forces;
 - :mod:`~myoedge.calibrate.moment_arms`, :mod:`~myoedge.calibrate.segment_fit` — the constrained fits;
-- :mod:`~myoedge.calibrate.refit`, :mod:`~myoedge.calibrate.profile_update` — recordings → profile.
+- :mod:`~myoedge.calibrate.refit`, :mod:`~myoedge.calibrate.profile_update` — recordings → profile;
+- :mod:`~myoedge.calibrate.from_osim` — a profile sampled from a scaled OpenSim model (needs ``opensim``).
 
-The verbs are ``myoedge calibrate mvc`` and ``myoedge calibrate moment-arms`` (:mod:`~myoedge.calibrate.cli`).
+The verbs are ``myoedge calibrate mvc``, ``myoedge calibrate moment-arms`` and ``myoedge calibrate
+from-osim`` (:mod:`~myoedge.calibrate.cli`).
 """

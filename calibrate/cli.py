@@ -1,6 +1,6 @@
-"""``myoedge calibrate mvc`` and ``myoedge calibrate moment-arms``: a new wearer's first session.
+"""``myoedge calibrate mvc``, ``moment-arms`` and ``from-osim``: a new wearer's first session.
 
-Both write the profile only after the whole calibration succeeded, atomically, keeping the previous
+All write the profile only after the whole calibration succeeded, atomically, keeping the previous
 file as ``<name>.prev``; a failed run leaves the existing profile byte for byte as it was.
 """
 
@@ -17,10 +17,12 @@ from myoedge.ground.fileio import check_output
 def register(sub) -> None:
     from myoedge.ground.verbs import add_verb
 
-    p = add_verb(sub, "calibrate", _no_subverb, help="calibrate a subject: MVC session, moment-arm re-fit",
+    p = add_verb(sub, "calibrate", _no_subverb,
+                 help="calibrate a subject: MVC session, moment-arm re-fit, profile from an OpenSim model",
                  description="Per-subject calibration: measure each muscle's maximum voluntary contraction "
                              "through the edge reader and envelope (mvc), and re-fit the moment arms to "
-                             "calibration trials (moment-arms). Both write a subject profile.")
+                             "calibration trials (moment-arms), or start from the subject's OpenSim "
+                             "model (from-osim). All write a subject profile.")
     verbs = p.add_subparsers(dest="calibrate_verb", metavar="SUBVERB", required=True)
 
     m = verbs.add_parser("mvc", help="guided (or scripted) MVC session on a live amplifier",
@@ -76,9 +78,33 @@ def register(sub) -> None:
     a.add_argument("--json", action="store_true", help="print one JSON summary object as the last line")
     a.set_defaults(handler=_moment_arms, verb="calibrate moment-arms")
 
+    o = verbs.add_parser("from-osim", help="a profile from a scaled OpenSim model (needs myoedge[opensim])",
+                         description="Sample an OpenSim model over one coordinate's range: moment arms, "
+                                     "muscle parameters, mass, centre of mass and inertia distal to the "
+                                     "joint; fit the moment-arm polynomials and write a profile with "
+                                     "provenance. A model holds no MVC: it comes from --mvc-from, --mvc, "
+                                     "or the existing --out profile.")
+    o.add_argument("model", help="the subject's OpenSim model (.osim)")
+    o.add_argument("--coordinate", required=True, help="the joint's coordinate, e.g. knee_angle_r")
+    o.add_argument("--muscles", required=True, help="comma-separated muscle names of the model, in channel "
+                   "order")
+    o.add_argument("--out", required=True, help="profile to write (an existing one is updated, its MVC kept)")
+    o.add_argument("--mvc-from", help="profile whose MVC values (by muscle name) the new profile keeps")
+    o.add_argument("--mvc", help="MVC envelope per muscle in volts: NAME=VOLTS,... (instead of --mvc-from)")
+    o.add_argument("--joint", help="joint name of the profile, as in recording.json (default: the OpenSim "
+                   "joint's name)")
+    o.add_argument("--subject", help="subject name (default: from --mvc-from, else the model's name)")
+    o.add_argument("--flexion-sign", type=int, choices=[1, -1], default=1,
+                   help="-1 when the coordinate increases in extension (e.g. knee_angle_r); default 1")
+    o.add_argument("--degree", type=int, default=4, help="moment-arm polynomial degree (default 4)")
+    o.add_argument("--samples", type=int, default=101, help="samples across the range (default 101)")
+    o.add_argument("--overwrite", action="store_true", help="replace an existing --out (kept as .prev)")
+    o.add_argument("--json", action="store_true", help="print one JSON summary object as the last line")
+    o.set_defaults(handler=_from_osim, verb="calibrate from-osim")
+
 
 def _no_subverb(args: argparse.Namespace) -> dict:
-    raise InputError("choose a sub-verb: calibrate mvc or calibrate moment-arms")
+    raise InputError("choose a sub-verb: calibrate mvc, calibrate moment-arms or calibrate from-osim")
 
 
 def _positive(value: float, flag: str) -> float:
@@ -161,3 +187,38 @@ def _moment_arms(args: argparse.Namespace) -> dict:
     print(format_report(calibration))
     print(f"wrote {out}")
     return {"profile": str(out), **calibration.record()}
+
+
+def _from_osim(args: argparse.Namespace) -> dict:
+    from myoedge.body.profile import SubjectProfile
+    from myoedge.calibrate.from_osim import parse_mvc, profile_from_osim
+
+    out = Path(args.out)
+    if args.mvc and args.mvc_from:
+        raise InputError("give the MVC one way: --mvc or --mvc-from")
+    base_path = Path(args.mvc_from) if args.mvc_from else (out if out.exists() and not args.mvc else None)
+    check_output(out, inputs=[args.model, base_path], update=base_path, overwrite=args.overwrite)
+    muscles = [m.strip() for m in args.muscles.split(",") if m.strip()]
+    if not muscles or len(set(muscles)) != len(muscles):
+        raise InputError(f"--muscles must name at least one muscle, each once; got {args.muscles!r}")
+    mvc = parse_mvc(args.mvc, muscles) if args.mvc else None
+    base = SubjectProfile.load(base_path) if base_path is not None and mvc is None else None
+    source = "--mvc on the command line" if mvc else f"profile {base_path}" if base else ""
+    profile, record = profile_from_osim(
+        args.model, coordinate=args.coordinate, muscles=muscles, mvc_volts=mvc, joint=args.joint,
+        subject=args.subject, flexion_sign=args.flexion_sign, degree=args.degree, n_samples=args.samples,
+        base=base, mvc_source=source)
+    profile.save(out)
+    sample = record.pop("sample")
+    seg = profile.model.segment
+    print(f"{record['file']}: {args.coordinate} over [{seg.range_lo:.3f}, {seg.range_hi:.3f}] rad, "
+          f"{len(sample.bodies)} distal bodies, mass {seg.mass:.3f} kg, COM {seg.com:.4f} m, "
+          f"inertia {seg.inertia:.4g} kg m^2")
+    for name, fit in record["moment_arm_fit"].items():
+        print(f"{name}: moment-arm fit (degree {args.degree}) max error "
+              f"{1e3 * fit['max_abs_error_m']:.3f} mm ({100 * fit['max_rel_error']:.2f} %)")
+    kept = out.with_name(out.name + ".prev")
+    print(f"wrote {out}" + (f" (previous kept as {kept.name})" if kept.exists() else ""))
+    return {"profile": str(out), "joint": profile.joint, "muscles": list(profile.muscles), **record,
+            "segment": {k: getattr(seg, k) for k in ("mass", "com", "inertia", "gravity_offset", "range_lo",
+                                                     "range_hi")}}
