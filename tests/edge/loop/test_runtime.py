@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import threading
+import time
 
 import pytest
 from loop_parts import FS, MUSCLES, setup_parts
@@ -82,19 +83,27 @@ def test_run_cli_stops_cleanly_on_sigterm_with_complete_logs(files, tmp_path, ca
     sink.bind(("127.0.0.1", 0))
     sink.settimeout(0.2)
     csv_path = tmp_path / "log" / "run.csv"
-    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
+    datagrams = []
+
+    def stop_once_running():  # SIGTERM after 60 estimates arrived, however slow the start on a busy machine
+        deadline = time.monotonic() + 60.0
+        while len(datagrams) < 60 and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                datagrams.append(decode_estimate(sink.recv(4096)))
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=stop_once_running, daemon=True)
     try:
         with simulator() as sim:
-            timer.start()
+            killer.start()
             code = main(["run", "--port", sim.address, "--bundle", str(bundle_path), "--profile",
                          str(profile_path), "--udp", f"127.0.0.1:{sink.getsockname()[1]}", "--csv",
-                         str(csv_path), "--torque-limit", "0.05", "--json"])
-        datagrams = []
+                         str(csv_path), "--torque-limit", "0.05", "--duration", "90", "--json"])
+        killer.join(timeout=5.0)
         with contextlib.suppress(TimeoutError):
             while True:
                 datagrams.append(decode_estimate(sink.recv(4096)))
     finally:
-        timer.cancel()
         sink.close()
     out, err = capsys.readouterr()
     assert code == 0
