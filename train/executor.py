@@ -154,8 +154,10 @@ def start_ray(*, jobs: int, address: str | None = None):
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
         with contextlib.suppress(Exception):
             ray.shutdown()
-        where = f"the Ray cluster at {address!r}" if address else "a local Ray"
-        raise InputError(f"could not start {where}: {_one_line(e)}") from None
+        if address is None:
+            raise InputError(f"could not start a local Ray: {_one_line(e)}") from None
+        raise InputError(f"could not connect to the Ray cluster at {address!r}: {_one_line(e)} (a cluster "
+                         "with token authentication needs RAY_AUTH_MODE=token and its token here)") from None
     resources = ray.cluster_resources()
     log.info("Ray: %g CPUs in %d node(s)", resources.get("CPU", 0), len(ray.nodes()))
     return ray
