@@ -37,6 +37,7 @@ import numpy as np
 from myoedge.ground.errors import InputError
 from myoedge.ground.fileio import atomic_write_bytes
 from myoedge.train import stats
+from myoedge.train.executor import TaskFailed, open_executor
 from myoedge.train.methods import DEFAULT_METHODS, get_method, parse_methods
 from myoedge.train.metrics import output_names, residual_rms, score_outputs
 
@@ -141,15 +142,19 @@ def _thin(x: np.ndarray, n: int) -> np.ndarray:
     return x if len(x) <= n else x[np.linspace(0, len(x) - 1, n).round().astype(int)]
 
 
+def _record(fold: Fold, method: str) -> dict:
+    return {"protocol": fold.protocol, "subject": fold.subject, "fold": fold.name,
+            "fraction": fold.fraction, "method": method, "n_train": int(sum(s.n for s in fold.train)),
+            "n_test": int(sum(s.n for s in fold.test))}
+
+
 def run_fold(fold: Fold, method: str, config: EvaluationConfig) -> tuple[dict, list | None, list]:
     """Fit ``method`` on the fold's training data and score it on its test data.
 
     Returns the run record, the predictions (None on failure) and the training history (per-iteration
     loss terms; empty for closed-form methods and on failure).
     """
-    record = {"protocol": fold.protocol, "subject": fold.subject, "fold": fold.name,
-              "fraction": fold.fraction, "method": method, "n_train": int(sum(s.n for s in fold.train)),
-              "n_test": int(sum(s.n for s in fold.test))}
+    record = _record(fold, method)
     options = {}
     if method in ("elm", "ml-elm", "svr"):
         options["lags_s"] = config.baseline_lags_s
@@ -233,13 +238,17 @@ class FitCache:
 
 
 def evaluate(seqs, config: EvaluationConfig | None = None, *, show_progress: bool = False,
-             jobs: int = 1, cache: FitCache | None = None) -> dict:
+             jobs: int = 1, cache: FitCache | None = None, executor: str = "process",
+             address: str | None = None) -> dict:
     """Run the configured protocols and methods on ``seqs`` (a progress bar on stderr per fit if asked).
 
     ``jobs`` > 1 runs that many fits at once in worker processes (one thread each): on a 2-core machine
     two single-threaded fits finish in about the time of one. Results do not depend on ``jobs``: every
     fit is deterministic per seed. Protocols run one after another, so each one's wall time is its own
     (for a protocol resumed from ``cache``, the cached fits add their own fit time ÷ ``jobs``).
+    ``executor="ray"`` runs the fits as Ray tasks instead (a local Ray with ``jobs`` CPUs, or the cluster
+    at ``address``; :mod:`myoedge.train.executor`), with the same results. A fit whose task is lost (its
+    worker process or node died) is recorded as a failed fit, and not cached.
     """
     from myoedge.ground.progress import Progress
 
@@ -262,26 +271,29 @@ def evaluate(seqs, config: EvaluationConfig | None = None, *, show_progress: boo
     seconds: dict[str, dict[str, float]] = {key: {} for key in groups}
     resumed: dict[str, list[str]] = {key: [] for key in groups}
     total = sum(len(work) for *_, work in stages)
-    with Progress(total, "evaluate", enabled=show_progress) as progress, one_thread(), _pool(jobs) as pool:
+    with Progress(total, "evaluate", enabled=show_progress) as progress, one_thread(), \
+            open_executor(executor, jobs=jobs, address=address) as pool:
         for key, protocol, work in stages:
             t0 = time.perf_counter()
             names = [cache.name(key, fold, m, config) if cache else None for fold, m in work]
             done = {i: cache.get(n) for i, n in enumerate(names)} if cache else {}
             done = {i: o for i, o in done.items() if o is not None}
             todo = [w for i, w in enumerate(work) if i not in done]
-            if pool is None or not todo:
-                fresh = (run_fold(fold, m, config) for fold, m in todo)
-            else:
-                fresh = pool.map(_worker_job, *zip(*todo, strict=True), [config] * len(todo))
+            fresh = iter([pool.submit(_worker_job, fold, m, config) for fold, m in todo])
             cached_s = 0.0
             for i, (fold, method) in enumerate(work):
                 if i in done:
                     outcome = done[i]
                     cached_s += outcome[0].get("fit_s", 0.0) + outcome[0].get("predict_s", 0.0)
                 else:
-                    outcome = next(fresh)
-                    if cache:
-                        cache.put(names[i], outcome)
+                    try:
+                        outcome = next(fresh).result()
+                    except TaskFailed as e:  # the task was lost, not the fit: a rerun tries it again
+                        log.warning("%s on %s %s: task failed: %s", method, fold.subject, fold.name, e)
+                        outcome = {**_record(fold, method), "error": f"task failed: {e}"}, None, []
+                    else:
+                        if cache:
+                            cache.put(names[i], outcome)
                 record, predictions, history = outcome
                 runs_by_key[key].append(record)
                 if protocol == "intra" and predictions is not None and fold.subject == plans[key][0].subject:
@@ -302,19 +314,6 @@ def evaluate(seqs, config: EvaluationConfig | None = None, *, show_progress: boo
     result["seconds"] = round(time.perf_counter() - t_start, 1)
     result["jobs"] = jobs
     return result
-
-
-@contextlib.contextmanager
-def _pool(jobs: int):
-    if jobs == 1:
-        yield None
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # spawn, not fork: forking a process whose torch/OpenMP threads have started can deadlock the child
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool
 
 
 def _keep_trace(result: dict, key: str, fold: Fold, method: str, prediction) -> None:

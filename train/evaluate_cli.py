@@ -1,7 +1,8 @@
 """``myoedge evaluate``: score every method on recordings and write the report folder.
 
     myoedge evaluate --data DIR --out REPORTDIR [--methods pi-cnn,cnn,...] [--protocols intra,loto,size]
-                     [--quick] [--seed N] [--rate HZ] [--jobs N] [--json]
+                     [--quick] [--seed N] [--rate HZ] [--jobs N] [--executor process|ray [--address A]]
+                     [--json]
 
 The report folder is written whole or not at all (built beside it and renamed when complete). Each
 finished fit is kept in a cache folder beside it, so running the same command again after an
@@ -32,6 +33,7 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 def register(sub) -> None:
     from myoedge.ground.verbs import add_verb
     from myoedge.train.evaluate import PROTOCOLS, SIZE_FRACTIONS
+    from myoedge.train.executor import EXECUTORS
     from myoedge.train.methods import DEFAULT_METHODS, METHODS
 
     p = add_verb(sub, "evaluate", run_evaluate,
@@ -61,6 +63,13 @@ def register(sub) -> None:
     p.add_argument("--jobs", type=int, default=1,
                    help="fits run at once in worker processes, one thread each (default 1; 2 on a 2-core "
                         "machine halves the time; results are identical)")
+    p.add_argument("--executor", choices=EXECUTORS, default="process",
+                   help="where fits run: process (default; worker processes when --jobs > 1) or ray (Ray "
+                        "tasks: a local Ray with --jobs CPUs, or the cluster at --address; needs "
+                        "myoedge[ray]); results are identical")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: a running Ray cluster (HOST:PORT of its head, or auto); its "
+                        "CPUs decide how many fits run at once")
     p.add_argument("--quick", action="store_true",
                    help="tiny training budgets (tests and demos; not results)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
@@ -77,6 +86,7 @@ def run_evaluate(args) -> dict:
     from myoedge.ground.fileio import atomic_directory, check_output, check_outputs_differ
     from myoedge.train.data import load_sequences
     from myoedge.train.evaluate import EvaluationConfig, FitCache, evaluate
+    from myoedge.train.executor import import_ray
     from myoedge.train.report import finite_or_none, write_report
     from myoedge.train.targets import check_targets
 
@@ -92,6 +102,10 @@ def run_evaluate(args) -> dict:
                               size_fractions=_floats(args.fractions, "--fractions"),
                               baseline_lags_s=_floats(args.baseline_lags, "--baseline-lags"),
                               seed=args.seed, quick=args.quick)
+    if args.address is not None and args.executor != "ray":
+        raise InputError("--address is for --executor ray")
+    if args.executor == "ray":
+        import_ray()  # before any work: a missing extra is a one-line error naming it
     t0 = time.monotonic()
     seqs = load_sequences(args.data, rate_hz=args.rate)
     if args.joint:
@@ -104,7 +118,8 @@ def run_evaluate(args) -> dict:
         raise InputError(f"--jobs must be at least 1, got {args.jobs}")
     cache_dir = None if args.no_cache else Path(args.cache or out.parent / f".{out.name}.cache")
     cache = FitCache(cache_dir) if cache_dir else None
-    result = evaluate(seqs, config, show_progress=True, jobs=args.jobs, cache=cache)
+    result = evaluate(seqs, config, show_progress=True, jobs=args.jobs, cache=cache, executor=args.executor,
+                      address=args.address)
     if cache and cache.hits:
         print(f"resumed: {cache.hits} fits came from {cache_dir}", file=sys.stderr)
     command = "myoedge " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["evaluate"] else None
