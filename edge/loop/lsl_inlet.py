@@ -127,9 +127,10 @@ class LslInletTransport(Transport):
             return
         self._aborted = False
         lsl = self._pylsl
+        others = lsl.ContinuousResolver()  # what else is out there, for the message, at no extra wait
         found = lsl.resolve_byprop("name", self._name, 1, self._timeout)
         if not found:
-            seen = sorted({f"{s.name()} ({s.type()})" for s in lsl.resolve_streams(0.5)})
+            seen = sorted({f"{s.name()} ({s.type()})" for s in others.results()})
             raise InputError(f"no LSL stream named {self._name!r} found within {self._timeout:g} s (streams "
                              f"seen: {', '.join(seen) or 'none'}); is `myoedge amp-sim --lsl {self._name}` "
                              "or the amplifier's LSL app running?")

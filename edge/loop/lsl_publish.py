@@ -16,8 +16,10 @@ the muscles, so an inlet recovers by itself when ``myoedge run`` is restarted wi
 
 ``publish`` calls ``StreamOutlet.push_sample``, which copies the sample into liblsl's send queues and
 returns: the network is served by liblsl's own threads, so a slow or vanished consumer never blocks the
-loop (with no consumer the sample is only queued). The LSL time stamp of each sample is the push time
-(``pylsl.local_clock``); the device time is the ``timestamp_us`` channel.
+loop (with no consumer the sample is dropped at once). ``close`` keeps the outlet ``linger_s`` (0.25 s)
+longer while an inlet is connected, since liblsl drops what is still queued when an outlet goes. The LSL
+time stamp of each sample is the push time (``pylsl.local_clock``); the device time is the
+``timestamp_us`` channel.
 
 pylsl is an optional dependency (``pip install myoedge[lsl]``), imported when an LSL stream is opened.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Sequence
 
 from myoedge.edge.loop.estimate import ESTIMATE_VERSION, INVALID, MAX_MUSCLES, Estimate, Flags
@@ -108,8 +111,9 @@ class LslPublisher(Publisher):
 
     name = "lsl"
 
-    def __init__(self, name: str, *, muscles: Sequence[str], rate_hz: float) -> None:
+    def __init__(self, name: str, *, muscles: Sequence[str], rate_hz: float, linger_s: float = 0.25) -> None:
         super().__init__()
+        self._linger_s = float(linger_s)
         muscles = tuple(str(m) for m in muscles)
         if not 1 <= len(muscles) <= MAX_MUSCLES:
             raise InputError(f"an estimate stream carries 1 to {MAX_MUSCLES} forces, got {len(muscles)}")
@@ -154,6 +158,13 @@ class LslPublisher(Publisher):
         self.stats.published += 1
 
     def close(self) -> None:
+        """Keep the outlet ``linger_s`` longer while inlets are connected, then destroy it: liblsl drops
+        the samples still queued for an inlet when its outlet is destroyed. Idempotent."""
         outlet, self._outlet = getattr(self, "_outlet", None), None
-        if outlet is not None:
+        if outlet is None:
+            return
+        try:
+            if self._linger_s > 0 and outlet.have_consumers():
+                time.sleep(self._linger_s)
+        finally:
             del outlet  # liblsl destroys the outlet with its last reference: inlets see the stream end
