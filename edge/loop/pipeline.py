@@ -44,7 +44,7 @@ from myoedge.edge.dsp.envelope import EnvelopeConfig, EnvelopeFilter, design_env
 from myoedge.edge.loop.estimate import INVALID, Estimate, Flags
 from myoedge.edge.loop.latency import LatencyRecorder
 from myoedge.edge.loop.plausibility import PlausibilityChecks
-from myoedge.edge.loop.publish import Publisher
+from myoedge.edge.loop.publish import Publisher, publisher_stats
 from myoedge.edge.loop.safety import FLAG_VALUES, PhysiologicalRange, SafetyConfig, SafetyMonitor
 from myoedge.edge.model.bundle import Bundle, check_compatible
 from myoedge.edge.model.predictor import Predictor
@@ -378,9 +378,7 @@ class Pipeline:
                 "invalid_estimates": self.invalid_estimates, "clamped_estimates": self.clamped_estimates,
                 "skipped_frames": self.skipped_frames + self._ring_skipped, "prewarms": self.prewarms,
                 "resets": dict(self.resets),
-                "publishers": {p.name: {"published": p.stats.published, "dropped": p.stats.dropped,
-                                        **({"last_error": p.stats.last_error} if p.stats.last_error else {})}
-                               for p in self.publishers}}
+                "publishers": publisher_stats(self.publishers)}
 
 
 def _numbered(estimate: Estimate, index: int) -> Estimate:

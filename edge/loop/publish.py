@@ -38,7 +38,7 @@ from myoedge.ground.errors import InputError
 from myoedge.ground.fileio import replace_file
 
 __all__ = ["PUBLISHER_SCHEMES", "CallbackPublisher", "CsvPublisher", "Publisher", "PublisherStats",
-           "UdpPublisher", "csv_columns", "open_publisher", "parse_host_port"]
+           "UdpPublisher", "csv_columns", "open_publisher", "parse_host_port", "publisher_stats"]
 
 LOG = logging.getLogger("myoedge.edge")
 
@@ -71,6 +71,17 @@ class Publisher(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def publisher_stats(publishers: Sequence[Publisher]) -> dict:
+    """Each publisher's counters by name (with its address where two share a name, as two UDP ones do)."""
+    out = {}
+    for p in publishers:
+        shared = sum(q.name == p.name for q in publishers) > 1
+        key = f"{p.name} {getattr(p, 'address', id(p))}" if shared else p.name
+        out[key] = {"published": p.stats.published, "dropped": p.stats.dropped,
+                    **({"last_error": p.stats.last_error} if p.stats.last_error else {})}
+    return out
 
 
 def parse_host_port(text: str) -> tuple[str, int]:

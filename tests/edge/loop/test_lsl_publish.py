@@ -5,6 +5,7 @@ channels (labels, units, types) and its nominal rate as LSL's conventions say.""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import uuid
@@ -14,6 +15,7 @@ import pytest
 from loop_parts import FS, MUSCLES, setup_parts
 from test_estimate import estimate
 
+from myoedge.cli import main
 from myoedge.edge.loop.estimate import Flags, decode_estimate
 from myoedge.edge.loop.publish import UdpPublisher, open_publisher
 from myoedge.edge.loop.runtime import Runtime
@@ -180,3 +182,63 @@ def test_an_lsl_inlet_receives_every_estimate_that_udp_receives(tmp_path):
                               np.float32([e.forces_n[m] for e in datagrams]))
     assert np.ptp(lsl["theta_rad"]) > 0  # real, varying estimates
     assert summary["publishers"]["lsl"]["published"] == len(samples)
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    code = main(["run", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_myoedge_run_publishes_to_every_url_and_udp_is_the_same_as_its_shorthand(tmp_path, capsys):
+    bundle, profile, _ = setup_parts(tmp_path)
+    files = ["--bundle", str(bundle.path), "--profile", str(profile.save(tmp_path / "p.json"))]
+    port = sim_url(labels=MUSCLES, fs_hz=FS, samples_per_frame=2, seconds=2.0)
+    sinks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    for sink in sinks:
+        sink.bind(("127.0.0.1", 0))
+        sink.settimeout(0.5)
+    name, received = unique("myoedge-test-cli"), []
+
+    def listen():  # an inlet that joins once `myoedge run` has opened its outlet
+        inlet, info = open_inlet(name, timeout_s=60.0)
+        received.append(channel_values(info, "label"))
+        received.extend(pull_all(inlet, quiet_s=2.0))
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    try:
+        code, out, err = run_cli([*files, "--port", port, "--publish", f"lsl://{name}", "--publish",
+                                  f"udp://127.0.0.1:{sinks[0].getsockname()[1]}", "--udp",
+                                  f"127.0.0.1:{sinks[1].getsockname()[1]}", "--duration", "1.5", "--json"],
+                                 capsys)
+        counts = []
+        for sink in sinks:
+            n = 0
+            with contextlib.suppress(TimeoutError):
+                while sink.recv(4096):
+                    n += 1
+            counts.append(n)
+    finally:
+        for sink in sinks:
+            sink.close()
+    listener.join(10.0)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    pubs = summary["publishers"]
+    assert len(pubs) == 3 and pubs["lsl"]["published"] == summary["estimates"] > 50
+    assert counts == [summary["estimates"]] * 2  # --publish udp://... and --udp: the same datagrams
+    assert received and received[0] == [c[0] for c in estimate_channels(MUSCLES)]
+    assert 0 < len(received) - 1 <= summary["estimates"]  # the inlet joined during the run
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--publish", "lsl://two words"], "stream name"),
+    (["--publish", "udp://127.0.0.1:9870", "--udp", "127.0.0.1:9870"], "named twice"),
+    (["--publish", "lsl://x", "--udp-key", "key.bin"], "--udp-key signs the UDP datagrams"),
+    (["--publish", "smtp://x"], "unknown URL scheme")])
+def test_myoedge_run_refuses_publishers_that_cannot_work(tmp_path, capsys, extra, words):
+    bundle, profile, _ = setup_parts(tmp_path)
+    code, _, err = run_cli(["--port", "loop://", "--bundle", str(bundle.path), "--profile",
+                            str(profile.save(tmp_path / "p.json")), *extra], capsys)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
