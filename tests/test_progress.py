@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 
 from myoedge.ground.progress import Progress
 
@@ -32,9 +33,18 @@ def test_a_terminal_gets_a_bar_redrawn_in_place():
     term = Terminal()
     with Progress(3, "train", stream=term) as progress:
         for _ in range(3):
+            time.sleep(0.12)  # past tqdm's 0.1 s between redraws
             progress.update(1, "loss 0.1")
     text = term.getvalue()
-    assert text.count("\r") >= 2 and text.endswith("\n") and "3/3" in text
+    assert text.count("\r") >= 3 and text.endswith("\n") and text.count("\n") == 1
+    assert "train:  33%" in text and "3/3" in text and "loss 0.1" in text
+
+
+def test_nothing_is_written_before_the_first_step():
+    for stream in (io.StringIO(), Terminal()):
+        with Progress(3, "simulate", stream=stream):
+            pass  # e.g. the verb refused its output before any work
+        assert stream.getvalue() == ""
 
 
 def test_disabled_progress_writes_nothing_and_still_counts():

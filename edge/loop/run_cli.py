@@ -70,8 +70,8 @@ def _run(args: argparse.Namespace) -> dict:
         from myoedge.edge.loop.link_auth import load_udp_key
 
         if not any(u.lower().startswith("udp://") for u in urls):
-            raise InputError("--udp-key signs the UDP datagrams: give --publish udp://HOST:PORT (or --udp) "
-                             "too")
+            raise InputError("--udp-key signs the UDP datagrams: give --publish udp://HOST:PORT or --udp "
+                             "HOST:PORT too")
         key = load_udp_key(args.udp_key)
     if args.csv is not None:  # before anything is loaded or opened
         device = None if "://" in args.port else args.port

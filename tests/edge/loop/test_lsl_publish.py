@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -242,3 +243,11 @@ def test_myoedge_run_refuses_publishers_that_cannot_work(tmp_path, capsys, extra
     code, _, err = run_cli(["--port", "loop://", "--bundle", str(bundle.path), "--profile",
                             str(profile.save(tmp_path / "p.json")), *extra], capsys)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_documented_stream_layout_is_the_one_published():
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "runtime.md").read_text(encoding="utf-8")
+    section = doc.split("### The LSL estimate stream")[1].split("\n#")[0]
+    rows = [line.split("|")[2:5] for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    documented = [(label.strip().strip("`"), unit.strip(), kind.strip()) for label, unit, kind in rows]
+    assert documented == estimate_channels(["<muscle>"])
