@@ -36,12 +36,13 @@ from myoedge.edge.loop.estimate import ESTIMATE_VERSION, INVALID, MAX_MUSCLES, E
 from myoedge.edge.loop.publish import Publisher
 from myoedge.ground.errors import InputError
 
-__all__ = ["ESTIMATE_STREAM_TYPE", "LslPublisher", "check_stream_name", "estimate_channels",
+__all__ = ["ESTIMATE_STREAM_TYPE", "LINGER_S", "LslPublisher", "check_stream_name", "estimate_channels",
            "estimate_sample", "import_pylsl"]
 
 LOG = logging.getLogger("myoedge.edge")
 
 ESTIMATE_STREAM_TYPE = "Estimate"
+LINGER_S = 0.25  # an outlet outlives its close this long while inlets are connected (liblsl drops the queue)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
@@ -111,7 +112,8 @@ class LslPublisher(Publisher):
 
     name = "lsl"
 
-    def __init__(self, name: str, *, muscles: Sequence[str], rate_hz: float, linger_s: float = 0.25) -> None:
+    def __init__(self, name: str, *, muscles: Sequence[str], rate_hz: float,
+                 linger_s: float = LINGER_S) -> None:
         super().__init__()
         self._linger_s = float(linger_s)
         muscles = tuple(str(m) for m in muscles)

@@ -23,11 +23,12 @@ recovers by itself and sees the gap.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
 from myoedge.edge.dsp.adc import Adc
-from myoedge.edge.loop.lsl_publish import check_stream_name, describe_channels, import_pylsl
+from myoedge.edge.loop.lsl_publish import LINGER_S, check_stream_name, describe_channels, import_pylsl
 from myoedge.edge.sim.ampsim_links import Link
 from myoedge.edge.wire.protocol import FrameParser
 from myoedge.ground.errors import InputError
@@ -87,7 +88,11 @@ class LslLink(Link):
         return True
 
     def drop(self) -> None:
-        self._outlet = None  # liblsl destroys the outlet with its last reference: inlets lose the stream
+        """Vanish: after ``LINGER_S`` while inlets are connected (so they get what was pushed), the outlet is
+        destroyed with its last reference and inlets lose the stream."""
+        outlet, self._outlet = self._outlet, None
+        if outlet is not None and outlet.have_consumers():
+            time.sleep(LINGER_S)
 
     def close(self) -> None:
         self.drop()

@@ -6,6 +6,9 @@ counts, and refuses a stream it cannot use, or one that is not there, with a cle
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 import time
 import uuid
 
@@ -199,3 +202,29 @@ def test_a_missing_stream_is_a_clear_error_after_its_timeout(tmp_path, capsys):
 def test_lsl_urls_that_cannot_work_are_refused_before_anything_opens(url, words):
     with pytest.raises(InputError, match=words):
         open_transport(url)
+
+
+def test_amp_sim_lsl_on_the_command_line_streams_every_frame_it_counts():
+    name = unique("myoedge-test-cli-emg")
+    cmd = [sys.executable, "-m", "myoedge", "amp-sim", "--joint", "wrist", "--duration", "1", "--lsl", name,
+           "--stop-after", "0.5", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        found = pylsl.resolve_byprop("name", name, 1, 120.0)
+        assert found, proc.stderr.read() if proc.poll() is not None else "no stream"
+        inlet = pylsl.StreamInlet(found[0])
+        inlet.open_stream(10.0)
+        n = 0
+        while inlet.pull_sample(timeout=3.0)[0] is not None:
+            n += 1
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["address"] == f"lsl://{name}" and summary["connections"] == 1
+    samples = summary["frames_sent"] * summary["samples_per_frame"]
+    assert n == samples == round(0.5 * summary["sample_rate_hz"])
+    assert "amp-sim: streaming on lsl://" in out
