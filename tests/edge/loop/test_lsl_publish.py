@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -251,3 +252,11 @@ def test_the_documented_stream_layout_is_the_one_published():
     rows = [line.split("|")[2:5] for line in section.splitlines() if line.startswith("| ") and "`" in line]
     documented = [(label.strip().strip("`"), unit.strip(), kind.strip()) for label, unit, kind in rows]
     assert documented == estimate_channels(["<muscle>"])
+
+
+def test_without_pylsl_lsl_urls_say_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pylsl", None)  # import pylsl now raises ImportError
+    for make in (lambda: open_publisher("lsl://a", muscles=MUSCLES, rate_hz=100.0),
+                 lambda: open_transport("lsl://a")):
+        with pytest.raises(InputError, match=r"pip install 'myoedge\[lsl\]'"):
+            make()
