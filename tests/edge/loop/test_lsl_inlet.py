@@ -228,3 +228,28 @@ def test_amp_sim_lsl_on_the_command_line_streams_every_frame_it_counts():
     samples = summary["frames_sent"] * summary["samples_per_frame"]
     assert n == samples == round(0.5 * summary["sample_rate_hz"])
     assert "amp-sim: streaming on lsl://" in out
+
+
+def test_after_a_disconnect_the_inlet_recovers_and_counts_what_it_missed():
+    name = unique("myoedge-test-disc")
+    with simulator(lsl=name, faults=("disconnect:0.3@0.5s",)) as sim:
+        transport = open_transport(f"lsl://{name}?spf=2")
+        reader = Reader(transport).start()
+        frames, gap_seq, deadline = [], None, time.monotonic() + 30.0
+        try:  # liblsl re-resolves the stream by its source_id: about 2 s here
+            while time.monotonic() < deadline:
+                if (got := reader.get(0.2)) is None:
+                    continue
+                frames.append(got[0])
+                if gap_seq is None and transport.gaps:
+                    gap_seq = got[0].seq
+                if gap_seq is not None and got[0].seq >= gap_seq + 500:
+                    break
+        finally:
+            stats = reader.stop()
+        assert sim.stats().faults.disconnects == 1
+    assert transport.gaps == 1 and stats.parser.lost == transport.samples_lost // 2 > 100
+    assert gap_seq is not None and frames[-1].seq >= gap_seq + 500  # it came back and went on
+    for frame in frames:  # each frame holds the samples of its device time, before and after the gap
+        k = round(frame.timestamp_us * FS / 1e6) % len(sim.counts)
+        assert np.array_equal(frame.samples, sim.counts[k:k + 2])
