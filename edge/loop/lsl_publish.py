@@ -36,8 +36,8 @@ from myoedge.edge.loop.estimate import ESTIMATE_VERSION, INVALID, MAX_MUSCLES, E
 from myoedge.edge.loop.publish import Publisher
 from myoedge.ground.errors import InputError
 
-__all__ = ["ESTIMATE_STREAM_TYPE", "LINGER_S", "LslPublisher", "check_stream_name", "estimate_channels",
-           "estimate_sample", "import_pylsl"]
+__all__ = ["ESTIMATE_STREAM_TYPE", "LINGER_S", "LslPublisher", "check_stream_name", "describe_channels",
+           "estimate_channels", "estimate_sample", "import_pylsl"]
 
 LOG = logging.getLogger("myoedge.edge")
 
