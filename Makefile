@@ -10,7 +10,7 @@ SOAK_SECONDS ?= 1800
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[train,dev,lab,opensim,ray]'
+	$(BIN)/python -m pip install -e '.[train,dev,lab,opensim,ray,lsl]'
 	touch $(STAMP)
 
 demo: $(STAMP)

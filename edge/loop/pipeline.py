@@ -40,7 +40,7 @@ from myoedge.edge.dsp.envelope import EnvelopeConfig, EnvelopeFilter
 from myoedge.edge.loop.estimate import INVALID, Estimate, Flags
 from myoedge.edge.loop.latency import LatencyRecorder
 from myoedge.edge.loop.plausibility import PlausibilityChecks
-from myoedge.edge.loop.publish import Publisher
+from myoedge.edge.loop.publish import Publisher, publisher_stats
 from myoedge.edge.loop.safety import FLAG_VALUES, PhysiologicalRange, SafetyConfig, SafetyMonitor
 from myoedge.edge.loop.setup_checks import check_channel_fill, check_device, check_profile, envelope_config
 from myoedge.edge.model.bundle import Bundle
@@ -340,9 +340,7 @@ class Pipeline:
                 "skipped_frames": self.skipped_frames + self._ring_skipped, "prewarms": self.prewarms,
                 "filled_estimates": self.filled_estimates,
                 "resets": dict(self.resets),
-                "publishers": {p.name: {"published": p.stats.published, "dropped": p.stats.dropped,
-                                        **({"last_error": p.stats.last_error} if p.stats.last_error else {})}
-                               for p in self.publishers}}
+                "publishers": publisher_stats(self.publishers)}
 
 
 def _channel_fill(bundle: Bundle) -> ChannelFill:

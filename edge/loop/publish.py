@@ -1,4 +1,7 @@
-"""Where estimates go: UDP datagrams to the controller, an in-process callback, a CSV log.
+"""Where estimates go: UDP datagrams to the controller, an LSL stream, an in-process callback, a CSV log.
+
+Publishers named by URL (``udp://HOST:PORT``, ``lsl://NAME``) are made by one factory, :func:`open_publisher`,
+which ``myoedge run --publish URL`` (and its ``--udp HOST:PORT`` shorthand) uses.
 
 A publisher is called in the loop's thread, so ``publish`` must be quick and must never block:
 
@@ -9,6 +12,7 @@ A publisher is called in the loop's thread, so ``publish`` must be quick and mus
   (:mod:`.link_auth`), sent in the same datagram (``sendmsg`` of the two buffers, no concatenation).
 - ``CallbackPublisher`` calls a function with the ``Estimate``; exceptions are counted and logged once,
   so a faulty consumer cannot stop the loop.
+- ``LslPublisher`` (:mod:`.lsl_publish`) pushes one LSL sample per estimate; liblsl's threads serve it.
 - ``CsvPublisher`` only appends the estimate to a queue; a writer thread turns the queue into rows.
   Rows are written whole (one ``os.write`` of complete lines) to ``<path>.partial``, flushed every
   ``flush_interval_s``; ``close()`` writes the rest, fsyncs and renames the file to ``<path>``. So the
@@ -33,8 +37,8 @@ from myoedge.edge.loop.link_auth import DatagramSigner
 from myoedge.ground.errors import InputError
 from myoedge.ground.fileio import replace_file
 
-__all__ = ["CallbackPublisher", "CsvPublisher", "Publisher", "PublisherStats", "UdpPublisher", "csv_columns",
-           "parse_host_port"]
+__all__ = ["PUBLISHER_SCHEMES", "CallbackPublisher", "CsvPublisher", "Publisher", "PublisherStats",
+           "UdpPublisher", "csv_columns", "open_publisher", "parse_host_port", "publisher_stats"]
 
 LOG = logging.getLogger("myoedge.edge")
 
@@ -67,6 +71,17 @@ class Publisher(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def publisher_stats(publishers: Sequence[Publisher]) -> dict:
+    """Each publisher's counters by name (with its address where two share a name, as two UDP ones do)."""
+    out = {}
+    for p in publishers:
+        shared = sum(q.name == p.name for q in publishers) > 1
+        key = f"{p.name} {getattr(p, 'address', id(p))}" if shared else p.name
+        out[key] = {"published": p.stats.published, "dropped": p.stats.dropped,
+                    **({"last_error": p.stats.last_error} if p.stats.last_error else {})}
+    return out
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
@@ -250,3 +265,40 @@ class CsvPublisher(Publisher):
             self.stats.last_error = f"{exc.strerror or exc}"
             raise
         self.delivered = True
+
+
+PUBLISHER_SCHEMES = ("udp", "lsl")
+
+
+def open_publisher(url: str, *, muscles: Sequence[str], rate_hz: float,
+                   key: bytes | None = None) -> Publisher:
+    """The publisher for ``url``: the one factory behind ``myoedge run --publish``.
+
+    - ``udp://HOST:PORT`` (``udp://[v6addr]:PORT``): :class:`UdpPublisher`, signed with ``key`` when given;
+    - ``lsl://NAME``: :class:`~myoedge.edge.loop.lsl_publish.LslPublisher`, an LSL outlet named NAME at the
+      nominal rate ``rate_hz`` (the bundle's model rate) with one force channel per muscle.
+
+    A URL that cannot work is an ``InputError`` naming it, before anything is opened.
+    """
+    if not isinstance(url, str) or "://" not in url:
+        raise InputError(f"a publisher is a URL ({', '.join(s + '://' for s in PUBLISHER_SCHEMES)}), e.g. "
+                         f"udp://127.0.0.1:9870 or lsl://myoedge-knee; got {url!r}")
+    scheme, rest = url.split("://", 1)
+    scheme = scheme.lower()
+    if scheme == "udp":
+        return UdpPublisher(_udp_address(url, rest), n_muscles=len(muscles), key=key)
+    if scheme == "lsl":
+        from myoedge.edge.loop.lsl_publish import LslPublisher, check_stream_name
+
+        return LslPublisher(check_stream_name(url), muscles=muscles, rate_hz=rate_hz)
+    raise InputError(f"publisher {url!r}: unknown URL scheme {scheme!r} (known: "
+                     f"{', '.join(s + '://' for s in PUBLISHER_SCHEMES)})")
+
+
+def _udp_address(url: str, rest: str) -> tuple[str, int]:
+    if "/" in rest.rstrip("/") or "?" in rest:
+        raise InputError(f"publisher {url!r}: udp:// takes HOST:PORT only, e.g. udp://127.0.0.1:9870")
+    try:
+        return parse_host_port(rest.rstrip("/"))
+    except InputError as exc:
+        raise InputError(f"publisher {url!r}: {exc}") from None

@@ -15,16 +15,21 @@ def register(sub) -> None:
     p = add_verb(sub, "run", _run, help="run the real-time loop: amplifier frames in, estimates out",
                  description="Read amplifier frames from a port, compute envelopes, run the model, and "
                              "publish joint angle, muscle forces and torque with validity flags (UDP "
-                             "datagrams, CSV log). Refuses a profile, bundle or amplifier that do not match. "
-                             "Stops on Ctrl-C or SIGTERM (or after --duration) with a final statistics line.")
+                             "datagrams, an LSL stream, a CSV log). Refuses a profile, bundle or amplifier "
+                             "that do not match. Stops on Ctrl-C or SIGTERM (or after --duration) with a "
+                             "final statistics line.")
     p.add_argument("--port", required=True, metavar="URL",
                    help="the amplifier: /dev/ttyUSB0, COM3, a pty of `myoedge amp-sim`, socket://HOST:PORT, "
-                        "loop://, or sim://?channels=8&fs=2000 (the simulator in-process)")
+                        "loop://, sim://?channels=8&fs=2000 (the simulator in-process), or lsl://NAME (an "
+                        "LSL EMG stream, e.g. of `myoedge amp-sim --lsl NAME`; docs/runtime.md)")
     p.add_argument("--bundle", required=True, metavar="DIR", help="model bundle folder")
     p.add_argument("--profile", required=True, metavar="FILE", help="subject profile (MVC, moment arms)")
-    p.add_argument("--udp", metavar="HOST:PORT", help="send every estimate as a datagram to HOST:PORT")
+    p.add_argument("--publish", action="append", default=[], metavar="URL",
+                   help="where every estimate goes (repeatable): udp://HOST:PORT (one datagram each) or "
+                        "lsl://NAME (an LSL stream of one sample each; needs pip install 'myoedge[lsl]')")
+    p.add_argument("--udp", metavar="HOST:PORT", help="the same as --publish udp://HOST:PORT")
     p.add_argument("--udp-key", metavar="FILE", help="append an HMAC-SHA256 tag (16 bytes) made with the "
-                   "shared key in FILE (16 to 4096 bytes, not readable by every user) to every --udp "
+                   "shared key in FILE (16 to 4096 bytes, not readable by every user) to every UDP "
                    "datagram, so the controller can reject forged or corrupted ones (docs/runtime.md)")
     p.add_argument("--csv", metavar="FILE", help="log every estimate to FILE (complete when the run ends); "
                    "never one of the inputs, and an existing FILE only with --overwrite (kept as FILE.prev)")
@@ -49,7 +54,7 @@ def register(sub) -> None:
 
 def _run(args: argparse.Namespace) -> dict:
     from myoedge.body.profile import SubjectProfile
-    from myoedge.edge.loop.publish import CsvPublisher, UdpPublisher
+    from myoedge.edge.loop.publish import CsvPublisher, open_publisher
     from myoedge.edge.loop.runtime import Runtime
     from myoedge.edge.loop.safety import SafetyConfig
     from myoedge.edge.loop.setup_checks import check_channel_fill, check_profile, envelope_config
@@ -61,12 +66,16 @@ def _run(args: argparse.Namespace) -> dict:
         raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
     if args.duration is not None and not args.duration > 0:
         raise InputError(f"--duration must be a positive number of seconds, got {args.duration:g}")
+    urls = [*args.publish, *([f"udp://{args.udp}"] if args.udp else [])]
+    if len(set(urls)) != len(urls):
+        raise InputError(f"a publisher is named twice: {sorted(u for u in set(urls) if urls.count(u) > 1)}")
     key = None
     if args.udp_key is not None:
         from myoedge.edge.loop.link_auth import load_udp_key
 
-        if not args.udp:
-            raise InputError("--udp-key signs the --udp datagrams: give --udp HOST:PORT too")
+        if not any(u.lower().startswith("udp://") for u in urls):
+            raise InputError("--udp-key signs the UDP datagrams: give --publish udp://HOST:PORT or --udp "
+                             "HOST:PORT too")
         key = load_udp_key(args.udp_key)
     if args.csv is not None:  # before anything is loaded or opened
         device = None if "://" in args.port else args.port
@@ -87,8 +96,9 @@ def _run(args: argparse.Namespace) -> dict:
     transport = open_transport(args.port)  # a URL that cannot work is refused before any output is made
     publishers = []
     try:
-        if args.udp:
-            publishers.append(UdpPublisher(args.udp, n_muscles=len(bundle.muscles), key=key))
+        for url in urls:
+            publishers.append(open_publisher(url, muscles=bundle.muscles, rate_hz=bundle.input_rate_hz,
+                                             key=key))
         if args.csv:
             publishers.append(CsvPublisher(args.csv, muscles=bundle.muscles, overwrite=args.overwrite))
         runtime = Runtime(bundle=bundle, profile=profile, transport=transport, safety=safety,

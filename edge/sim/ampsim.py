@@ -1,4 +1,5 @@
-"""The amplifier simulator: an ``AmpSignal`` streamed as real frames at real-time pace over a pty or TCP.
+"""The amplifier simulator: an ``AmpSignal`` streamed as real frames at real-time pace over a pty or TCP
+(or, with ``lsl_name``, as an LSL EMG outlet: :mod:`.ampsim_lsl`).
 
 It speaks the protocol through the same module as the reader (``encode_frame``, ``encode_device_info``),
 so nothing about the wire format is written twice. A device-info frame goes out first on every new
@@ -73,7 +74,8 @@ class SimStats:
 
 
 class AmplifierSimulator:
-    """Streams ``signal`` as frames on a pty (default) or a TCP server (``tcp_port``; 0 = a free port).
+    """Streams ``signal`` as frames on a pty (default), a TCP server (``tcp_port``; 0 = a free port) or an
+    LSL outlet (``lsl_name``).
 
     ``start()`` opens the output (``address`` is then the path or ``socket://`` URL a reader opens) and
     starts the streaming thread; ``stop()`` ends it and closes the output. ``loop`` repeats the signal
@@ -84,6 +86,7 @@ class AmplifierSimulator:
 
     def __init__(self, signal: AmpSignal, *, bits: int = 24, adc: Adc | None = None,
                  samples_per_frame: int = 2, tcp_port: int | None = None, link_path: str | None = None,
+                 lsl_name: str | None = None,
                  fast: bool = False, loop: bool = True, faults: FaultPlan | None = None,
                  info_interval_s: float = 1.0, first_seq: int = 0, stop_after_s: float | None = None,
                  device_name: str = DEVICE_NAME,
@@ -113,7 +116,10 @@ class AmplifierSimulator:
             labels=signal.labels, sample_bits=bits, samples_per_frame=samples_per_frame,
             device_name=device_name)
         self.bits, self.samples_per_frame, self.fast, self.loop = bits, samples_per_frame, fast, loop
-        self._tcp_port, self._link_path = tcp_port, link_path
+        if lsl_name is not None and (tcp_port is not None or link_path is not None):
+            raise InputError("an LSL outlet is an output of its own: give lsl_name without tcp_port or "
+                             "link_path")
+        self._tcp_port, self._link_path, self._lsl_name = tcp_port, link_path, lsl_name
         self._info_every = max(1, round(info_interval_s * signal.fs / samples_per_frame))
         self._first_seq, self._stop_after_s = first_seq, stop_after_s
         self._on_sent, self._on_address = on_sent, on_address
@@ -144,7 +150,11 @@ class AmplifierSimulator:
     def start(self) -> AmplifierSimulator:
         if self._thread is not None:
             raise RuntimeError("this simulator was already started")
-        if self._tcp_port is not None:
+        if self._lsl_name is not None:
+            from myoedge.edge.sim.ampsim_lsl import LslLink
+
+            self._link = LslLink(self._lsl_name, labels=self.signal.labels, fs=self.signal.fs, adc=self.adc)
+        elif self._tcp_port is not None:
             self._link = TcpLink(port=self._tcp_port)
         else:
             self._link = PtyLink(link_path=self._link_path)

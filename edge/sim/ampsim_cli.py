@@ -15,10 +15,11 @@ from myoedge.ground.errors import InputError
 def register(sub) -> None:
     from myoedge.ground.verbs import add_verb
 
-    p = add_verb(sub, "amp-sim", _amp_sim, help="stream EMG as amplifier frames over a pty or TCP",
+    p = add_verb(sub, "amp-sim", _amp_sim, help="stream EMG as amplifier frames over a pty or TCP, or as LSL",
                  description="Stream a synthetic subject, a recording or a guided MVC session as real "
                              "serial frames at real-time pace over a pseudo-terminal (prints its path) or a "
-                             "TCP server on 127.0.0.1, optionally injecting faults. Stops on Ctrl-C or "
+                             "TCP server on 127.0.0.1, or as an LSL EMG outlet (--lsl NAME), optionally "
+                             "injecting faults. Stops on Ctrl-C or "
                              "SIGTERM with a final statistics line.")
     src = p.add_argument_group("what to stream (default: a synthetic subject's session)")
     src.add_argument("--recording", metavar="DIR", help="replay the EMG of a recording folder")
@@ -45,6 +46,9 @@ def register(sub) -> None:
                      "(default 2: 1 ms frames at 2 kHz)")
     fmt.add_argument("--tcp", type=int, metavar="PORT", help="serve TCP on 127.0.0.1:PORT instead of a pty "
                      "(0 picks a free port); read it as socket://127.0.0.1:PORT")
+    fmt.add_argument("--lsl", metavar="NAME", help="stream the EMG as an LSL outlet named NAME (type EMG, "
+                     "float32 microvolts; needs pip install 'myoedge[lsl]') instead of a pty; read it with "
+                     "`myoedge run --port lsl://NAME`")
     fmt.add_argument("--link", metavar="PATH", help="keep a symlink at PATH to the pty, so a reader can "
                      "reconnect after a disconnect fault brings up a new one")
     fmt.add_argument("--fast", action="store_true", help="as fast as the reader takes it, not real time")
@@ -104,12 +108,15 @@ def _amp_sim(args: argparse.Namespace) -> dict:
         raise InputError(f"unknown joint {args.joint!r}; expected one of {sorted(JOINTS)}")
     if not 100.0 <= args.rate <= 20000.0:
         raise InputError(f"--rate must be within 100 to 20000 Hz, got {args.rate:g}")
+    if args.lsl is not None and (args.tcp is not None or args.link is not None):
+        raise InputError("--lsl is an output of its own: it cannot be combined with --tcp or --link")
     _check_link(args.link, recording=args.recording)
     plan = FaultPlan.parse(args.fault, seed=args.fault_seed)
     sig = _source(args)
     adc = choose_adc(bits=args.bits, volts_per_count=args.adc_scale)
     sim = AmplifierSimulator(sig, bits=args.bits, adc=adc, samples_per_frame=args.samples_per_frame,
-                             tcp_port=args.tcp, link_path=args.link, fast=args.fast, loop=not args.once,
+                             tcp_port=args.tcp, link_path=args.link, lsl_name=args.lsl, fast=args.fast,
+                             loop=not args.once,
                              faults=plan, info_interval_s=args.info_interval, stop_after_s=args.stop_after,
                              on_address=lambda address: _say(f"streaming on {address}"))
     print(f"amp-sim: {sig.description}: {len(sig.labels)} channels ({', '.join(sig.labels)}) at "
@@ -122,7 +129,8 @@ def _amp_sim(args: argparse.Namespace) -> dict:
     try:
         sim.start()
         where = f" (link {args.link})" if args.link and args.tcp is None else ""
-        _say(f"streaming on {sim.address}{where}" if args.tcp is None else f"listening on {sim.address}")
+        _say(f"listening on {sim.address}" if args.tcp is not None
+             else f"streaming on {sim.address}{where}" + (" (waits for the first inlet)" if args.lsl else ""))
         while sim.running and not stop.wait(0.2):
             pass
         stats = sim.stop()

@@ -52,3 +52,15 @@ def check_not_busy(sock: socket.socket, url: str, *, wait_s: float = BUSY_WAIT_S
     if head == b"":
         raise InputError(f"the amplifier at {url} closed the connection at once without sending anything: "
                          "it is most likely busy with another reader (a TCP bridge serves one at a time)")
+
+
+def check_socket_url(url: str) -> None:
+    """Refuse a ``socket://`` URL without a valid HOST:PORT, or whose host does not resolve."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a port that is not a number, or out of range
+        raise InputError(f"port {url!r}: socket:// needs HOST:PORT with PORT in 1..65535 ({exc})") from exc
+    if not parts.hostname or port is None or not 1 <= port <= 65535:
+        raise InputError(f"port {url!r}: socket:// needs HOST:PORT, e.g. socket://127.0.0.1:5555")
+    resolve_host(url)

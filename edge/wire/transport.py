@@ -13,7 +13,8 @@ configuration mistake and gets a clear ``InputError``.
 ``open_transport(url)`` is the one factory every command uses (``myoedge run``, ``calibrate mvc``, the
 demo, ``myoedge bench``): serial paths, ``socket://``, ``loop://`` and pyserial's other URL schemes become a
 ``SerialTransport``; ``sim://?...`` is the amplifier simulator inside the reader thread (no operating-system
-link), provided by ``myoedge.edge.sim`` and loaded when such a URL is opened. A URL that cannot work is an
+link), provided by ``myoedge.edge.sim`` and loaded when such a URL is opened; ``lsl://NAME`` is an LSL EMG
+stream turned into frames (``myoedge.edge.loop.lsl_inlet``, needs pylsl). A URL that cannot work is an
 ``InputError`` naming it, before anything is opened.
 """
 
@@ -31,22 +32,22 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import serial
 import serial.tools.list_ports
 
-from myoedge.edge.wire.socket_link import check_not_busy, resolve_host
+from myoedge.edge.wire.ftdi import LATENCY_TIMER_MAX_MS, UDEV_RULE, check_latency_timer
+from myoedge.edge.wire.socket_link import check_not_busy, check_socket_url
 from myoedge.ground.errors import InputError
 
 LOG = logging.getLogger("myoedge.edge")
+__all__ = ["DEFAULT_BAUDRATE", "LATENCY_TIMER_MAX_MS", "PLUGIN_SCHEMES", "SERIAL_SCHEMES", "UDEV_RULE",
+           "SerialTransport", "Transport", "TransportStats", "check_latency_timer", "open_transport",
+           "transport_schemes"]
 
 # 8 channels x 2 kHz x 24 bit in 1 ms frames is 76 kB/s, about 760 kbaud with start and stop bits; FTDI
 # and CP210x adapters run 2 Mbaud exactly. Ignored by socket:// and loop:// and by USB CDC devices.
 DEFAULT_BAUDRATE = 2_000_000
-LATENCY_TIMER_MAX_MS = 1
-UDEV_RULE = ('ACTION=="add", SUBSYSTEM=="usb-serial", DRIVER=="ftdi_sio", ATTR{latency_timer}="1"')
 
 
 @dataclass(slots=True)
@@ -99,29 +100,6 @@ class Transport(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def check_latency_timer(device: str, *, sysfs_root: str | os.PathLike = "/sys") -> int | None:
-    """The FTDI ``latency_timer`` (ms) of a Linux ``/dev/ttyUSB*`` port, warning when it is above 1 ms.
-
-    The FTDI driver holds received bytes for up to ``latency_timer`` ms before passing a part-filled USB
-    packet on; its default of 16 ms turns a 1 ms frame stream into 16 ms bursts. Returns None for other
-    ports (and off Linux). ``device`` may be a symlink such as ``/dev/serial/by-id/...``.
-    """
-    names = [os.path.basename(device), os.path.basename(os.path.realpath(device))]
-    for name in dict.fromkeys(n for n in names if n.startswith("ttyUSB")):
-        path = Path(sysfs_root) / "bus" / "usb-serial" / "devices" / name / "latency_timer"
-        try:
-            value = int(path.read_text(encoding="ascii").strip())
-        except (OSError, ValueError):
-            continue
-        if value > LATENCY_TIMER_MAX_MS:
-            LOG.warning("%s: FTDI latency_timer is %d ms (expected %d ms): frames arrive in %d ms bursts. "
-                        "Fix it with `echo 1 | sudo tee %s` (until unplugged) or install the udev rule "
-                        "shipped by myoedge.deploy: %s", device, value, LATENCY_TIMER_MAX_MS, value, path,
-                        UDEV_RULE)
-        return value
-    return None
 
 
 def _errno_of(exc: BaseException) -> int | None:
@@ -328,7 +306,8 @@ class SerialTransport(Transport):
 # pyserial's URL handlers (serial.serial_for_url) besides plain device paths
 SERIAL_SCHEMES = ("socket", "loop", "rfc2217", "spy", "hwgrep", "alt", "cp2110")
 # schemes served by a room above this one: scheme -> (module, factory name), imported when first opened
-PLUGIN_SCHEMES = {"sim": ("myoedge.edge.sim.bench_sim", "sim_transport")}
+PLUGIN_SCHEMES = {"sim": ("myoedge.edge.sim.bench_sim", "sim_transport"),
+                  "lsl": ("myoedge.edge.loop.lsl_inlet", "lsl_transport")}
 _WINDOWS_PORT = re.compile(r"^(?:\\\\\.\\)?COM\d+$", re.IGNORECASE)
 
 
@@ -344,7 +323,8 @@ def open_transport(url: str, **options) -> Transport:
     - ``socket://HOST:PORT``: a TCP serial bridge or ``myoedge amp-sim --tcp PORT``;
     - ``loop://``: bytes written come back (tests); other pyserial schemes (``rfc2217://`` ...) as pyserial;
     - ``sim://?channels=8&fs=2000&...``: the amplifier simulator inside the reader thread
-      (``myoedge.edge.sim.bench_sim.sim_transport`` lists its parameters).
+      (``myoedge.edge.sim.bench_sim.sim_transport`` lists its parameters);
+    - ``lsl://NAME?timeout=5&...``: the LSL EMG stream named NAME (``myoedge.edge.loop.lsl_inlet``).
 
     ``options`` go to the transport (``SerialTransport``'s keyword arguments for serial URLs). Raises
     ``InputError`` for a URL that cannot work: empty, an unknown scheme, ``socket://`` without a valid
@@ -368,16 +348,5 @@ def open_transport(url: str, **options) -> Transport:
         raise InputError(f"port {url!r}: unknown URL scheme {scheme!r} (known: "
                          f"{', '.join(s + '://' for s in transport_schemes())}, or a device path)")
     if scheme == "socket":
-        _check_socket_url(url)
+        check_socket_url(url)
     return SerialTransport(url, **options)
-
-
-def _check_socket_url(url: str) -> None:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:  # a port that is not a number, or out of range
-        raise InputError(f"port {url!r}: socket:// needs HOST:PORT with PORT in 1..65535 ({exc})") from exc
-    if not parts.hostname or port is None or not 1 <= port <= 65535:
-        raise InputError(f"port {url!r}: socket:// needs HOST:PORT, e.g. socket://127.0.0.1:5555")
-    resolve_host(url)
