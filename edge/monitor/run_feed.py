@@ -1,10 +1,10 @@
 """What the run view shows, kept in bounded buffers and decimated for the page.
 
-Estimates arrive at the model rate (e.g. 100 Hz); the page redraws at 30 fps. Each estimate falls into a
-bucket of ``bucket_s`` (20 ms: at most 50 points a second reach the page); a bucket keeps the newest
-values and the OR of every estimate's flags, so a flagged estimate is never decimated away. The history
-(what a tab that opens later gets) is the last ``history_s`` seconds of buckets; nothing grows without
-bound.
+Estimates arrive at the model rate (e.g. 100 Hz); the page redraws at 30 fps. Each estimate falls into
+a bucket of ``bucket_s`` of receive time (20 ms: at most 50 points a second reach the page); a bucket
+keeps the newest values and the OR of every estimate's flags, so a flagged estimate is never decimated
+away. The history (what a tab that opens later gets) is the last ``history_s`` seconds of buckets;
+nothing grows without bound.
 
 State, as the page shows it: ``waiting`` (no datagram yet), ``live``, or ``stale``: the newest estimate is
 flagged STALE (the runtime's watchdog: no frame from the amplifier), or no datagram came for
@@ -59,7 +59,8 @@ class RunFeed:
         n = max(1, round(history_s / bucket_s))
         self._history: collections.deque[tuple] = collections.deque(maxlen=n)
         self._pending: collections.deque[tuple] = collections.deque(maxlen=n)  # buckets not yet sent
-        self._bucket: list | None = None  # [t, theta, torque, flags, forces]
+        self._bucket: list | None = None  # [t, theta, torque, flags, forces] of the bucket being filled
+        self._slot = -1  # its number: t // bucket_s
         self._lock = threading.Lock()
         self.estimates = self.statuses = self.rejected = self.datagrams_lost = 0
         self.last_rejection = ""
@@ -82,12 +83,13 @@ class RunFeed:
             self._last_flags = int(e.flags)
             self._last_datagram = t
             self.n_forces = len(e.forces_n)
-            b = self._bucket
-            if b is not None and t - b[0] < self.bucket_s:
+            b, slot = self._bucket, int(t // self.bucket_s)
+            if b is not None and slot == self._slot:
                 b[1], b[2], b[3], b[4] = e.theta_rad, e.torque_nm, b[3] | int(e.flags), e.forces_n
                 return
             if b is not None:
                 self._close_bucket()
+            self._slot = slot
             self._bucket = [t, e.theta_rad, e.torque_nm, int(e.flags), e.forces_n]
 
     def _close_bucket(self) -> None:
@@ -121,7 +123,7 @@ class RunFeed:
         return "live", "live"
 
     def _take(self, *, pending: bool) -> dict:
-        if self._bucket is not None and self._now() - self._bucket[0] >= self.bucket_s:
+        if self._bucket is not None and int(self._now() // self.bucket_s) != self._slot:
             self._close_bucket()
         source = self._pending if pending else self._history
         points = list(source)
