@@ -83,3 +83,21 @@ def test_monitor_runs_for_its_duration_and_says_where(capsys):
     summary = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and out.startswith("monitor: open http://127.0.0.1:")
     assert summary["estimates"] == 0 and summary["ticks"] >= 3 and "monitor: stopped" in err
+
+
+def test_a_multicast_group_lets_the_controller_and_monitors_share_one_datagram():
+    """The runtime sends once; every socket that joined the group (a controller, monitors) receives it."""
+    port = free_udp_port()
+    listeners = [open_udp("239.255.0.1", port) for _ in range(2)]
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        out.connect(("239.255.0.1", port))
+        out.send(b"one datagram")
+        for sock in listeners:
+            sock.setblocking(True)
+            sock.settimeout(2.0)
+            assert sock.recv(64) == b"one datagram"
+    finally:
+        out.close()
+        for sock in listeners:
+            sock.close()
