@@ -59,6 +59,7 @@ def test_run_view_waits_follows_theta_and_goes_stale_within_a_second(tmp_path):
         stopped = time.monotonic()
         page.wait_for_function("document.querySelector('#state').dataset.state === 'stale'", timeout=1000)
         took = time.monotonic() - stopped
+        print(f"page stale {took * 1e3:.0f} ms after the amplifier stopped")
         assert took < 1.0 and "amplifier" in page.text_content("#state")
         other.wait_for_function("document.querySelector('#state').dataset.state === 'stale'", timeout=1000)
         page.screenshot(path=str(screenshot_path(tmp_path, "monitor-run-stale.png")))
