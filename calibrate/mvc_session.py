@@ -89,7 +89,7 @@ class _Events:
     that raises is logged once and then ignored: a display must not stop a session."""
 
     def __init__(self, on_event: Callable[[dict], None] | None) -> None:
-        self._on_event, self.errors, self._last_envelope = on_event, 0, -1.0
+        self._on_event, self.errors, self._next = on_event, 0, 0  # _next: envelope sample of the next event
 
     def __call__(self, kind: str, **fields) -> None:
         if self._on_event is None:
@@ -102,13 +102,15 @@ class _Events:
                 LOG.exception("the session's event consumer raised (further errors are only counted)")
 
     def envelope(self, stream: EnvelopeStream) -> None:
-        """The newest envelope of every measured channel, at most every ``EVENT_ENVELOPE_S`` of stream."""
-        if self._on_event is None or stream.n == 0:
+        """Every measured channel's envelope every ``EVENT_ENVELOPE_S`` of stream, however the frames came
+        in batches."""
+        if self._on_event is None or stream.n <= self._next:
             return
-        t = stream.n / stream.rate_hz
-        if t - self._last_envelope >= EVENT_ENVELOPE_S:
-            self._last_envelope = t
-            self("envelope", t=t, volts=[float(v) for v in stream.envelope[-1]])
+        step = max(1, round(stream.rate_hz * EVENT_ENVELOPE_S))
+        env = stream.envelope
+        for i in range(self._next, stream.n, step):
+            self("envelope", t=i / stream.rate_hz, volts=[float(v) for v in env[i]])
+            self._next = i + step
 
 
 def channel_map(info: DeviceInfo, muscles: Sequence[str] | None) -> list[tuple[str, int]]:

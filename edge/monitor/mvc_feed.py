@@ -32,7 +32,7 @@ def _num(x) -> float | None:
 class MvcFeed:
     mode = "mvc"
 
-    def __init__(self, *, source: str, history_s: float = 20.0, rate_hz: float = 30.0) -> None:
+    def __init__(self, *, source: str, history_s: float = 20.0, rate_hz: float = 100 / 3) -> None:
         self.source = source
         self._lock = threading.Lock()
         n = max(1, round(history_s * rate_hz))

@@ -70,7 +70,7 @@ class MonitorServer:
         self.app.router.add_static("/static", STATIC)
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task | None = None
-        self.ticks = self.slow_clients = 0
+        self.ticks = self.slow_clients = self.bad_ticks = 0
 
     @property
     def url(self) -> str:
@@ -99,7 +99,13 @@ class MonitorServer:
         period = 1.0 / self.tick_hz
         while True:
             await asyncio.sleep(period)
-            text = json.dumps(self.feed.tick(), allow_nan=False)
+            try:
+                text = json.dumps(self.feed.tick(), allow_nan=False)
+            except (TypeError, ValueError):  # a value JSON cannot carry: count it, keep serving
+                self.bad_ticks += 1
+                if self.bad_ticks == 1:
+                    LOG.exception("a monitor tick could not be encoded (further ones are only counted)")
+                continue
             self.ticks += 1
             for queue in list(self.app[CLIENTS]):
                 try:

@@ -101,3 +101,31 @@ def test_a_multicast_group_lets_the_controller_and_monitors_share_one_datagram()
         out.close()
         for sock in listeners:
             sock.close()
+
+
+def test_the_browser_test_fails_with_how_to_install_chromium_when_it_is_absent(monkeypatch, tmp_path):
+    import pytest
+    from browser import chromium_path
+
+    monkeypatch.delenv("MYOEDGE_CHROMIUM", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium"):
+        chromium_path()
+
+
+def test_a_tick_json_cannot_carry_is_counted_and_the_server_keeps_ticking():
+    class Feed:
+        calls = 0
+
+        def tick(self):
+            self.calls += 1
+            return {"type": "tick", "bad": float("nan") if self.calls == 2 else 1.0}
+
+    async def scenario():
+        server = await MonitorServer(Feed(), port=0, tick_hz=100).start()
+        await asyncio.sleep(0.2)
+        await server.stop()
+        return server
+
+    server = asyncio.run(scenario())
+    assert server.bad_ticks == 1 and server.ticks >= 5
