@@ -1,7 +1,8 @@
 """The monitor in a real browser (Playwright driving Debian's Chromium): the run view against amp-sim +
 ``myoedge run`` (waiting before the runtime, the angle trace moving, a second tab, stale within 1 s of the
-amplifier stopping) and the MVC view of ``myoedge calibrate mvc --monitor`` (a repetition's verdict).
-Each view's screenshot goes to $MYOEDGE_SCREENSHOTS (docs/img for the README) or the test's folder."""
+amplifier stopping, and of the runtime stopping) and the MVC view of ``myoedge calibrate mvc --monitor``
+(a repetition's verdict). Each view's screenshot goes to $MYOEDGE_SCREENSHOTS (docs/img for the README)
+or the test's folder."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def test_run_view_waits_follows_theta_and_goes_stale_within_a_second(tmp_path):
 
         amp = start("amp-sim", "--recording", str(recording), "--tcp", "0")
         port = amp.line("amp-sim: listening on ").split()[-1]
-        start("run", "--port", port, "--bundle", str(bundle), "--profile", str(profile), "--udp", udp,
+        run = start("run", "--port", port, "--bundle", str(bundle), "--profile", str(profile), "--udp", udp,
               "--status-hz", "20")
         page.wait_for_function("document.querySelector('#state').dataset.state === 'live'", timeout=30000)
         page.wait_for_function("Number(document.querySelector('#theta-plot').dataset.points) > 20",
@@ -63,6 +64,12 @@ def test_run_view_waits_follows_theta_and_goes_stale_within_a_second(tmp_path):
         assert took < 1.0 and "amplifier" in page.text_content("#state")
         other.wait_for_function("document.querySelector('#state').dataset.state === 'stale'", timeout=1000)
         page.screenshot(path=str(screenshot_path(tmp_path, "monitor-run-stale.png")))
+
+        assert run.stop() == 0  # the runtime itself stops: its datagrams end
+        stopped = time.monotonic()
+        page.wait_for_function("document.querySelector('#state').textContent.includes('no datagram')",
+                               timeout=1000)
+        assert time.monotonic() - stopped < 1.0 and _state(page) == "stale"
 
 
 def test_mvc_view_shows_the_prompt_and_each_repetition_verdict(tmp_path):
