@@ -129,3 +129,23 @@ def test_a_tick_json_cannot_carry_is_counted_and_the_server_keeps_ticking():
 
     server = asyncio.run(scenario())
     assert server.bad_ticks == 1 and server.ticks >= 5
+
+
+def test_monitor_stops_cleanly_on_sigterm_with_its_summary():
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "myoedge", "monitor", "--port", "0", "--udp",
+                             f"127.0.0.1:{free_udp_port()}", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("monitor: open http://127.0.0.1:")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0 and json.loads(out.strip().splitlines()[-1])["estimates"] == 0
+    assert "monitor: stopped" in err
