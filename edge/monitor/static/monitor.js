@@ -178,6 +178,8 @@ function onMessage(ev) {
   if (msg.type === "hello") {
     $("source").textContent = msg.source;
     if (S.mode !== msg.mode) { S.mode = msg.mode; (msg.mode === "mvc" ? setupMvc : setupRun)(msg); }
+    // a (re)connection starts from the server's history: its clock may have restarted with it
+    S.t = []; S.theta = []; S.torque = []; S.fl = []; S.forces = []; S.mvcMuscles = []; S.dirty = true;
   }
   if (S.mode === "run") applyRun(msg); else applyMvc(msg);
 }
