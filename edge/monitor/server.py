@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 from importlib import resources
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -30,7 +31,16 @@ async def _page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
 
+def _same_origin(request: web.Request) -> bool:
+    """A browser says which page opens a WebSocket: only this server's own page may (another site open
+    in the same browser must not read the stream)."""
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
 async def _socket(request: web.Request) -> web.WebSocketResponse:
+    if not _same_origin(request):
+        raise web.HTTPForbidden(text="the monitor's stream is for its own page")
     ws = web.WebSocketResponse(heartbeat=10.0)
     await ws.prepare(request)
     queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_TICKS)

@@ -16,6 +16,9 @@ function setState(state, reason) {
   el.textContent = state === "live" ? "live" : reason;
   el.title = reason;
 }
+function esc(text) {  // names come from the amplifier's labels: never markup
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
 function fmt(v, digits = 3) { return v === null || v === undefined ? "–" : Number(v).toFixed(digits); }
 function width(el) { return Math.max(300, el.parentElement.clientWidth - 10); }
 
@@ -111,7 +114,7 @@ function bars(el, items, own = false) {  // items: [name, value, marker (max), t
   const top0 = Math.max(1e-12, ...items.map(([, v, m]) => Math.max(v || 0, m || 0))) * 1.1;
   el.innerHTML = items.map(([name, v, m, text]) => {
     const top = own ? Math.max(1e-12, v || 0, m || 0) * 1.1 : top0;
-    return `<div class="bar"><span class="name">${name}</span>` +
+    return `<div class="bar"><span class="name">${esc(name)}</span>` +
     `<span class="track"><span class="fill" style="width:${100 * Math.min(1, (v || 0) / top)}%"></span>` +
     (m ? `<span class="max" style="left:${100 * m / top}%"></span>` : "") + `</span>` +
     `<span class="num">${text}</span></div>`;
@@ -165,8 +168,8 @@ function applyMvc(msg) {
   bars($("mvc-bars"), m.map((x, k) => [x, msg.levels[k], msg.running_max[k],
     `${fmt(1e6 * (msg.levels[k] || 0), 1)} µV`]), true);
   $("reps").innerHTML = msg.repetitions.map((r) => `<li class="rep ${r.accepted ? "accepted" : "rejected"}">` +
-    `${r.muscle} #${r.attempt}: ` + (r.accepted ? `accepted, ${fmt(1e6 * r.mvc_volts, 1)} µV` +
-    (r.rest_volts ? ` (${fmt(r.mvc_volts / r.rest_volts, 0)}× rest)` : "") : `rejected: ${r.reason}`) +
+    `${esc(r.muscle)} #${r.attempt}: ` + (r.accepted ? `accepted, ${fmt(1e6 * r.mvc_volts, 1)} µV` +
+    (r.rest_volts ? ` (${fmt(r.mvc_volts / r.rest_volts, 0)}× rest)` : "") : `rejected: ${esc(r.reason)}`) +
     `</li>`).join("");
 }
 

@@ -36,6 +36,11 @@ def test_the_page_and_two_tabs_over_websockets_with_datagrams_from_udp():
                 for path in scripts:
                     async with http.get(server.url.rstrip("/") + path) as r:
                         assert r.status == 200 and len(await r.read()) > 100
+                try:  # another site open in the same browser may not read the stream
+                    await http.ws_connect(server.url + "ws", origin="http://evil.example")
+                    raise AssertionError("a foreign origin was let in")
+                except aiohttp.WSServerHandshakeError as exc:
+                    assert exc.status == 403
                 tabs = [await http.ws_connect(server.url + "ws") for _ in range(2)]
                 hellos = [json.loads((await t.receive()).data) for t in tabs]
                 assert [h["type"] for h in hellos] == ["hello", "hello"] and hellos[0]["state"] == "waiting"
