@@ -48,3 +48,15 @@ def test_a_guided_session_tells_the_page_each_step_and_a_failing_page_does_not_s
     snap = feed.tick()
     assert snap["phase"] == "done" and [r["accepted"] for r in snap["repetitions"]] == [True, True]
     assert snap["running_max"][0] >= 0.9 * result.mvc_volts["BFSH"]
+
+
+def test_a_scripted_session_says_which_muscle_it_waits_for():
+    signal = mvc_protocol_signal(joint="knee", subject=1, seed=0, repetitions=1)
+    events = []
+    with amp(signal) as sim:
+        run_mvc_session(sim.address, auto=True, timeout_s=60, config=MvcConfig(repetitions=1, max_attempts=2),
+                        say=lambda _: None, on_event=events.append)
+    steps = [(e["type"], e.get("muscle")) for e in events if e["type"] not in ("envelope",)]
+    assert steps == [("session", None), ("prompt", "BFSH"), ("repetition", "BFSH"), ("prompt", "RF"),
+                     ("repetition", "RF"), ("done", None)]
+    assert events[1]["text"] == "scripted session: waiting for contractions of BFSH"

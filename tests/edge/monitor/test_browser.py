@@ -72,23 +72,29 @@ def test_run_view_waits_follows_theta_and_goes_stale_within_a_second(tmp_path):
         assert time.monotonic() - stopped < 1.0 and _state(page) == "stale"
 
 
-def test_mvc_view_shows_the_prompt_and_each_repetition_verdict(tmp_path):
+def test_mvc_view_shows_the_muscle_the_countdown_and_each_repetition_verdict(tmp_path):
+    """A guided session against amp-sim's MVC protocol, whose timing (rest 3 s, contraction 5 s) is the
+    guided default: the page shows the prompt, the countdown, GO, and each verdict."""
     with processes() as start, browser() as b:
         amp = start("amp-sim", "--protocol", "mvc", "--joint", "knee", "--tcp", "0", "--rate", "1000",
-                    "--mvc-rest", "2", "--mvc-contraction", "2.5", "--mvc-ramp", "0.3",
                     "--mvc-repetitions", "1")
         port = amp.line("amp-sim: listening on ").split()[-1]
-        mvc = start("calibrate", "mvc", "--port", port, "--auto", "--joint", "knee", "--subject", "k01",
+        mvc = start("calibrate", "mvc", "--port", port, "--joint", "knee", "--subject", "k01",
                     "--out", str(tmp_path / "k01.json"), "--repetitions", "1", "--monitor", "--monitor-port",
-                    "0", "--timeout", "60", "--json")
+                    "0", "--json")
         url = mvc.line("monitor: open ").split()[2]
         page = b.new_page(viewport={"width": 1280, "height": 800})
         page.goto(url)
-        page.wait_for_function("document.querySelector('#prompt').textContent.includes('waiting for "
-                               "contractions')", timeout=10000)
-        page.wait_for_selector("#reps li", timeout=60000)
+        page.wait_for_function("['3', '2', '1'].includes(document.querySelector('#countdown').textContent)",
+                               timeout=15000)
+        assert "BFSH, repetition 1: relax" in page.text_content("#prompt")
+        page.wait_for_function("document.querySelector('#prompt').dataset.phase === 'hold'", timeout=10000)
+        assert page.text_content("#prompt").startswith("GO: contract BFSH")
+        page.wait_for_selector("#reps li", timeout=15000)
         verdict = page.text_content("#reps li")
-        assert ("accepted" in verdict or "rejected" in verdict) and verdict.startswith("BFSH #1")
+        assert verdict.startswith("BFSH #1: ") and ("accepted" in verdict or "rejected" in verdict)
+        page.wait_for_function("document.querySelector('#prompt').dataset.phase === 'hold'", timeout=10000)
+        page.wait_for_timeout(1500)  # RF's contraction under way
         page.screenshot(path=str(screenshot_path(tmp_path, "monitor-mvc.png")))
-        assert mvc.proc.wait(timeout=60) == 0, mvc.err[-5:]
+        assert mvc.proc.wait(timeout=30) == 0, mvc.err[-5:]
     assert (tmp_path / "k01.json").exists()
