@@ -49,12 +49,15 @@ async def _socket(request: web.Request) -> web.WebSocketResponse:
     clients.add(queue)
 
     async def pump() -> None:
-        while True:
-            text = await queue.get()
-            if text is None:
-                break
-            await ws.send_str(text)
-        await ws.close()
+        try:
+            while True:
+                text = await queue.get()
+                if text is None:
+                    break
+                await ws.send_str(text)
+            await ws.close()
+        except (ConnectionError, RuntimeError):  # the tab went away mid-send: its handler ends too
+            pass
 
     sender = asyncio.create_task(pump())
     try:
