@@ -43,7 +43,7 @@ async def _socket(request: web.Request) -> web.WebSocketResponse:
         raise web.HTTPForbidden(text="the monitor's stream is for its own page")
     ws = web.WebSocketResponse(heartbeat=10.0)
     await ws.prepare(request)
-    queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_TICKS)
+    queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=QUEUE_TICKS)
     clients = request.app[CLIENTS]
     queue.put_nowait(json.dumps(request.app[FEED].hello(), allow_nan=False))
     clients.add(queue)
