@@ -7,7 +7,9 @@ file as ``<name>.prev``; a failed run leaves the existing profile byte for byte 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import time
 from pathlib import Path
 
 from myoedge.ground.errors import InputError
@@ -15,6 +17,7 @@ from myoedge.ground.fileio import check_output
 
 
 def register(sub) -> None:
+    from myoedge.edge.monitor.cli import add_server_options
     from myoedge.ground.verbs import add_verb
 
     p = add_verb(sub, "calibrate", _no_subverb,
@@ -48,6 +51,10 @@ def register(sub) -> None:
     m.add_argument("--timeout", type=float, default=600.0, help="scripted: give up after this many s (600)")
     m.add_argument("--stall", type=float, default=3.0,
                    help="seconds without data that count as an unplugged port (default 3)")
+    m.add_argument("--monitor", action="store_true",
+                   help="show the session live in the browser: the muscle to contract, the countdown, the "
+                        "envelope against its running maximum, each repetition's verdict (prints the URL)")
+    add_server_options(m, prefix="monitor-")
     m.add_argument("--json", action="store_true", help="print one JSON summary object as the last line")
     m.set_defaults(handler=_mvc, verb="calibrate mvc")
 
@@ -145,10 +152,12 @@ def _mvc(args: argparse.Namespace) -> dict:
         actions = {mu.name: f"push into {model.joint} {'flexion' if mu.action == 'flexor' else 'extension'} "
                             f"({mu.name})" for mu in model.muscles}
         muscles = muscles or list(model.muscle_names)
-    result = run_mvc_session(args.port, transport=open_transport(args.port), muscles=muscles, config=config,
-                             auto=args.auto, actions=actions,
-                             timeout_s=_positive(args.timeout, "--timeout"),
-                             stall_s=_positive(args.stall, "--stall"))
+    timeout_s, stall_s = _positive(args.timeout, "--timeout"), _positive(args.stall, "--stall")
+    transport = open_transport(args.port)
+    with _monitor(args) as on_event:
+        result = run_mvc_session(args.port, transport=transport, muscles=muscles, config=config,
+                                 auto=args.auto, actions=actions, timeout_s=timeout_s, stall_s=stall_s,
+                                 on_event=on_event)
     if base is not None:
         profile = profile_update.with_mvc(base, result)
     else:
@@ -161,6 +170,32 @@ def _mvc(args: argparse.Namespace) -> dict:
     print(f"wrote {out}" + (f" (previous kept as {kept.name})" if kept.exists() else ""))
     return {"profile": str(out), "mvc_volts": result.mvc_volts, "lost_frames": result.lost_frames,
             "reconnects": result.reconnects, "mode": result.mode, "repetitions": result.session}
+
+
+@contextlib.contextmanager
+def _monitor(args: argparse.Namespace):
+    """With ``--monitor``: the live page of the session (its event consumer); else no consumer."""
+    if not args.monitor:
+        yield None
+        return
+    from myoedge.edge.monitor.cli import check_port, require_server
+
+    require_server()
+    from myoedge.edge.monitor.mvc_feed import MvcFeed
+    from myoedge.edge.monitor.server import ServerThread
+
+    feed = MvcFeed(source=args.port)
+    server = ServerThread(feed, host=args.monitor_host,
+                          port=check_port(args.monitor_port, "--monitor-port")).start()
+    print(f"monitor: open {server.url} to follow the session", flush=True)
+    try:
+        yield feed.event
+        time.sleep(0.1)  # the last verdict and the result reach the page (3 ticks)
+    except BaseException:
+        time.sleep(0.1)  # the reason reaches the page too
+        raise
+    finally:
+        server.stop()
 
 
 def _moment_arms(args: argparse.Namespace) -> dict:

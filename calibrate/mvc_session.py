@@ -18,6 +18,7 @@ profile only after a complete session.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -39,6 +40,8 @@ from myoedge.edge.wire.transport import SerialTransport, Transport
 from myoedge.ground.errors import InputError
 
 Say = Callable[[str], None]
+LOG = logging.getLogger("myoedge.calibrate")
+EVENT_ENVELOPE_S = 1 / 30  # envelope events at most this often (a live display redraws at 30 fps)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,35 @@ class _FrameSink:
         return frames
 
 
+class _Events:
+    """Hands the session's events (``myoedge.edge.monitor.mvc_feed`` lists them) to ``on_event``; a consumer
+    that raises is logged once and then ignored: a display must not stop a session."""
+
+    def __init__(self, on_event: Callable[[dict], None] | None) -> None:
+        self._on_event, self.errors, self._next = on_event, 0, 0  # _next: envelope sample of the next event
+
+    def __call__(self, kind: str, **fields) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event({"type": kind, **fields})
+        except Exception:
+            self.errors += 1
+            if self.errors == 1:
+                LOG.exception("the session's event consumer raised (further errors are only counted)")
+
+    def envelope(self, stream: EnvelopeStream) -> None:
+        """Every measured channel's envelope every ``EVENT_ENVELOPE_S`` of stream, however the frames came
+        in batches."""
+        if self._on_event is None or stream.n <= self._next:
+            return
+        step = max(1, round(stream.rate_hz * EVENT_ENVELOPE_S))
+        env = stream.envelope
+        for i in range(self._next, stream.n, step):
+            self("envelope", t=i / stream.rate_hz, volts=[float(v) for v in env[i]])
+            self._next = i + step
+
+
 def channel_map(info: DeviceInfo, muscles: Sequence[str] | None) -> list[tuple[str, int]]:
     """(muscle, device channel) per muscle: a channel's label is its muscle's name (first 8 characters)."""
     labels = list(info.labels)
@@ -100,8 +132,10 @@ def channel_map(info: DeviceInfo, muscles: Sequence[str] | None) -> list[tuple[s
 class _Pump:
     """Drains the reader into the envelope stream; raises when the data stop for ``stall_s``."""
 
-    def __init__(self, reader: Reader, sink: _FrameSink, stream: EnvelopeStream, *, stall_s: float):
+    def __init__(self, reader: Reader, sink: _FrameSink, stream: EnvelopeStream, *, stall_s: float,
+                 events: _Events | None = None):
         self.reader, self.sink, self.stream, self.stall_s = reader, sink, stream, stall_s
+        self.events = events or _Events(None)
         self.device = reader.device_info
         self._lost = reader.stats().parser.lost
         self._last_data = time.monotonic()
@@ -126,7 +160,9 @@ class _Pump:
         self._last_data = time.monotonic()
         lost, self._lost = stats.parser.lost - self._lost, stats.parser.lost
         counts = np.concatenate([f.samples for f in frames])
-        return self.stream.feed(counts, lost_frames=lost)
+        n = self.stream.feed(counts, lost_frames=lost)
+        self.events.envelope(self.stream)
+        return n
 
     def until(self, n: int, *, on_sample: Callable[[], None] | None = None) -> None:
         while self.stream.n < n:
@@ -147,13 +183,17 @@ def _wait_device_info(reader: Reader, sink: _FrameSink, timeout_s: float) -> Dev
 def run_mvc_session(url: str, *, muscles: Sequence[str] | None = None, config: MvcConfig | None = None,
                     auto: bool = False, actions: dict[str, str] | None = None, timeout_s: float = 600.0,
                     stall_s: float = 3.0, info_timeout_s: float = 5.0, say: Say = print,
-                    transport: Transport | None = None) -> MvcResult:
+                    transport: Transport | None = None,
+                    on_event: Callable[[dict], None] | None = None) -> MvcResult:
     """Run a session on the amplifier at ``url``; returns the MVC or raises ``InputError`` saying why.
 
     ``actions`` maps muscle → the movement to prompt (e.g. "knee flexion"); ``timeout_s`` bounds a
     scripted session; ``stall_s`` is how long without data counts as an unplugged port. ``transport``
     replaces the ``SerialTransport`` opened on ``url`` (any :class:`myoedge.edge.wire.transport.Transport`).
+    ``on_event`` receives the session's events (prompts, countdown, envelopes, verdicts: the live page of
+    ``calibrate mvc --monitor``), in this thread.
     """
+    events = _Events(on_event)
     config = config or MvcConfig()
     sink = _FrameSink()
     reader = Reader(transport or SerialTransport(url), on_frames=sink.on_frames)
@@ -167,15 +207,22 @@ def run_mvc_session(url: str, *, muscles: Sequence[str] | None = None, config: M
         stream = EnvelopeStream(env_cfg, volts_per_count=np.asarray(info.scale_v, dtype=float),
                                 channels=[c for _, c in pairs], samples_per_frame=info.samples_per_frame)
         session = MvcSession(muscles=tuple(names), config=config)
-        pump = _Pump(reader, sink, stream, stall_s=stall_s)
+        pump = _Pump(reader, sink, stream, stall_s=stall_s, events=events)
         say(f"{info.device_name or 'amplifier'} on {url}: {info.n_channels} channels at "
             f"{info.sample_rate_hz:g} Hz; measuring {', '.join(names)} "
             f"({config.repetitions} repetitions each, {'scripted' if auto else 'guided'})")
-        if auto:
-            _scripted(session, stream, pump, names, timeout_s=timeout_s, say=say)
-        else:
-            _guided(session, stream, pump, names, actions or {}, say=say)
-        mvc = session.mvc()
+        events("session", muscles=names, mode="auto" if auto else "guided", repetitions=config.repetitions,
+               device=f"{info.device_name or 'amplifier'} on {url}")
+        try:
+            if auto:
+                _scripted(session, stream, pump, names, timeout_s=timeout_s, say=say, events=events)
+            else:
+                _guided(session, stream, pump, names, actions or {}, say=say, events=events)
+            mvc = session.mvc()
+        except InputError as exc:
+            events("failed", reason=str(exc))
+            raise
+        events("done", mvc_volts=mvc)
         stats = reader.stats()
     finally:
         reader.stop()
@@ -200,7 +247,9 @@ class _LiveBar:
         sys.stdout.flush()
 
 
-def _report(say: Say, rep) -> None:
+def _report(say: Say, rep, events: _Events) -> None:
+    events("repetition", muscle=rep.muscle, attempt=rep.attempt, accepted=rep.accepted, reason=rep.reason,
+           mvc_volts=rep.mvc_volts, rest_volts=rep.rest_volts)
     if rep.accepted:
         lost = f", {rep.lost_frames} frames lost" if rep.lost_frames else ""
         say(f"  {rep.muscle} #{rep.attempt}: {1e6 * rep.mvc_volts:.1f} µV "
@@ -210,16 +259,27 @@ def _report(say: Say, rep) -> None:
 
 
 def _scripted(session: MvcSession, stream: EnvelopeStream, pump: _Pump, names: list[str], *, timeout_s: float,
-              say: Say) -> None:
+              say: Say, events: _Events) -> None:
     finder = BurstFinder(stream, config=session.config)
     deadline = time.monotonic() + timeout_s
+    expected = None
+
+    def announce() -> None:  # the muscle the scripted stream should bring next
+        nonlocal expected
+        wanted = next((m for m in names if session.wants(m)), None)
+        if wanted is not None and wanted != expected:
+            expected = wanted
+            events("prompt", muscle=wanted, attempt=len(session.repetitions[wanted]) + 1,
+                   text=f"scripted session: waiting for contractions of {wanted}")
 
     def take(final: bool = False) -> None:
         for burst in finder.poll(final=final):
             muscle = names[burst.channel]
             if session.wants(muscle):
-                _report(say, session.add(muscle, finder.repetition(burst), rate_hz=stream.rate_hz))
+                _report(say, session.add(muscle, finder.repetition(burst), rate_hz=stream.rate_hz), events)
+        announce()
 
+    announce()
     try:
         while not session.complete:
             pump()
@@ -236,7 +296,7 @@ def _scripted(session: MvcSession, stream: EnvelopeStream, pump: _Pump, names: l
 
 
 def _guided(session: MvcSession, stream: EnvelopeStream, pump: _Pump, names: list[str],
-            actions: dict[str, str], *, say: Say) -> None:
+            actions: dict[str, str], *, say: Say, events: _Events) -> None:
     cfg, rate = session.config, stream.rate_hz
     tty = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
     rest_n, hold_n, count_n = (int(round(x * rate)) for x in (cfg.rest_s, cfg.hold_s, cfg.countdown_s))
@@ -247,12 +307,17 @@ def _guided(session: MvcSession, stream: EnvelopeStream, pump: _Pump, names: lis
             attempt = len(session.repetitions[muscle]) + 1
             say(f"{muscle}, repetition {attempt}: relax for {cfg.rest_s:g} s, then {what} as hard as you can "
                 f"for {cfg.hold_s:g} s")
+            events("prompt", muscle=muscle, attempt=attempt,
+                   text=f"{muscle}, repetition {attempt}: relax, then {what} as hard as you can "
+                        f"for {cfg.hold_s:g} s")
             hold0 = start + rest_n
             for k in range(int(round(cfg.countdown_s)), 0, -1):
                 pump.until(hold0 - int(round(k * count_n / cfg.countdown_s)))
                 say(f"  {k}…")
+                events("countdown", muscle=muscle, seconds=k)
             pump.until(hold0)
             say(f"  GO — {what}, hold it!")
+            events("go", muscle=muscle, hold_s=cfg.hold_s)
             bar = _LiveBar(stream, index) if tty else None
             pump.until(hold0 + hold_n, on_sample=bar)
             if tty:
@@ -260,4 +325,4 @@ def _guided(session: MvcSession, stream: EnvelopeStream, pump: _Pump, names: lis
             data = guided_repetition(stream, channel=index, rest=(start, hold0), hold=(hold0, hold0 + hold_n),
                                      labels=names)
             start = hold0 + hold_n
-            _report(say, session.add(muscle, data, rate_hz=rate))
+            _report(say, session.add(muscle, data, rate_hz=rate), events)

@@ -27,6 +27,7 @@ VERBS = {
     "amp-sim": "myoedge.edge.sim.ampsim_cli",
     "run": "myoedge.edge.loop.run_cli",
     "bench": "myoedge.edge.sim.bench_cli",
+    "monitor": "myoedge.edge.monitor.cli",
     "calibrate": "myoedge.calibrate.cli",
     "train": "myoedge.train.cli",
     "export": "myoedge.train.cli",

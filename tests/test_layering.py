@@ -50,6 +50,7 @@ EDGE_ROOMS = {
     "model": {"dsp"},
     "loop": {"wire", "dsp", "model"},
     "sim": {"wire", "dsp", "model", "loop"},
+    "monitor": {"loop"},
 }
 
 

@@ -87,6 +87,16 @@ class LatencyRecorder:
         """Forget everything (e.g. after a warm-up period)."""
         self.count = self.deadline_misses = self.max_processing_ns = 0
 
+    def recent_processing_ns(self, n: int) -> np.ndarray:
+        """A copy of the ``processing`` times (ns) of the last ``n`` frames recorded (fewer at start)."""
+        count, cap = self.count, self.capacity
+        n = max(0, min(int(n), count, cap))
+        end = count % cap
+        row = self._times[_PROCESSING]
+        if n <= end:
+            return row[end - n:end].copy()
+        return np.concatenate((row[cap - (n - end):], row[:end]))
+
     def _kept(self) -> slice:
         return slice(0, min(self.count, self.capacity))
 

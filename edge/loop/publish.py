@@ -108,6 +108,7 @@ class UdpPublisher(Publisher):
         except (socket.gaierror, UnicodeError) as exc:
             raise InputError(f"cannot resolve UDP destination {host!r}: {exc}") from None
         self.address = f"{host}:{port}"
+        self.status_sent = self.status_dropped = 0  # status datagrams (send_status), not estimates
         self._encoder = EstimateEncoder(n_muscles=n_muscles)
         self._sock = socket.socket(family, kind, proto)
         self._sock.setblocking(False)
@@ -132,6 +133,19 @@ class UdpPublisher(Publisher):
             self.stats.last_error = code
             return
         self.stats.published += 1
+
+    def send_status(self, datagram: bytes) -> None:
+        """An out-of-band datagram on the same link (the runtime's status, :mod:`.status`), signed like the
+        estimates; sent from the status thread, never the loop's. Counted apart from the estimates."""
+        try:
+            if self._signer is None:
+                self._sock.send(datagram)
+            else:
+                self._sock.sendmsg((datagram, self._signer.tag(datagram)))
+        except OSError:
+            self.status_dropped += 1
+            return
+        self.status_sent += 1
 
     def close(self) -> None:
         self._sock.close()

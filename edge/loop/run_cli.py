@@ -31,6 +31,10 @@ def register(sub) -> None:
     p.add_argument("--udp-key", metavar="FILE", help="append an HMAC-SHA256 tag (16 bytes) made with the "
                    "shared key in FILE (16 to 4096 bytes, not readable by every user) to every UDP "
                    "datagram, so the controller can reject forged or corrupted ones (docs/runtime.md)")
+    p.add_argument("--status-hz", type=float, default=0.0, metavar="HZ",
+                   help="also send a status datagram (counters, recent latency, envelopes; magic 'MYOS', "
+                        "docs/runtime.md) HZ times a second to --udp, from a thread of its own, for "
+                        "`myoedge monitor` (default 0: none; 20 suits the monitor)")
     p.add_argument("--csv", metavar="FILE", help="log every estimate to FILE (complete when the run ends); "
                    "never one of the inputs, and an existing FILE only with --overwrite (kept as FILE.prev)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --csv log")
@@ -69,6 +73,10 @@ def _run(args: argparse.Namespace) -> dict:
     urls = [*args.publish, *([f"udp://{args.udp}"] if args.udp else [])]
     if len(set(urls)) != len(urls):
         raise InputError(f"a publisher is named twice: {sorted(u for u in set(urls) if urls.count(u) > 1)}")
+    has_udp = any(u.lower().startswith("udp://") for u in urls)
+    if args.status_hz and not (has_udp and 1 / 60 <= args.status_hz <= 100):
+        raise InputError("--status-hz needs a UDP publisher (--udp or --publish udp://) and a rate within "
+                         f"[1/60, 100] Hz, got {args.status_hz:g}" + ("" if has_udp else " without one"))
     key = None
     if args.udp_key is not None:
         from myoedge.edge.loop.link_auth import load_udp_key
@@ -103,7 +111,8 @@ def _run(args: argparse.Namespace) -> dict:
             publishers.append(CsvPublisher(args.csv, muscles=bundle.muscles, overwrite=args.overwrite))
         runtime = Runtime(bundle=bundle, profile=profile, transport=transport, safety=safety,
                           publishers=publishers, backend=args.backend, engine_path=args.engine,
-                          realtime_priority=args.rt_priority, prewarm=not args.no_prewarm)
+                          realtime_priority=args.rt_priority, prewarm=not args.no_prewarm,
+                          status_interval_s=1.0 / args.status_hz if args.status_hz else None)
     except BaseException:
         for publisher in publishers:
             publisher.close()

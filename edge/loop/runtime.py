@@ -32,6 +32,7 @@ from myoedge.edge.loop.pipeline import Pipeline, warm_up
 from myoedge.edge.loop.publish import Publisher
 from myoedge.edge.loop.safety import SafetyConfig
 from myoedge.edge.loop.setup_checks import check_device, check_profile, envelope_config
+from myoedge.edge.loop.status_report import StatusReporter
 from myoedge.edge.model import Predictor, replay_test_vectors, select_predictor
 from myoedge.edge.model.bundle import Bundle
 from myoedge.edge.wire.frame_ring import warm_up_scan
@@ -56,7 +57,8 @@ class Runtime:
                  predictor: Predictor | None = None, backend: str = "auto",
                  engine_path: str | os.PathLike | None = None,
                  device_info_timeout_s: float = 5.0, latency_capacity: int = LATENCY_CAPACITY,
-                 realtime_priority: int | None = None, prewarm: bool = True) -> None:
+                 realtime_priority: int | None = None, prewarm: bool = True,
+                 status_interval_s: float | None = None) -> None:
         check_profile(bundle, profile)
         self.config = envelope_config(bundle)
         self.bundle, self.profile, self.transport = bundle, profile, transport
@@ -70,6 +72,10 @@ class Runtime:
                              f"got {realtime_priority!r}")
         self._rt_priority = realtime_priority
         self._prewarm = prewarm
+        if status_interval_s is not None and not 0.01 <= status_interval_s <= 60:
+            raise InputError(f"status_interval_s must be within [0.01, 60] s, got {status_interval_s!r}")
+        self._status_interval_s = status_interval_s
+        self.status_reporter: StatusReporter | None = None
         self.realtime = "off" if realtime_priority is None else "pending"
         self._latency_capacity = latency_capacity
         self.reader: Reader | None = None
@@ -124,6 +130,10 @@ class Runtime:
         self._started_at = time.monotonic()
         self._watchdog = threading.Thread(target=self._watch, name="myoedge-watchdog", daemon=True)
         self._watchdog.start()
+        senders = [p.send_status for p in self.publishers if hasattr(p, "send_status")]
+        if self._status_interval_s is not None and senders:  # status datagrams: a thread of their own
+            self.status_reporter = StatusReporter(self, interval_s=self._status_interval_s,
+                                                  senders=senders).start()
         LOG.info("running bundle %s (%s) on %s: %d channels at %g Hz; model at %g Hz, window %d, "
                  "predictor %s", self.bundle.path, self.bundle.meta.name, self.transport.url,
                  info.n_channels, info.sample_rate_hz, self.bundle.input_rate_hz, self.bundle.window,
@@ -212,6 +222,8 @@ class Runtime:
         self._stop.set()
         if self._watchdog is not None:
             self._watchdog.join()
+        if self.status_reporter is not None:
+            self.status_reporter.stop()
         reader_stats = self.reader.stop() if self.reader is not None else None
         for publisher in self.publishers:
             try:
@@ -242,6 +254,9 @@ class Runtime:
             out["reader_error"] = reader_stats.error
         if self.latency is not None:
             out["latency"] = self.latency.summary()
+        if self.status_reporter is not None:
+            reporter = self.status_reporter
+            out["status_datagrams"] = {"sent": reporter.sent, "errors": reporter.errors}
         if self._failed:
             out["failure"] = self._failed
         return out
