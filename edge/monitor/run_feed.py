@@ -32,6 +32,8 @@ FLAG_REASONS = {
     Flags.TORQUE_CLAMPED: "the torque was limited to the configured range (information: still valid)",
     Flags.OUT_OF_DISTRIBUTION: "an envelope is far outside what the model was trained on (wrong MVC? gain?)",
     Flags.FLAT_OUTPUT: "the outputs stopped moving while the envelopes moved",
+    Flags.RECONSTRUCTED: "an electrode is off and its envelope was filled in from the other channels "
+                         "(information: still valid)",
 }
 
 

@@ -4,7 +4,7 @@
 const PALETTE = ["#3b7dd8", "#e67e22", "#2a9d55", "#8e44ad", "#c0392b", "#16a085", "#d35400", "#7f8c8d"];
 const FLAG_COLORS = {STALE: "#c0392b", SATURATED: "#e67e22", ELECTRODE_OFF: "#8e44ad", LOST_FRAMES: "#d35400",
   OUT_OF_RANGE: "#b03a6f", WARMING_UP: "#c9a227", TORQUE_CLAMPED: "#5dade2", OUT_OF_DISTRIBUTION: "#16a085",
-  FLAT_OUTPUT: "#7f8c8d"};
+  FLAT_OUTPUT: "#7f8c8d", RECONSTRUCTED: "#a3c4f3"};
 const S = {mode: null, flags: [], invalid: 0, hist: 15, lastMsg: 0, dirty: false, lastDraw: 0, draws: 0,
   t: [], theta: [], torque: [], fl: [], forces: [], muscles: [], nForces: 0, plots: {}, mvcMax: [], ws: null};
 window.monitor = S;  // for tests and the curious: what the page holds

@@ -36,7 +36,7 @@ def status(**over) -> Status:
 
 def test_every_flag_has_a_reason_and_aliases_are_not_listed_twice():
     assert set(FLAG_REASONS) == set(Flags) and [f["name"] for f in flag_table()].count("WARMING_UP") == 1
-    assert {f["name"] for f in flag_table() if not f["invalid"]} == {"TORQUE_CLAMPED"}
+    assert {f["name"] for f in flag_table() if not f["invalid"]} == {"TORQUE_CLAMPED", "RECONSTRUCTED"}
 
 
 def test_100_hz_estimates_reach_the_page_at_50_hz_with_every_flag_kept():
