@@ -212,12 +212,23 @@ def simulate_trial(spec: JointSpec, *, load_kg: float, duration_s: float, seed: 
     flex = np.array([m.flexor for m in spec.muscles])
     cocon = _slow(rng, n, lo=0.02, hi=0.15)  # co-contraction level
     share = np.stack([_slow(rng, n, lo=0.5, hi=1.5) for _ in names], axis=1)  # per-muscle share of the drive
-    kp, kd = float(rng.uniform(1.5, 3.0)), float(rng.uniform(0.15, 0.3))
+    # the virtual subject's feedback, set from its own joint like a tuned controller: a 2-4 Hz, well damped
+    # loop on the joint's inertia, in excitation units of the muscles' torque at mid-range, and an
+    # internal model of the static moments (gravity with the load, the passive spring) fed forward
+    model.realizeDynamics(state)
+    capacity = sum(m.f_max * abs(mus.computeMomentArm(state, coord)) for m, mus in zip(spec.muscles, muscles,
+                                                                                        strict=True)) / 2
+    inertia = spec.mass * (spec.gyration ** 2 + spec.com ** 2) + load_kg * spec.hand ** 2
+    mgl = 9.81 * (spec.mass * spec.com + load_kg * spec.hand)
+    omega, zeta = 2 * math.pi * float(rng.uniform(2.0, 4.0)), float(rng.uniform(0.6, 1.0))
+    kp, kd = inertia * omega ** 2 / capacity, 2 * zeta * inertia * omega / capacity
+    rest = math.radians(spec.rest_deg)
     rows = {"theta": [], "theta_dot": [], "forces": [], "moment_arms": [], "torque": [], "excitations": []}
     for k in range(n):
         st = manager.getState()
         q, u = coord.getValue(st), coord.getSpeedValue(st)
-        drive = kp * (target[k] - q) + kd * ((target[k + 1] - target[k]) / CONTROL_DT - u)
+        static = (mgl * math.sin(target[k]) + spec.stiffness * (target[k] - rest)) / capacity
+        drive = static + kp * (target[k] - q) + kd * ((target[k + 1] - target[k]) / CONTROL_DT - u)
         e = cocon[k] + np.where(flex, max(drive, 0.0), max(-drive, 0.0))
         e = np.clip(e * share[k] + 0.01 * rng.standard_normal(len(names)), 0.01, 1.0)
         for f, v in zip(funcs, e, strict=True):
