@@ -68,6 +68,8 @@ class JointSpec:
     rest_deg: float
     muscles: tuple[MuscleSpec, ...]
     loads: tuple[float, ...]  # kg, one per trial in turn
+    wrap: bool = False  # tendons wrap over a cylinder at the joint (|insertion x| its radius), as over a
+    # retinaculum or the patella: a straight line from a distal insertion would cross the axis and flip
 
 
 JOINTS: dict[str, JointSpec] = {
@@ -81,10 +83,10 @@ JOINTS: dict[str, JointSpec] = {
         MuscleSpec("FCU", 420.0, 0.051, (0.016, 0.22), (0.015, -0.020), True),
         MuscleSpec("ECRL", 300.0, 0.081, (-0.012, 0.26), (-0.011, -0.030), False),
         MuscleSpec("ECRB", 330.0, 0.058, (-0.010, 0.24), (-0.012, -0.025), False),
-        MuscleSpec("ECU", 200.0, 0.062, (-0.015, 0.22), (-0.016, -0.020), False)), (0.0, 0.0, 0.5)),
+        MuscleSpec("ECU", 200.0, 0.062, (-0.015, 0.22), (-0.016, -0.020), False)), (0.0, 0.0, 0.5), True),
     "knee": JointSpec("knee_flex", (5.0, 100.0), 3.6, 0.19, 0.12, 0.42, 2.0, 0.8, 30.0, (
         MuscleSpec("BFSH", 800.0, 0.17, (0.030, 0.20), (0.030, -0.050), True),
-        MuscleSpec("RF", 1200.0, 0.08, (-0.040, 0.40), (-0.045, -0.070), False)), (0.0, 0.0, 1.0)),
+        MuscleSpec("RF", 1200.0, 0.08, (-0.040, 0.40), (-0.045, -0.070), False)), (0.0, 0.0, 1.0), True),
 }
 
 
@@ -98,7 +100,7 @@ def _subject(spec: JointSpec, rng: np.random.Generator) -> JointSpec:
                     for m in spec.muscles)
     return JointSpec(spec.coordinate, spec.range_deg, spec.mass * u(0.8, 1.2), spec.com * u(0.9, 1.1),
                      spec.gyration, spec.hand, spec.stiffness * u(0.5, 2.0), spec.damping * u(0.5, 2.0),
-                     spec.rest_deg, muscles, spec.loads)
+                     spec.rest_deg, muscles, spec.loads, spec.wrap)
 
 
 def _build(osim, spec: JointSpec, load_kg: float):
@@ -123,6 +125,15 @@ def _build(osim, spec: JointSpec, load_kg: float):
         mus = osim.Millard2012EquilibriumMuscle(m.name, m.f_max, m.l_opt, 0.1, 0.0)
         mus.addNewPathPoint(f"{m.name}_origin", ground, osim.Vec3(m.origin[0], m.origin[1], 0.0))
         mus.addNewPathPoint(f"{m.name}_insertion", body, osim.Vec3(m.insertion[0], m.insertion[1], 0.0))
+        if spec.wrap:  # centre a little below the axis: the moment arm changes with the angle
+            cyl = osim.WrapCylinder()
+            cyl.setName(f"{m.name}_wrap")
+            cyl.set_radius(abs(m.insertion[0]))
+            cyl.set_length(0.05)
+            cyl.set_translation(osim.Vec3(0.0, -0.3 * abs(m.insertion[0]), 0.0))
+            cyl.set_quadrant("+x" if m.flexor else "-x")
+            ground.addWrapObject(cyl)
+            mus.updGeometryPath().addPathWrap(cyl)
         model.addForce(mus)
         muscles.append(mus)
     spring = osim.SpringGeneralizedForce(spec.coordinate)
@@ -199,14 +210,25 @@ def simulate_trial(spec: JointSpec, *, load_kg: float, duration_s: float, seed: 
     n = int(round(duration_s / CONTROL_DT))
     target = _targets(rng, spec, n + 1, CONTROL_DT)
     flex = np.array([m.flexor for m in spec.muscles])
-    cocon = _slow(rng, n, lo=0.02, hi=0.25)  # co-contraction level
+    cocon = _slow(rng, n, lo=0.02, hi=0.15)  # co-contraction level
     share = np.stack([_slow(rng, n, lo=0.5, hi=1.5) for _ in names], axis=1)  # per-muscle share of the drive
-    kp, kd = float(rng.uniform(3.0, 6.0)), float(rng.uniform(0.3, 0.6))
+    # the virtual subject's feedback, set from its own joint like a tuned controller: a 2-4 Hz, well damped
+    # loop on the joint's inertia, in excitation units of the muscles' torque at mid-range, and an
+    # internal model of the static moments (gravity with the load, the passive spring) fed forward
+    model.realizeDynamics(state)
+    capacity = sum(m.f_max * abs(mus.computeMomentArm(state, coord)) for m, mus in zip(spec.muscles, muscles,
+                                                                                        strict=True)) / 2
+    inertia = spec.mass * (spec.gyration ** 2 + spec.com ** 2) + load_kg * spec.hand ** 2
+    mgl = 9.81 * (spec.mass * spec.com + load_kg * spec.hand)
+    omega, zeta = 2 * math.pi * float(rng.uniform(2.0, 4.0)), float(rng.uniform(0.6, 1.0))
+    kp, kd = inertia * omega ** 2 / capacity, 2 * zeta * inertia * omega / capacity
+    rest = math.radians(spec.rest_deg)
     rows = {"theta": [], "theta_dot": [], "forces": [], "moment_arms": [], "torque": [], "excitations": []}
     for k in range(n):
         st = manager.getState()
         q, u = coord.getValue(st), coord.getSpeedValue(st)
-        drive = kp * (target[k] - q) + kd * ((target[k + 1] - target[k]) / CONTROL_DT - u)
+        static = (mgl * math.sin(target[k]) + spec.stiffness * (target[k] - rest)) / capacity
+        drive = static + kp * (target[k] - q) + kd * ((target[k + 1] - target[k]) / CONTROL_DT - u)
         e = cocon[k] + np.where(flex, max(drive, 0.0), max(-drive, 0.0))
         e = np.clip(e * share[k] + 0.01 * rng.standard_normal(len(names)), 0.01, 1.0)
         for f, v in zip(funcs, e, strict=True):
