@@ -143,7 +143,11 @@ def render_markdown(result: dict, *, figures: dict[str, list[str]], command: str
               f"envelopes at lags {lags}. Total time {result.get('seconds', 0) / 60:.1f} min.", "",
               "Definitions: θ errors in degrees, forces in newtons; nRMSE = RMSE ÷ (max − min) of the true "
               "signal over the fold's test samples; CC = Pearson correlation; a fold is one subject's 80/20 "
-              "split (intra-session) or one held-out trial (leave-one-trial-out); the physics residual is "
+              "split (intra-session) or one held-out trial (leave-one-trial-out)"
+              + ("; under the paper's protocol one subject's 80/20 split of its cycles (paper) or one "
+                 "subject's second session (sessions)" if {"paper", "sessions"} & set(cfg["protocols"])
+                 else "")
+              + "; the physics residual is "
               "the equation-of-motion residual (M θ̈ + C + G + P − Σ r F, or Σ r F − τ_ID) of the predicted "
               "sequence with θ̇, θ̈ by central differences.", ""]
     for key, joint in result["joints"].items():
