@@ -123,3 +123,21 @@ def test_evaluate_protocol_paper_end_to_end(tmp_path, capsys):
                  "paper", "--split", "time"]) == 2
     assert main(["evaluate", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "r3"), "--protocol",
                  "paper", "--protocols", "loto"]) == 2
+
+
+def test_heel_strike_events_of_a_recording_reach_the_cycles():
+    from myoedge.body.cycles import flexion_peaks
+    from myoedge.body.subjects import make_subject, simulate_session, true_profile
+    from myoedge.train.data import load_sequences
+
+    subject = make_subject("knee", 1, family="easy")
+    rec = simulate_session(subject, duration_s=8.0, trial_paces=("normal",))[0]
+    strikes = rec.time[flexion_peaks(rec.theta)] - 0.5  # a heel strike half a second before each swing peak
+    object.__setattr__(rec, "events", {"Right Foot Strike": strikes})  # Recording.events, where recorded
+    seq = load_sequences([rec], profiles={subject.name: true_profile(subject)})[0]
+    assert list(seq.events) == ["Right Foot Strike"]
+    cycles, counts = trial_cycles(seq)
+    assert counts["method"] == "event: Right Foot Strike"
+    inside = strikes[(strikes >= seq.t[0]) & (strikes <= seq.t[-1])]
+    assert counts["detected"] == len(inside) - 1 and len(cycles) == counts["kept"]
+    np.testing.assert_allclose([c.cycle_s for c in cycles], np.diff(inside)[:len(cycles)], atol=1e-9)
