@@ -38,6 +38,10 @@ def register(sub) -> None:
                    help="time: hold out the last --test-fraction of every trial (default); trial: leave one "
                         "trial out per subject, one fit per fold, accuracy averaged over the folds (the run "
                         "folder then holds a model trained on every trial)")
+    p.add_argument("--protocol", choices=["paper"],
+                   help="paper = the paper's protocol for pi-cnn/cnn (instead of --split): trials cut into "
+                        "movement cycles of 100 frames, the phase in the cycle as time input, a random 80/20 "
+                        "split of the fused cycles (--test-fraction, --seed), paper hyper-parameters")
     p.add_argument("--test-fraction", type=float, default=0.2,
                    help="--split time: fraction at the end of every trial held out (0: train on all)")
     p.add_argument("--iterations", type=int, help="training iterations (default: the preset's)")
@@ -85,6 +89,16 @@ def _train(args: argparse.Namespace) -> dict:
         if preset(args.preset).kind != "window":
             raise InputError("--smooth applies to window presets (edge-window) only")
         overrides["model"] = {"smooth": args.smooth}
+    if args.protocol == "paper":
+        from myoedge.train.evaluate import PAPER_HYPERPARAMETERS
+        from myoedge.train.presets import preset
+
+        if preset(args.preset).kind != "per-step":
+            raise InputError("--protocol paper trains the paper's networks (pi-cnn, cnn), "
+                             f"not {args.preset!r}")
+        if not 0.0 < args.test_fraction < 1.0:
+            raise InputError(f"--protocol paper needs --test-fraction in (0, 1), got {args.test_fraction}")
+        overrides = {**PAPER_HYPERPARAMETERS, "max_steps": 100, **overrides}  # a batch of one cycle
     config = TrainConfig.for_preset(args.preset, **overrides)
     check_output(args.out, folder=True, inputs=[args.data, args.profiles], overwrite=args.overwrite)
     profiles = discover_profiles(args.profiles) if args.profiles else None
@@ -100,7 +114,17 @@ def _train(args: argparse.Namespace) -> dict:
     if len(joints) > 1:
         raise InputError(f"{args.data} holds recordings of several joints {joints}; pick one with --joint")
     fit_args = {"seed": args.seed, "threads": args.threads, "quiet": args.quiet}
-    if args.split == "trial":
+    if args.protocol == "paper":
+        from myoedge.train.cycles import cycle_sequences, split_cycles
+
+        cycles, counts = cycle_sequences(seqs)
+        print(f"{sum(c['kept'] for c in counts)} cycles of 100 frames from {len(seqs)} trials "
+              f"({sum(c['rejected'] for c in counts)} dropped for an outlier duration)")
+        splits = split_cycles(cycles, train_fraction=1.0 - args.test_fraction, seed=args.seed)
+        train = [c for tr, _ in splits.values() for c in tr]
+        test = [c for _, te in splits.values() for c in te]
+        result = {"cycles": counts}
+    elif args.split == "trial":
         folds = split_leave_one_trial_out(seqs)
         scores, seconds = [], 0.0
         for i, (held, train, test) in enumerate(folds, 1):
@@ -123,12 +147,13 @@ def _train(args: argparse.Namespace) -> dict:
     final = trained.history[-1]
     print(f"trained in {trained.info['train_seconds']:.1f} s ({trained.info['parameters']} parameters); "
           "final " + ", ".join(f"{k} {v:.4g}" for k, v in final.items()) + f"; run saved to {args.out}")
-    summary = {"run": str(args.out), "preset": args.preset, "split": args.split,
+    summary = {"run": str(args.out), "preset": args.preset, "split": args.protocol or args.split,
                "train_seconds": trained.info["train_seconds"], "parameters": trained.info["parameters"],
                "final_loss": final, "train_sequences": len(train), "test_sequences": len(test), **result}
     if test:
         summary["test"] = accuracy(trained.predict, test)
-        print(f"held-out accuracy (last {args.test_fraction:g} of every trial):")
+        where = "a random {:g} of the cycles" if args.protocol else "last {:g} of every trial"
+        print(f"held-out accuracy ({where.format(args.test_fraction)}):")
     elif "test" in result:
         print(f"held-out accuracy (leave one trial out, mean over {len(result['folds'])} folds):")
     if "test" in summary:

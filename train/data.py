@@ -67,6 +67,10 @@ class Sequence:
     mvc_volts: tuple[float, ...] = ()
     mvc_source: str = "profile"  # "profile" | "max envelope"
     lead: np.ndarray | None = None  # (k, C) envelopes just before t[0] in the same trial (inputs only)
+    events: dict | None = None  # gait events of the recording: name -> times (s) on the clock of ``t``
+    source: str = ""  # the recording's folder, for messages
+    cycle_s: float | None = None  # a time-normalised movement cycle: its duration (``t`` is then the
+    #   phase 0..1 and ``rate_hz`` = (n − 1) / cycle_s, the frames' spacing); see myoedge.train.cycles
 
     def __post_init__(self) -> None:
         n, m = len(self.t), len(self.muscles)
@@ -226,13 +230,14 @@ def load_sequences(paths_or_root, *, rate_hz: float = 100.0, envelope: EnvelopeC
     else:
         items = list(paths_or_root)
     found: dict[str, SubjectProfile] = {} if profiles is None else dict(profiles)
-    recordings = []
+    recordings, sources = [], {}
     for item in items:
         if isinstance(item, Recording):
             recordings.append(item)
             continue
         folder = Path(item)
         recordings.append(load_recording(folder))
+        sources[id(recordings[-1])] = str(folder)
         if profiles is None:
             for subject, prof in _profiles_beside(folder).items():
                 found.setdefault(subject, prof)
@@ -248,13 +253,13 @@ def load_sequences(paths_or_root, *, rate_hz: float = 100.0, envelope: EnvelopeC
     for subject, recs in by_subject.items():
         sequences.extend(_subject_sequences(subject, recs, found.get(subject), rate_hz=float(rate_hz),
                                             envelope=envelope, settle_s=settle_s,
-                                            adc=adc))
+                                            adc=adc, sources=sources))
     return sequences
 
 
 def _subject_sequences(subject: str, recs: list[Recording], profile: SubjectProfile | None, *, rate_hz: float,
                        envelope: EnvelopeConfig | None, settle_s: float,
-                       adc: Adc) -> list[Sequence]:
+                       adc: Adc, sources: dict) -> list[Sequence]:
     prepared, volts_per_count = [], adc.volts_per_count
     for rec in recs:
         cfg = _envelope_config(rec, rate_hz, envelope, adc)
@@ -299,7 +304,10 @@ def _subject_sequences(subject: str, recs: list[Recording], profile: SubjectProf
             trial=meta.trial, joint=meta.joint, muscles=meta.muscles, rate_hz=rate_hz, t=t,
             envelopes=np.ascontiguousarray(env[keep]), theta=at(rec.theta), forces=at(rec.forces),
             moment_arms=at(rec.moment_arms), torque=at(rec.torque), model=model, physics=physics,
-            envelope_config=cfg, adc=adc, mvc_volts=tuple(float(v) for v in mvc), mvc_source=source))
+            envelope_config=cfg, adc=adc, mvc_volts=tuple(float(v) for v in mvc), mvc_source=source,
+            events={k: np.asarray(v, dtype=np.float64)
+                    for k, v in (getattr(rec, "events", None) or {}).items()},
+            source=sources.get(id(rec), "")))
     return out
 
 

@@ -10,7 +10,17 @@ Protocols (splits from :mod:`myoedge.train.data`, all per subject, all methods o
 - ``size`` — the training-size sweep: the intra split with only a contiguous ``fraction`` of every
   training piece kept (10, 20, 40, 60, 80, 100 %); the test block is unchanged. The 100 % point is
   the intra fold itself (the same fit, reused). By default only the two networks the claim is about
-  (PI-CNN and CNN) are swept.
+  (PI-CNN and CNN) are swept;
+- ``paper`` — the paper's own protocol (:mod:`myoedge.train.cycles`): every trial cut into movement
+  cycles of 100 frames, the time input being the phase in the cycle, a subject's cycles of all trials
+  fused and split 80/20 at random (one fold per subject);
+- ``sessions`` — the paper's inter-session protocol on the same cycles: for a subject with two or more
+  sessions, trained on the first session's cycles and tested on each later session's (one fold per
+  later session).
+
+``paper`` and ``sessions`` fit the paper's networks with the paper's hyper-parameters
+(:data:`PAPER_HYPERPARAMETERS`, pinned here so that a change of a preset's defaults does not change them),
+each iteration a batch of one cycle.
 
 Subjects are grouped by joint and channel set (a knee model cannot be scored on wrist data); each group
 gets its own tables. Every fit gets the same seed. A method that fails on a fold (e.g. a diverging
@@ -43,7 +53,16 @@ from myoedge.train.metrics import output_names, residual_rms, score_outputs
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("intra", "loto", "size")
+PROTOCOLS = ("intra", "loto", "size", "paper", "sessions")
+DEFAULT_PROTOCOLS = ("intra", "loto", "size")
+CYCLE_PROTOCOLS = ("paper", "sessions")
+#: `--protocol paper`: the paper's protocols beside our time split (intra with the last 20 % held out)
+PAPER_PROTOCOLS = ("paper", "sessions", "intra")
+#: the methods of the paper's Table II
+PAPER_METHODS = ("pi-cnn", "cnn", "ml-elm", "elm", "svr")
+#: Zhang et al. 2023, Section IV-C: SGD with momentum, 1200 iterations, learning rate 0.01, dropout 0.3
+PAPER_HYPERPARAMETERS = {"optimizer": "sgd", "momentum": 0.9, "iterations": 1200, "lr": 0.01,
+                         "model": {"dropout": 0.3}}
 SIZE_FRACTIONS = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 RESULT_FORMAT = "myoedge-evaluation"
 TRACE_POINTS = 1500  # samples of the example test trace kept for the plots
@@ -54,7 +73,7 @@ class EvaluationConfig:
     """What to run. ``quick`` trains every method at demonstration size (tests, demos), never for reports."""
 
     methods: tuple[str, ...] = DEFAULT_METHODS
-    protocols: tuple[str, ...] = PROTOCOLS
+    protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
     size_fractions: tuple[float, ...] = SIZE_FRACTIONS
     size_methods: tuple[str, ...] = ("pi-cnn", "cnn")
     train_fraction: float = 0.8
@@ -63,6 +82,8 @@ class EvaluationConfig:
     baseline_lags_s: tuple[float, ...] = (0.0,)
     alpha: float = 0.05
     held_out: str = "block"  # intra: "block" (a 20 % block at a seeded place) | "end" (the last 20 %)
+    cycle_frames: int = 100  # paper, sessions: frames per time-normalised cycle
+    cycle_k_mad: float = 3.0  # paper, sessions: a cycle whose duration is this many MADs off is dropped
 
     def __post_init__(self):
         object.__setattr__(self, "methods", parse_methods(self.methods))
@@ -80,6 +101,11 @@ class EvaluationConfig:
             raise InputError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
         if self.held_out not in ("block", "end"):
             raise InputError(f"held_out must be 'block' or 'end', got {self.held_out!r}")
+        frames = self.cycle_frames
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 3:
+            raise InputError(f"cycle_frames must be an int >= 3, got {self.cycle_frames!r}")
+        if not self.cycle_k_mad > 0:
+            raise InputError(f"cycle_k_mad must be > 0, got {self.cycle_k_mad!r}")
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -135,7 +161,17 @@ def plan_folds(seqs, config: EvaluationConfig) -> list[Fold]:
                 folds.append(Fold("loto", test[0].subject, held, train, test))
         else:
             log.warning("leave-one-trial-out skipped: no subject has two trials")
+    if any(p in config.protocols for p in CYCLE_PROTOCOLS):
+        folds += _cycle_folds(seqs, config)
     return folds
+
+
+def _cycle_folds(seqs, config: EvaluationConfig) -> list[Fold]:
+    from myoedge.train.cycles import cycle_folds
+
+    folds = cycle_folds(seqs, protocols=config.protocols, train_fraction=config.train_fraction,
+                        seed=config.seed, frames=config.cycle_frames, k_mad=config.cycle_k_mad)
+    return [Fold(*f) for f in folds]
 
 
 def _thin(x: np.ndarray, n: int) -> np.ndarray:
@@ -158,6 +194,10 @@ def run_fold(fold: Fold, method: str, config: EvaluationConfig) -> tuple[dict, l
     options = {}
     if method in ("elm", "ml-elm", "svr"):
         options["lags_s"] = config.baseline_lags_s
+    if fold.protocol in CYCLE_PROTOCOLS and method in ("pi-cnn", "cnn"):
+        options.update({k: v for k, v in PAPER_HYPERPARAMETERS.items()
+                        if not (config.quick and k == "iterations")})
+        options["max_steps"] = config.cycle_frames  # a batch of one cycle per iteration
     t0 = time.perf_counter()
     try:
         model = get_method(method).fit(fold.train, seed=config.seed, quick=config.quick, **options)
@@ -335,16 +375,23 @@ def _summarise(group: list, runs: list[dict], config: EvaluationConfig, seconds:
     ok = [r for r in runs if "error" not in r]
     methods = list(config.methods)
     summary = {p: stats.summarise(ok, protocol=p, methods=methods, outputs=outputs, alpha=config.alpha)
-               for p in ("intra", "loto") if p in config.protocols}
+               for p in ("intra", "loto", *CYCLE_PROTOCOLS) if p in config.protocols}
     table1 = {m: stats.per_subject(ok, protocol="intra", method=m, outputs=outputs) for m in methods} \
         if "intra" in config.protocols else {}
+    table1_paper = {m: stats.per_subject(ok, protocol="paper", method=m, outputs=outputs) for m in methods} \
+        if "paper" in config.protocols else {}
+    segmentation = []
+    if any(p in config.protocols for p in CYCLE_PROTOCOLS):
+        from myoedge.train.cycles import cycle_sequences
+
+        segmentation = cycle_sequences(group, frames=config.cycle_frames, k_mad=config.cycle_k_mad)[1]
     return {
         "joint": first.joint, "muscles": list(first.muscles), "outputs": outputs,
         "subjects": sorted({s.subject for s in group}), "trials": sorted({s.trial for s in group}),
         "physics": sorted({s.physics for s in group}), "mvc_source": sorted({s.mvc_source for s in group}),
         "rate_hz": first.rate_hz, "seconds_by_protocol": {k: round(v, 1) for k, v in seconds.items()},
         "runs": runs, "failures": [r for r in runs if "error" in r], "summary": summary,
-        "per_subject": table1,
+        "per_subject": table1, "per_subject_paper": table1_paper, "segmentation": segmentation,
         "size_curve": stats.size_curve(ok, methods=list(config.size_methods), outputs=outputs)
         if "size" in config.protocols else {},
     }

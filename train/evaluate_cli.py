@@ -1,8 +1,8 @@
 """``myoedge evaluate``: score every method on recordings and write the report folder.
 
     myoedge evaluate --data DIR --out REPORTDIR [--methods pi-cnn,cnn,...] [--protocols intra,loto,size]
-                     [--quick] [--seed N] [--rate HZ] [--jobs N] [--executor process|ray [--address A]]
-                     [--json]
+                     [--protocol paper] [--quick] [--seed N] [--rate HZ] [--jobs N]
+                     [--executor process|ray [--address A]] [--json]
 
 The report folder is written whole or not at all (built beside it and renamed when complete). Each
 finished fit is kept in a cache folder beside it, so running the same command again after an
@@ -32,7 +32,7 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 
 def register(sub) -> None:
     from myoedge.ground.verbs import add_verb
-    from myoedge.train.evaluate import PROTOCOLS, SIZE_FRACTIONS
+    from myoedge.train.evaluate import DEFAULT_PROTOCOLS, PAPER_METHODS, PROTOCOLS, SIZE_FRACTIONS
     from myoedge.train.executor import EXECUTORS
     from myoedge.train.methods import DEFAULT_METHODS, METHODS
 
@@ -44,10 +44,17 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, help="folder of recordings (each with recording.json; subject "
                                                  "profiles as <subject>/profile.json)")
     p.add_argument("--out", required=True, help="report folder to write")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help=f"comma-separated, from {', '.join(METHODS)} (default: all)")
-    p.add_argument("--protocols", default=",".join(PROTOCOLS),
-                   help=f"comma-separated, from {', '.join(PROTOCOLS)} (default: all)")
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated, from {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)}; "
+                        f"with --protocol paper: {','.join(PAPER_METHODS)})")
+    p.add_argument("--protocols", default=",".join(DEFAULT_PROTOCOLS),
+                   help=f"comma-separated, from {', '.join(PROTOCOLS)} "
+                        f"(default: {','.join(DEFAULT_PROTOCOLS)})")
+    p.add_argument("--protocol", choices=["paper"],
+                   help="paper = the paper's protocol (movement cycles of 100 frames, the phase as time "
+                        "input, "
+                        "80/20 of a subject's fused cycles; inter-session where a subject has two sessions) "
+                        "beside our time split (the last 20 %% of every trial held out)")
     p.add_argument("--split", choices=["time", "trial"],
                    help="instead of --protocols: time = intra with the last 20 %% of every trial held out "
                         "(as `myoedge train`); trial = leave one trial out")
@@ -95,9 +102,22 @@ def run_evaluate(args) -> dict:
     out = check_output(args.out, folder=True, inputs=[args.data], overwrite=args.overwrite)
     if args.cache and not args.no_cache:
         check_output(args.cache, folder=True, merge=True, inputs=[args.data], flag="--cache")
+    from myoedge.train.evaluate import DEFAULT_PROTOCOLS, PAPER_METHODS, PAPER_PROTOCOLS
+    from myoedge.train.methods import DEFAULT_METHODS
+
+    if args.protocol and args.split:
+        raise InputError("--protocol paper and --split are alternatives; give one")
     protocols = {"time": ("intra",), "trial": ("loto",), None: tuple(_names(args.protocols))}[args.split]
-    config = EvaluationConfig(methods=tuple(_names(args.methods)), protocols=protocols,
-                              held_out="end" if args.split == "time" else "block",
+    methods = args.methods or ",".join(DEFAULT_METHODS)
+    if args.protocol == "paper":
+        protocols, methods = PAPER_PROTOCOLS, args.methods or ",".join(PAPER_METHODS)
+        if args.protocols != ",".join(DEFAULT_PROTOCOLS):  # a subset of the paper's (e.g. no time split)
+            protocols = tuple(_names(args.protocols))
+            if not protocols or any(p not in PAPER_PROTOCOLS for p in protocols):
+                raise InputError("with --protocol paper, --protocols must be some of "
+                                 f"{', '.join(PAPER_PROTOCOLS)}, got {args.protocols!r}")
+    config = EvaluationConfig(methods=tuple(_names(methods)), protocols=protocols,
+                              held_out="end" if args.split == "time" or args.protocol else "block",
                               size_methods=tuple(_names(args.size_methods)),
                               size_fractions=_floats(args.fractions, "--fractions"),
                               baseline_lags_s=_floats(args.baseline_lags, "--baseline-lags"),
@@ -130,7 +150,7 @@ def run_evaluate(args) -> dict:
     summary = {"out": str(out), "seconds": round(time.monotonic() - t0, 1), "joints": {}}
     for key, joint in result["joints"].items():
         means = {}
-        for protocol in ("intra", "loto"):
+        for protocol in ("intra", "loto", "paper", "sessions"):
             table = joint["summary"].get(protocol, {}).get("table", {})
             means[protocol] = {m: {"outputs": {o: {k: v[o][k]["mean"] for k in ("rmse", "nrmse", "cc")}
                                                for o in joint["outputs"]}} for m, v in table.items()}

@@ -66,8 +66,12 @@ def _check(seqs, config: TrainConfig) -> list[Sequence]:
     if not seqs:
         raise InputError("no training sequences")
     first = seqs[0]
+
+    def rate(s):  # time-normalised cycles each have their own frame spacing (myoedge.train.cycles)
+        return "cycle" if s.cycle_s is not None else s.rate_hz
+
     for s in seqs[1:]:
-        if (s.muscles, s.joint, s.rate_hz) != (first.muscles, first.joint, first.rate_hz):
+        if (s.muscles, s.joint, rate(s)) != (first.muscles, first.joint, rate(first)):
             raise InputError(f"training sequences must share joint, muscles and rate: {first.name} is "
                              f"{first.joint} {list(first.muscles)} at {first.rate_hz:g} Hz, {s.name} is "
                              f"{s.joint} {list(s.muscles)} at {s.rate_hz:g} Hz")
@@ -111,6 +115,8 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
             opt = torch.optim.Adam(model.parameters(), lr=config.lr)
         steps = _sequence_steps if mcfg.kind == "per-step" else _chunk_steps if mcfg.kind == "window" \
             else _recurrent_steps
+        if mcfg.kind == "per-step" and first.cycle_s is not None:
+            steps = _cycle_steps
         t0 = time.perf_counter()
         history = []
         model.train()
@@ -235,6 +241,33 @@ def _sequence_steps(model, seqs, config, stats, rng):
             theta, forces = theta[a:b], forces[a:b]
         out = model(env, t)
         yield _terms(model, out, theta, forces, lambda th, f, s=seq: sequence_residual(s, th, f), stats)
+
+
+def _cycle_steps(model, seqs, config, stats, rng):
+    """Paper preset on time-normalised cycles (the paper's protocol): one iteration = as many whole
+    cycles as fit in ``max_steps`` steps (10 of 100 frames by default, the time split's budget per
+    iteration), drawn without replacement until every cycle has been used; each cycle's residual is
+    differentiated with its own frame spacing."""
+    per = max(1, config.max_steps // max(s.n for s in seqs))
+    tensors = [tuple(torch.as_tensor(a, dtype=torch.float32) for a in (s.envelopes, s.t, s.theta, s.forces))
+               for s in seqs]
+    order: list[int] = []
+    for _ in range(config.iterations):
+        picks = []
+        while len(picks) < min(per, len(seqs)):
+            if not order:
+                order = [i for i in rng.permutation(len(seqs)) if i not in picks]
+            picks.append(order.pop())
+        env, t, theta, forces = (torch.cat([tensors[i][k] for i in picks]) for k in range(4))
+        bounds = np.cumsum([0] + [seqs[i].n for i in picks])
+
+        def physics(th, f, picks=picks, bounds=bounds):
+            parts = [sequence_residual(seqs[i], th[a:b], f[a:b])
+                     for i, a, b in zip(picks, bounds[:-1], bounds[1:], strict=True)]
+            parts = [p.reshape(-1) for p in parts if p is not None]
+            return torch.cat(parts) if parts else None
+
+        yield _terms(model, model(env, t), theta, forces, physics, stats)
 
 
 def _physics_key(s: Sequence) -> tuple:

@@ -64,11 +64,11 @@ def finite_or_none(x):
 
 # ---------------------------------------------------------------------------------------------- tables
 
-def _table1(joint: dict) -> list[str]:
+def _table1(joint: dict, protocol: str = "intra-session") -> list[str]:
     per, outputs = joint["per_subject"].get(REFERENCE), joint["outputs"]
     if not per:
         return []
-    lines = ["### Table I — PI-CNN per subject (intra-session)", ""]
+    lines = [f"### Table I — PI-CNN per subject ({protocol})", ""]
     for metric, title, scale in METRIC_ROWS:
         rows = [[s, *(fmt(per[s][o][metric] * scale, _digits(metric)) for o in outputs)] for s in per]
         means = [float(np.mean([per[s][o][metric] for s in per])) * scale for o in outputs]
@@ -143,7 +143,11 @@ def render_markdown(result: dict, *, figures: dict[str, list[str]], command: str
               f"envelopes at lags {lags}. Total time {result.get('seconds', 0) / 60:.1f} min.", "",
               "Definitions: θ errors in degrees, forces in newtons; nRMSE = RMSE ÷ (max − min) of the true "
               "signal over the fold's test samples; CC = Pearson correlation; a fold is one subject's 80/20 "
-              "split (intra-session) or one held-out trial (leave-one-trial-out); the physics residual is "
+              "split (intra-session) or one held-out trial (leave-one-trial-out)"
+              + ("; under the paper's protocol one subject's 80/20 split of its cycles (paper) or one "
+                 "subject's second session (sessions)" if {"paper", "sessions"} & set(cfg["protocols"])
+                 else "")
+              + "; the physics residual is "
               "the equation-of-motion residual (M θ̈ + C + G + P − Σ r F, or Σ r F − τ_ID) of the predicted "
               "sequence with θ̇, θ̈ by central differences.", ""]
     for key, joint in result["joints"].items():
@@ -156,8 +160,12 @@ def render_markdown(result: dict, *, figures: dict[str, list[str]], command: str
             verdict = {True: "met", False: "**not met**", None: "not measured"}
             rows = [[t["target"], t["measured"], verdict[t["met"]]] for t in targets]
             lines += ["### Targets", "", *_table(["Target", "Measured", "Verdict"], rows), ""]
-        lines += _table1(joint)
-        lines += _table2(joint, "intra", "Table II — methods compared, intra-session")
+        from myoedge.train.report_paper import paper_sections
+
+        lines += paper_sections(joint, cfg)
+        split = "time split" if cfg.get("held_out") == "end" else "intra-session"
+        lines += _table1(joint, split)
+        lines += _table2(joint, "intra", f"Table II — methods compared, {split}")
         lines += _table2(joint, "loto", "Table II (b) — methods compared, leave one trial out")
         lines += _size_table(joint)
         secs = joint["seconds_by_protocol"]
@@ -233,14 +241,16 @@ def _figures(result: dict, out: Path) -> dict[str, list[str]]:
             ax.set_title(f"{key}: training-size curve")
             ax.legend()
             names.append(_save(fig, out / f"size_{safe}.png", plt))
-        summ = joint["summary"].get("intra")
-        if summ and summ["methods"]:
-            names.append(_save(_bar_chart(plt, key, joint, summ), out / f"rmse_{safe}.png", plt))
+        for protocol, tag, title in (("intra", "", "intra-session"), ("paper", "paper_", "paper protocol")):
+            summ = joint["summary"].get(protocol)
+            if summ and summ["methods"]:
+                fig = _bar_chart(plt, key, joint, summ, title)
+                names.append(_save(fig, out / f"rmse_{tag}{safe}.png", plt))
         made[key] = names
     return made
 
 
-def _bar_chart(plt, key: str, joint: dict, summ: dict):
+def _bar_chart(plt, key: str, joint: dict, summ: dict, title: str = "intra-session"):
     outputs, methods = joint["outputs"], summ["methods"]
     fig, axes = plt.subplots(1, len(outputs), figsize=(3.2 * len(outputs), 3.6), squeeze=False)
     for ax, o in zip(axes[0], outputs, strict=True):
@@ -257,7 +267,7 @@ def _bar_chart(plt, key: str, joint: dict, summ: dict):
                 ax.text(i, top, mark, ha="center", va="bottom")
         ax.set_xticks(x, [label(m) for m in methods], rotation=45, ha="right", fontsize=8)
         ax.set_title(f"{output_symbol(o)} RMSE ({output_unit(o)})", fontsize=9)
-    fig.suptitle(f"{key}: intra-session RMSE (mean ± SD; * vs PI-CNN, Tukey HSD)", fontsize=10)
+    fig.suptitle(f"{key}: {title} RMSE (mean ± SD; * vs PI-CNN, Tukey HSD)", fontsize=10)
     return fig
 
 

@@ -49,9 +49,37 @@ def _intra(name: str, intra: dict, outputs: list[str]) -> list[dict]:
     return out
 
 
+PAPER_RIVALS = ("cnn", "ml-elm", "elm", "svr")
+
+
+def paper_targets(joint: dict) -> list[dict]:
+    """The reproduction's targets under the paper's protocol (cycles): PI-CNN θ CC ≥ 0.95 and every force
+    CC ≥ 0.90 on every subject, and ahead of each rival on mean θ RMSE with Tukey p < 0.05."""
+    per, outputs = (joint.get("per_subject_paper") or {}).get(REFERENCE), joint["outputs"]
+    paper = joint["summary"].get("paper", {})
+    out = []
+    if per:
+        cc_theta = min(per[s][outputs[0]]["cc"] for s in per)
+        cc_force = min((per[s][o]["cc"] for s in per for o in outputs[1:]), default=math.nan)
+        out.append({"target": "PI-CNN, paper protocol: θ CC ≥ 0.95 and every F CC ≥ 0.90, every subject",
+                    "measured": f"worst θ CC {fmt(cc_theta, 3)}, worst F CC {fmt(cc_force, 3)}",
+                    "met": bool(cc_theta >= 0.95 and cc_force >= 0.90)})
+    table, anova = paper.get("table", {}), paper.get("anova", {}).get(outputs[0], {})
+    for other in PAPER_RIVALS:
+        if REFERENCE in table and other in table:
+            a, b = table[REFERENCE][outputs[0]]["rmse"]["mean"], table[other][outputs[0]]["rmse"]["mean"]
+            pair = next((q for q in anova.get("pairs", []) if {q["a"], q["b"]} == {REFERENCE, other}), None)
+            p = pair["p"] if pair else math.nan
+            out.append({"target": f"PI-CNN ahead of {label(other)} on mean θ RMSE, paper protocol "
+                                  "(Tukey p < 0.05)",
+                        "measured": f"{fmt(a)} vs {fmt(b)} deg, p = {fmt(p, 4)}",
+                        "met": bool(a < b and math.isfinite(p) and p < 0.05)})
+    return out
+
+
 def check_targets(joint: dict, *, quick: bool = False) -> list[dict]:
     """The issue's targets for one joint, in the order the report lists them."""
-    out, outputs = [], joint["outputs"]
+    out, outputs = paper_targets(joint), joint["outputs"]
     intra = joint["summary"].get("intra", {})
     for name in PHYSICS_INFORMED:
         per = joint.get("per_subject", {}).get(name, {})
