@@ -31,6 +31,7 @@ import torch
 from myoedge.edge.model.bundle_meta import InputRangeMeta
 from myoedge.edge.model.channel_fill import ChannelFill, ChannelFillMeta, fill_quality
 from myoedge.ground.errors import InputError
+from myoedge.train.correction import choose_correction
 from myoedge.train.data import Sequence
 from myoedge.train.models import ModelConfig, Normalised, build_model, n_parameters
 from myoedge.train.physics import physics_residual, sequence_residual
@@ -142,6 +143,13 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
         torch.use_deterministic_algorithms(previous[0])
         torch.set_num_threads(previous[1])
     model.eval()
+    if identified is not None and config.correction_validation > 0:  # the observer's correction time
+        identified["correction"] = choose_correction(seqs, config, seed=seed, threads=threads)
+        chosen = identified["correction"]["chosen_s"]
+        if chosen is not None:
+            model.correction_s.fill_(chosen)
+            identified["correction_s"] = chosen
+            seconds += identified["correction"]["fit_seconds"]
     envelopes = np.concatenate([s.envelopes for s in seqs])
     info = {"seed": seed, "train_seconds": round(seconds, 3), "parameters": n_parameters(model),
             "sequences": [s.name for s in seqs], "steps": int(sum(s.n for s in seqs)),

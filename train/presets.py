@@ -71,6 +71,7 @@ _TCN = {"filters": 32, "hidden": 32, "fc_blocks": 1, "dropout": 0.1, "dilations"
 _TCN_TRAIN = {"optimizer": "adam", "lr": 3e-3, "iterations": 1500}
 _RNN = {"hidden": 64, "fc_blocks": 1, "dropout": 0.0}
 _RNN_TRAIN = {"optimizer": "adam", "lr": 3e-3, "iterations": 800, "chunk": 200, "burn_in": 300, "batch": 16}
+_OBSERVER_TRAIN = {**_RNN_TRAIN, "correction_validation": 0.2}
 
 _ALL = (
     Preset(name="pi-cnn", kind="per-step", label="PI-CNN",
@@ -86,9 +87,10 @@ _ALL = (
            train=_RNN_TRAIN),
     Preset(name="edge-observer", kind="observer", label="Edge observer",
            summary="GRU forces integrated by the identified joint equation of motion, with a learned "
-                   "correction; state = [θ, θ̇, hidden]", model=_RNN, train=_RNN_TRAIN),
+                   "correction whose time is chosen on held-out training data; state = [θ, θ̇, hidden]",
+           model=_RNN, train=_OBSERVER_TRAIN),
     Preset(name="edge", kind="observer", label="Edge", summary="the shipped edge model (= edge-observer)",
-           model=_RNN, train=_RNN_TRAIN),
+           model=_RNN, train=_OBSERVER_TRAIN),
 )
 PRESETS: dict[str, Preset] = {p.name: p for p in _ALL}
 PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)

@@ -45,6 +45,8 @@ class TrainConfig:
     burn_in: int = 0  # recurrent: steps before each chunk that warm the state without loss
     carry_state: bool = False  # recurrent: each batch row walks on through its trial, state carried
     grad_clip: float = 1.0  # max gradient norm (0: off): L_P of an untrained net is ~1e4
+    correction_validation: float = 0.0  # observer: the last fraction of every training piece on which its
+    # correction time is chosen (train/correction.py); 0: the time the identification gives
     model: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -65,6 +67,9 @@ class TrainConfig:
                 raise InputError(f"{name} must be a finite number >= 0, got {v!r}")
         if self.lr == 0:
             raise InputError("lr must be > 0")
+        v = self.correction_validation
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 0.5:
+            raise InputError(f"correction_validation must be a fraction in [0, 0.5), got {v!r}")
         try:  # JSON-normal (tuples -> lists) so a config read back from run.json compares equal
             object.__setattr__(self, "model", json.loads(json.dumps(dict(self.model))))
         except (TypeError, ValueError):

@@ -103,3 +103,39 @@ def test_the_preset_record():
 
     record = preset("edge-observer")
     assert record.kind == "observer" and record.stateful and record.exports and not record.uses_time
+
+
+def test_the_correction_time_is_chosen_on_the_last_part_of_the_training_data(hard_wrist):
+    from myoedge.train.correction import CANDIDATES_S
+    from myoedge.train.fit import fit
+    from myoedge.train.run import TrainConfig
+
+    _, train = hard_wrist
+    cfg = TrainConfig.for_preset("edge-observer", iterations=12, chunk=40, burn_in=10, batch=4,
+                                 model={"hidden": 8})
+    assert cfg.correction_validation == 0.2  # the preset's default
+    trained = fit(train, cfg, seed=0)
+    joint = trained.info["identified_joint"]
+    choice = joint["correction"]
+    rmse = {float(t): e for t, e in choice["validation_rmse_deg"].items()}
+    assert len(rmse) >= len(CANDIDATES_S) and all(np.isfinite(e) for e in rmse.values())
+    within = [t for t, e in rmse.items() if e <= 1.1 * min(rmse.values())]
+    assert choice["chosen_s"] == pytest.approx(max(within), rel=1e-3)  # the slowest within 10 % of the best
+    assert float(trained.model.correction_s[0]) == pytest.approx(choice["chosen_s"])
+    assert joint["correction_s"] == choice["chosen_s"] and choice["validation_steps"] > 0
+    plain = fit(train, TrainConfig.for_preset("edge-observer", iterations=12, chunk=40, burn_in=10, batch=4,
+                                              model={"hidden": 8}, correction_validation=0.0), seed=0)
+    assert "correction" not in plain.info["identified_joint"]
+    assert float(plain.model.correction_s[0]) == pytest.approx(choice["identified_s"], rel=0.5)
+
+
+def test_pieces_too_short_to_hold_out_keep_the_identified_time(hard_wrist):
+    from myoedge.train.correction import choose_correction
+    from myoedge.train.run import TrainConfig
+
+    _, train = hard_wrist
+    short = [s.part(0, 12, tag="short") for s in train]
+    cfg = TrainConfig.for_preset("edge-observer", iterations=2, chunk=8, burn_in=2, batch=2,
+                                 model={"hidden": 8})
+    choice = choose_correction(short, cfg, seed=0, threads=1)
+    assert choice["chosen_s"] is None and "too few" in choice["why"]

@@ -1,0 +1,70 @@
+"""The observer's correction time, chosen on held-out training data rather than assumed.
+
+The observer integrates the joint's equation of motion driven by the net muscle moment its network
+predicts, and pulls the integrated angle toward the network's direct angle estimate within a time T
+(:mod:`myoedge.train.observer`). Which T is right depends on the data, not only on how well the
+identified equation explains the recorded moment: where the predicted net moment is accurate, a slow
+correction (T = 1 s) keeps the physics' angle (our hard wrist: θ CC 0.974 at 1 s, 0.907 at 20 ms);
+where the net moment is a small difference of co-contracting forces, each predicted a little wrong,
+the integration drifts and a fast correction wins (an OpenSim wrist: 0.26 at 1 s, 0.86 at 20 ms;
+docs/results/opensim). So T is measured, the way a user would check it: the observer is fitted on the
+first part of every training piece, each candidate T predicts the last ``fraction`` of every piece (its
+state warmed up on the EMG before, as on a device), and the slowest T whose θ RMSE there is within
+10 % of the lowest is the one the final model (fitted on all the training data) runs with. The final
+model's gains are trained at the identified T; the choice rescales their bound after training (a
+post-hoc setting of one buffer: the network's forces and direct angle do not depend on T).
+
+Costs one more fit on (1 − fraction) of the data. Pieces too short to hold out a part keep the
+identified T, and the run says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+
+import numpy as np
+
+from myoedge.ground.errors import InputError
+from myoedge.train.data import split_time
+
+log = logging.getLogger(__name__)
+
+CANDIDATES_S = (1.0, 0.5, 0.25, 0.12, 0.06, 0.03)  # plus the identified time; floor two model steps
+TOLERANCE = 0.10  # a slower correction is kept when its held-out θ RMSE is within 10 % of the lowest
+
+
+def choose_correction(seqs, config, *, seed: int, threads: int | None) -> dict:
+    """Fit on all but the last ``config.correction_validation`` of every piece of ``seqs``; return the
+    correction time (s) with the lowest θ RMSE on those last parts, and every candidate's RMSE."""
+    from myoedge.train.fit import fit  # fit calls this module: imported late
+
+    fraction = config.correction_validation
+    try:
+        parts = split_time(seqs, test_fraction=fraction)
+    except InputError as exc:
+        log.warning("the observer keeps its identified correction time: %s", exc)
+        return {"chosen_s": None, "why": str(exc)}
+    head = [s for tr, _ in parts.values() for s in tr]
+    tail = [s for _, te in parts.values() for s in te]
+    log.info("choosing the observer's correction time: a fit on the first %g of every training piece, "
+             "scored on the last %g", 1.0 - fraction, fraction)
+    trial = fit(head, dataclasses.replace(config, correction_validation=0.0), seed=seed, threads=threads)
+    identified = float(trial.model.correction_s[0])
+    floor = 2.0 / seqs[0].rate_hz
+    candidates = sorted({max(c, floor) for c in CANDIDATES_S} | {identified}, reverse=True)
+    rmse = {}
+    for t in candidates:
+        trial.model.correction_s.fill_(t)
+        err = np.concatenate([trial.predict(s)[0] - s.theta for s in tail])
+        rmse[t] = float(np.sqrt(np.mean(err**2)))
+    lowest = min(rmse.values())
+    if not math.isfinite(lowest):
+        return {"chosen_s": None, "why": "no candidate gave a finite angle on the held-out part"}
+    # the slowest correction (the most physics) within TOLERANCE of the lowest error: a parsimony rule,
+    # as the one-standard-error rule of cross-validation, since one held-out fifth is a noisy judge
+    best = max(t for t in candidates if rmse[t] <= (1.0 + TOLERANCE) * lowest)
+    return {"chosen_s": best, "identified_s": identified, "fraction": fraction,
+            "validation_rmse_deg": {f"{t:.3g}": math.degrees(e) for t, e in rmse.items()},
+            "validation_steps": int(sum(s.n for s in tail)), "fit_seconds": trial.info["train_seconds"]}
