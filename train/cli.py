@@ -147,7 +147,15 @@ def _train(args: argparse.Namespace) -> dict:
     final = trained.history[-1]
     print(f"trained in {trained.info['train_seconds']:.1f} s ({trained.info['parameters']} parameters); "
           "final " + ", ".join(f"{k} {v:.4g}" for k, v in final.items()) + f"; run saved to {args.out}")
-    summary = {"run": str(args.out), "preset": args.preset, "split": args.protocol or args.split,
+    selection = trained.info.get("selection")
+    if selection is not None:
+        rival = selection.get("rival")
+        print(f"model: {trained.model_config.preset} (held-out θ RMSE on the last "
+              f"{selection.get('fraction', 0):g} of the training part: observer "
+              f"{_chosen_rmse(selection)}" + (f", {rival['preset']} {rival['validation_rmse_deg']:.2f}°"
+                                               if rival else "") + ")")
+    summary = {"run": str(args.out), "preset": args.preset, "model": trained.model_config.preset,
+               "split": args.protocol or args.split,
                "train_seconds": trained.info["train_seconds"], "parameters": trained.info["parameters"],
                "final_loss": final, "train_sequences": len(train), "test_sequences": len(test), **result}
     if test:
@@ -170,6 +178,13 @@ def _fit(config, train, preset, rate, *, seed, threads, quiet):
           f"{', '.join(sorted({s.physics for s in train}))}")
     with Progress(config.iterations, f"train {preset}", enabled=not quiet) as progress:
         return fit(train, config, seed=seed, progress=progress, threads=threads)
+
+
+def _chosen_rmse(selection: dict) -> str:
+    chosen = selection.get("chosen_s")
+    if chosen is None:
+        return "not measured"
+    return f"{selection['validation_rmse_deg'][f'{chosen:.3g}']:.2f}° at T {chosen:.3g} s"
 
 
 def mean_accuracy(scores: list[dict]) -> dict:

@@ -21,6 +21,7 @@ algorithms) — two fits with one seed give identical weights.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -35,6 +36,7 @@ from myoedge.train.correction import choose_correction
 from myoedge.train.data import Sequence
 from myoedge.train.models import ModelConfig, Normalised, build_model, n_parameters
 from myoedge.train.physics import physics_residual, sequence_residual
+from myoedge.train.presets import preset as preset_record
 from myoedge.train.run import TrainConfig, TrainedModel
 
 
@@ -93,6 +95,8 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
     seqs = _check(train_seqs, config)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise InputError(f"threads must be a positive int or None, got {threads!r}")
+    if config.correction_validation > 0 and preset_record(config.preset).kind == "observer":
+        return _validated(seqs, config, seed=seed, progress=progress, threads=threads)
     first = seqs[0]
     mcfg = ModelConfig.for_preset(config.preset, n_channels=len(first.muscles), n_muscles=len(first.muscles),
                                   **config.model)
@@ -143,13 +147,6 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
         torch.use_deterministic_algorithms(previous[0])
         torch.set_num_threads(previous[1])
     model.eval()
-    if identified is not None and config.correction_validation > 0:  # the observer's correction time
-        identified["correction"] = choose_correction(seqs, config, seed=seed, threads=threads)
-        chosen = identified["correction"]["chosen_s"]
-        if chosen is not None:
-            model.correction_s.fill_(chosen)
-            identified["correction_s"] = chosen
-            seconds += identified["correction"]["fit_seconds"]
     envelopes = np.concatenate([s.envelopes for s in seqs])
     info = {"seed": seed, "train_seconds": round(seconds, 3), "parameters": n_parameters(model),
             "sequences": [s.name for s in seqs], "steps": int(sum(s.n for s in seqs)),
@@ -166,6 +163,26 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
                         muscles=tuple(first.muscles), rate_hz=first.rate_hz,
                         envelope_config=first.envelope_config, history=history, info=info,
                         samples=_samples(seqs, mcfg, rng))
+
+
+def _validated(seqs, config: TrainConfig, *, seed: int, progress, threads) -> TrainedModel:
+    """The observer with its correction time measured on held-out training data, or its rival (the
+    GRU, ``config.rival``) where that predicts the held-out angle clearly better (train/correction.py)."""
+    choice = choose_correction(seqs, config, seed=seed, threads=threads)
+    plain = dataclasses.replace(config, correction_validation=0.0, rival="")
+    if choice.get("winner") == config.rival and config.rival:
+        trained = fit(seqs, dataclasses.replace(plain, preset=config.rival), seed=seed, progress=progress,
+                      threads=threads)
+    else:
+        trained = fit(seqs, plain, seed=seed, progress=progress, threads=threads)
+        joint = trained.info["identified_joint"]
+        if choice["chosen_s"] is not None:
+            trained.model.correction_s.fill_(choice["chosen_s"])
+            joint["correction_s"] = choice["chosen_s"]
+        joint["correction"] = choice
+    trained.info["selection"] = choice
+    trained.info["train_seconds"] = round(trained.info["train_seconds"] + choice.get("fit_seconds", 0.0), 3)
+    return trained
 
 
 def _channel_fill(envelopes: np.ndarray) -> dict:

@@ -139,3 +139,21 @@ def test_pieces_too_short_to_hold_out_keep_the_identified_time(hard_wrist):
                                  model={"hidden": 8})
     choice = choose_correction(short, cfg, seed=0, threads=1)
     assert choice["chosen_s"] is None and "too few" in choice["why"]
+
+
+def test_edge_trains_the_rival_gru_only_where_it_predicts_the_held_out_angle_clearly_better(hard_wrist):
+    from myoedge.train.correction import TOLERANCE
+    from myoedge.train.fit import fit
+    from myoedge.train.run import TrainConfig
+
+    _, train = hard_wrist
+    cfg = TrainConfig.for_preset("edge", iterations=12, chunk=40, burn_in=10, batch=4, model={"hidden": 8})
+    assert cfg.rival == "edge-rnn" and cfg.correction_validation == 0.2
+    trained = fit(train, cfg, seed=0)
+    choice = trained.info["selection"]
+    observer = choice["validation_rmse_deg"][f"{choice['chosen_s']:.3g}"]
+    rival = choice["rival"]["validation_rmse_deg"]
+    expected = "edge-rnn" if rival * (1 + TOLERANCE) < observer else "edge"
+    assert choice["winner"] == expected
+    assert trained.model_config.kind == ("recurrent" if expected == "edge-rnn" else "observer")
+    assert trained.stateful and trained.info["train_seconds"] > choice["fit_seconds"] > 0
