@@ -256,9 +256,11 @@ class Pipeline:
 
     def _estimate(self, row: np.ndarray, seq: int, timestamp_us: int, t_read_ns: int) -> Estimate:
         safety = self.safety
-        held_off = safety.flat_held()
-        flags, bad = safety.hold_bits()  # plain ints here: Flags arithmetic costs microseconds
-        if self._fill is not None and flags & _ELECTRODE_OFF:
+        if self._fill is None:
+            flags, bad = safety.hold_bits()  # plain ints here: Flags arithmetic costs microseconds
+        else:  # the channels behind a held ELECTRODE_OFF, read before hold_bits ages the hold
+            held_off = safety.flat_held()
+            flags, bad = safety.hold_bits()
             flags = self._fill_off(row, flags, held_off)
         p, w = self._pos, self.window
         ring = self._ring
@@ -276,8 +278,6 @@ class Pipeline:
             flags |= _OUT_OF_RANGE
         if self._since_reset < self._warm_after:
             flags |= _WARMING_UP
-        if not held_off:
-            self._filled = 0
         sent, clamped = safety.clamp(requested)
         if clamped:
             flags |= _TORQUE_CLAMPED
@@ -288,6 +288,9 @@ class Pipeline:
     def _fill_off(self, row: np.ndarray, flags: int, held_off: int) -> int:
         """Fill in the channels flat now from the others (in ``row``, before the ring sees it); when every
         channel behind the held ELECTRODE_OFF was filled while it was off, RECONSTRUCTED replaces it."""
+        if not held_off:  # no electrode off within the window: nothing to fill, and the record starts over
+            self._filled = 0
+            return flags
         off_now = self.safety.flat_now()
         if off_now and self._fill.fill(row, off_now):
             if off_now & ~self._filled:  # a transition: logged once, never per estimate
@@ -295,7 +298,7 @@ class Pipeline:
                             "RECONSTRUCTED)", [self.bundle.muscles[c] for c in range(self.n_channels)
                                                if off_now >> c & 1])
             self._filled |= off_now
-        if held_off and held_off & ~self._filled == 0:
+        if held_off & ~self._filled == 0:
             self.filled_estimates += 1
             return (flags & ~_ELECTRODE_OFF) | _RECONSTRUCTED
         return flags

@@ -123,7 +123,8 @@ class ChannelFill:
         gain, offset = np.zeros((c, c)), np.zeros(c)
         s_aa = self.cov[np.ix_(avail, avail)]
         lam = self.meta.ridge * float(np.mean(np.diag(s_aa))) if avail.size else 0.0
-        g = np.linalg.solve(s_aa + lam * np.eye(avail.size), self.cov[np.ix_(avail, miss)]).T  # (M, A)
+        # least squares, not solve: a channel that never moved in training makes S_AA singular
+        g = np.linalg.lstsq(s_aa + lam * np.eye(avail.size), self.cov[np.ix_(avail, miss)], rcond=None)[0].T
         gain[np.ix_(miss, avail)] = g
         offset[miss] = self.mean[miss] - g @ self.mean[avail]
         self._cache[missing_mask] = (gain, offset, miss)
@@ -150,20 +151,18 @@ class ChannelFill:
         row.fill(0.0)
 
 
-def fill_quality(fill: ChannelFill, envelopes) -> dict[str, list[float]]:
+def fill_quality(fill: ChannelFill, envelopes) -> dict[str, list[float | None]]:
     """Per channel, filled from all the others on ``envelopes`` (T, C): the CC and RMSE against the
     measured envelope (normalised units). The number to read before relying on the fill for a muscle."""
     x = np.asarray(envelopes, dtype=np.float64)
-    cc, rmse = [], []
+    cc, rmse = [], []  # None where undefined (JSON has no NaN: meta.json is written without it)
     for k in range(fill.n_channels):
-        est = x.copy()
         if not fill.can_fill(1 << k):
-            cc.append(float("nan"))
-            rmse.append(float("nan"))
+            cc.append(None)
+            rmse.append(None)
             continue
         gain, offset, _ = fill.matrices(1 << k)
-        est[:, k] = np.clip(offset[k] + x @ gain[k], 0.0, fill.hi[k])
-        a, b = x[:, k], est[:, k]
-        cc.append(float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan"))
+        a, b = x[:, k], np.clip(offset[k] + x @ gain[k], 0.0, fill.hi[k])
+        cc.append(float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else None)
         rmse.append(float(np.sqrt(np.mean((a - b) ** 2))))
     return {"cc": cc, "rmse": rmse}

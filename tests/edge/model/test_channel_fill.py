@@ -102,3 +102,14 @@ def test_a_bundle_with_a_bad_channel_fill_block_is_refused(tmp_path, change, fie
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(FormatError, match=f"channel_fill.*{field}"):
         load_bundle(path)
+
+
+def test_a_channel_that_never_moved_in_training_neither_breaks_the_fill_nor_meta_json():
+    x = envelopes()
+    x[:, 2] = 0.0  # a dead channel throughout the training data
+    fill = ChannelFill(ChannelFillMeta.of(x, ridge=0.0))
+    quality = fill_quality(fill, x)
+    assert quality["cc"][2] is None and json.loads(json.dumps(quality, allow_nan=False)) == quality
+    row = x[7].astype(np.float32).copy()
+    assert fill.fill(row, 1 << 3) and np.isfinite(row).all()
+    assert row[3] == pytest.approx(x[7, 3], abs=1e-5)  # still the exact mix of channels 0 and 1
