@@ -92,7 +92,7 @@ def event_times(events: Mapping[str, np.ndarray] | None, t0: float,
     """The first heel-strike event type with at least two times inside [t0, t1], and those times."""
     for name in HEEL_STRIKE_EVENTS:
         times = np.asarray((events or {}).get(name, ()), dtype=np.float64).ravel()
-        times = np.sort(times[(times >= t0) & (times <= t1)])
+        times = np.unique(times[(times >= t0) & (times <= t1)])  # sorted; an event listed twice is one
         if len(times) >= 2:
             return name, times
     return None

@@ -134,3 +134,16 @@ def write_storage(path: str | os.PathLike, table: Mapping[str, np.ndarray] | Tab
             f"inDegrees={'yes' if in_degrees else 'no'}",
             "Units are S.I. units (second, meters, Newtons, ...)", "endheader", "\t".join(labels)]
     return atomic_write_text(path, "\n".join(head) + "\n" + format_rows(matrix, delimiter="\t"))
+
+
+def import_opensim(purpose: str):
+    """The ``opensim`` package (the optional ``opensim`` extra), imported on first use, its ``[info]`` lines
+    kept off stdout (``--json`` ends it) and no ``opensim.log`` left in the working folder; without the
+    package, an InputError that says what ``purpose`` needs."""
+    try:
+        import opensim
+    except ImportError:
+        raise InputError(f"{purpose} needs the opensim package: pip install 'myoedge[opensim]'") from None
+    opensim.Logger.setLevelString("warn")
+    opensim.Logger.removeFileSink()
+    return opensim

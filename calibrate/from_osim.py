@@ -21,7 +21,6 @@ stiffness, end-of-range moments: the generic model's for a joint myoedge knows, 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,23 +30,14 @@ import numpy as np
 from myoedge.body.catalog import JOINTS, generic_model
 from myoedge.body.dynamics import GRAVITY
 from myoedge.body.model import JointModel, Muscle, Segment
+from myoedge.body.opensim import import_opensim
 from myoedge.body.profile import SubjectProfile
 from myoedge.calibrate.profile_update import _provenance, now_iso
 from myoedge.ground.errors import InputError
+from myoedge.ground.fileio import sha256_file
 
 PASSIVE_FIELDS = ("damping", "stiffness", "rest_angle", "limit_torque", "limit_rate")
 _STEP = 1e-5  # rad, finite-difference step of the coordinate
-
-
-def _opensim():
-    try:
-        import opensim
-    except ImportError:
-        raise InputError("reading an OpenSim model needs the opensim package: pip install "
-                         "'myoedge[opensim]'") from None
-    opensim.Logger.setLevelString("warn")  # keep its [info] lines off stdout (--json ends it)
-    opensim.Logger.removeFileSink()  # and no opensim.log left in the working folder
-    return opensim
 
 
 @dataclass(frozen=True)
@@ -100,7 +90,7 @@ def _named(kind: str, name: str, items, path) -> int:
 def sample_model(path: str | Path, *, coordinate: str, muscles: list[str], flexion_sign: int = 1,
                  n_samples: int = 101) -> OsimSample:
     """Sample the OpenSim model at ``path`` at ``n_samples`` values of ``coordinate`` across its range."""
-    osim = _opensim()
+    osim = import_opensim("reading an OpenSim model")
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such OpenSim model file")
@@ -240,14 +230,6 @@ def model_from_sample(sample: OsimSample, *, joint: str, degree: int = 4) -> tup
     return model, {"moment_arm_fit": fit, "passive_terms_from": passive_source}
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def parse_mvc(text: str, muscles: list[str]) -> dict[str, float]:
     """``"A=0.0003,B=2.1e-4"`` (volts) for every muscle of ``muscles``."""
     values: dict[str, float] = {}
@@ -295,7 +277,7 @@ def profile_from_osim(model_path: str | Path, *, coordinate: str, muscles: list[
     joint = joint or sample.joint_name
     model, report = model_from_sample(sample, joint=joint, degree=degree)
     entry = {"date": now_iso(), "method": "sampled from an OpenSim model (calibrate from-osim)",
-             "file": Path(model_path).name, "sha256": file_sha256(model_path),
+             "file": Path(model_path).name, "sha256": sha256_file(model_path),
              "opensim_version": sample.opensim_version, "model_name": sample.model_name,
              "coordinate": coordinate, "opensim_joint": sample.joint_name, "flexion_sign": flexion_sign,
              "samples": n_samples, "degree": degree, "distal_bodies": list(sample.bodies),

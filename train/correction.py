@@ -53,7 +53,7 @@ def choose_correction(seqs, config, *, seed: int, threads: int | None) -> dict:
     tail = [s for _, te in parts.values() for s in te]
     log.info("choosing the observer's correction time: a fit on the first %g of every training piece, "
              "scored on the last %g", 1.0 - fraction, fraction)
-    plain = dataclasses.replace(config, correction_validation=0.0, rival="")
+    plain = without_selection(config)
     trial = fit(head, plain, seed=seed, threads=threads)
     identified = float(trial.model.correction_s[0])
     floor = 2.0 / seqs[0].rate_hz
@@ -61,8 +61,7 @@ def choose_correction(seqs, config, *, seed: int, threads: int | None) -> dict:
     rmse = {}
     for t in candidates:
         trial.model.correction_s.fill_(t)
-        err = np.concatenate([trial.predict(s)[0] - s.theta for s in tail])
-        rmse[t] = float(np.sqrt(np.mean(err**2)))
+        rmse[t] = _theta_rmse(trial, tail)
     lowest = min(rmse.values())
     if not math.isfinite(lowest):
         return {"chosen_s": None, "why": "no candidate gave a finite angle on the held-out part"}
@@ -75,8 +74,7 @@ def choose_correction(seqs, config, *, seed: int, threads: int | None) -> dict:
               "winner": config.preset}
     if config.rival:  # the rival on the same split; it must beat the observer by more than TOLERANCE
         rival = fit(head, dataclasses.replace(plain, preset=config.rival), seed=seed, threads=threads)
-        err = np.concatenate([rival.predict(s)[0] - s.theta for s in tail])
-        rival_rmse = float(np.sqrt(np.mean(err**2)))
+        rival_rmse = _theta_rmse(rival, tail)
         choice["rival"] = {"preset": config.rival, "validation_rmse_deg": math.degrees(rival_rmse)}
         choice["fit_seconds"] += rival.info["train_seconds"]
         if rival_rmse * (1.0 + TOLERANCE) < rmse[best]:
@@ -84,3 +82,14 @@ def choose_correction(seqs, config, *, seed: int, threads: int | None) -> dict:
         log.info("held-out θ RMSE: observer %.2f° (T %.3g s), %s %.2f°: training %s",
                  math.degrees(rmse[best]), best, config.rival, math.degrees(rival_rmse), choice["winner"])
     return choice
+
+
+def without_selection(config):
+    """``config`` as a single fit: no held-out choice of the correction time, no rival."""
+    return dataclasses.replace(config, correction_validation=0.0, rival="")
+
+
+def _theta_rmse(trained, seqs) -> float:
+    """θ RMSE (rad) of ``trained`` over ``seqs``, each predicted with its state warmed on its lead."""
+    err = np.concatenate([trained.predict(s)[0] - s.theta for s in seqs])
+    return float(np.sqrt(np.mean(err**2)))

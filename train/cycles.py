@@ -22,7 +22,7 @@ import numpy as np
 
 from myoedge.body.cycles import FRAMES, segment
 from myoedge.ground.errors import InputError
-from myoedge.train.data import Sequence
+from myoedge.train.data import Sequence, _by_subject
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,6 @@ def cycle_sequences(seqs, *, frames: int = FRAMES, k_mad: float = 3.0) -> tuple[
         cycles += c
         counts.append(n)
     return cycles, counts
-
-
-def _by_subject(cycles) -> dict[str, list[Sequence]]:
-    groups: dict[str, list[Sequence]] = {}
-    for c in cycles:
-        groups.setdefault(c.subject, []).append(c)
-    if not groups:
-        raise InputError("no cycles to split")
-    return groups
 
 
 def split_cycles(cycles, *, train_fraction: float = 0.8, seed: int = 0) -> dict:

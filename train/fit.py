@@ -32,7 +32,7 @@ import torch
 from myoedge.edge.model.bundle_meta import InputRangeMeta
 from myoedge.edge.model.channel_fill import ChannelFill, ChannelFillMeta, fill_quality
 from myoedge.ground.errors import InputError
-from myoedge.train.correction import choose_correction
+from myoedge.train.correction import choose_correction, without_selection
 from myoedge.train.data import Sequence
 from myoedge.train.models import ModelConfig, Normalised, build_model, n_parameters
 from myoedge.train.physics import physics_residual, sequence_residual
@@ -169,7 +169,7 @@ def _validated(seqs, config: TrainConfig, *, seed: int, progress, threads) -> Tr
     """The observer with its correction time measured on held-out training data, or its rival (the
     GRU, ``config.rival``) where that predicts the held-out angle clearly better (train/correction.py)."""
     choice = choose_correction(seqs, config, seed=seed, threads=threads)
-    plain = dataclasses.replace(config, correction_validation=0.0, rival="")
+    plain = without_selection(config)
     if choice.get("winner") == config.rival and config.rival:
         trained = fit(seqs, dataclasses.replace(plain, preset=config.rival), seed=seed, progress=progress,
                       threads=threads)

@@ -36,7 +36,7 @@ import numpy as np
 
 from myoedge.body.csvtable import write_csv
 from myoedge.body.emg_synth import ElectrodeSetup, synthesize
-from myoedge.body.opensim import write_storage
+from myoedge.body.opensim import import_opensim, write_storage
 from myoedge.ground.errors import InputError
 from myoedge.ground.fileio import atomic_directory, atomic_write_text
 
@@ -152,7 +152,7 @@ def _build(osim, spec: JointSpec, load_kg: float):
         ctrl.addActuator(mus)
         ctrl.prescribeControlForActuator(mus.getName(), osim.Constant(0.02))
     model.addController(ctrl)
-    return model, spring, limit
+    return model, limit
 
 
 def _targets(rng: np.random.Generator, spec: JointSpec, n: int, dt: float) -> np.ndarray:
@@ -185,9 +185,9 @@ def _targets(rng: np.random.Generator, spec: JointSpec, n: int, dt: float) -> np
 
 def simulate_trial(spec: JointSpec, *, load_kg: float, duration_s: float, seed: int) -> dict:
     """Forward-simulate one trial; returns 200 Hz motion signals and 2 kHz excitations."""
-    osim = _opensim()
+    osim = import_opensim("simulating trials with OpenSim")
     rng = np.random.default_rng(seed)
-    model, _, limit = _build(osim, spec, load_kg)
+    model, limit = _build(osim, spec, load_kg)
     state = model.initSystem()
     coord = model.getCoordinateSet().get(spec.coordinate)
     mid = math.radians(sum(spec.range_deg) / 2)
@@ -237,7 +237,7 @@ def simulate_trial(spec: JointSpec, *, load_kg: float, duration_s: float, seed: 
         model.realizeDynamics(st)
         forces = [mus.getTendonForce(st) for mus in muscles]
         arms = [mus.computeMomentArm(st, coord) for mus in muscles]
-        passive = -spec.stiffness * (coord.getValue(st) - math.radians(spec.rest_deg)) \
+        passive = -spec.stiffness * (coord.getValue(st) - rest) \
             - spec.damping * coord.getSpeedValue(st)  # SpringGeneralizedForce's law
         rows["theta"].append(coord.getValue(st))
         rows["theta_dot"].append(coord.getSpeedValue(st))
@@ -248,16 +248,6 @@ def simulate_trial(spec: JointSpec, *, load_kg: float, duration_s: float, seed: 
     out = {k: np.asarray(v, dtype=np.float64) for k, v in rows.items()}
     out["time"] = (np.arange(n) + 1) * CONTROL_DT
     return out
-
-
-def _opensim():
-    try:
-        import opensim
-    except ImportError:
-        raise InputError("OpenSim is not installed: pip install 'myoedge[opensim]'") from None
-    opensim.Logger.setLevelString("warn")  # its [info] lines off stdout
-    opensim.Logger.removeFileSink()  # and no opensim.log in the working folder
-    return opensim
 
 
 def _slow(rng: np.random.Generator, n: int, *, lo: float, hi: float) -> np.ndarray:

@@ -80,7 +80,9 @@ def _parameters(url: str) -> dict:
         except ValueError:
             what = "an integer" if kind is int else "a number"
             raise InputError(f"port {url!r}: {name}={given[-1]!r} is not {what}") from None
-    for name, low, high in (("timeout", 0.01, 600.0), ("gap_ms", 0.01, 60_000.0), ("buffer_s", 0.1, 600.0)):
+    ranges = (("timeout", 0.01, 600.0), ("gap_ms", 0.01, 60_000.0), ("buffer_s", 0.1, 600.0),
+              ("spf", 1, MAX_SAMPLES_PER_FRAME))  # all refused before the stream is looked for
+    for name, low, high in ranges:
         if name in values and not low <= values[name] <= high:
             raise InputError(f"port {url!r}: {name} must be within {low:g} to {high:g}, got {values[name]:g}")
     return values
@@ -174,7 +176,8 @@ class LslInletTransport(Transport):
             adc = self._adc
         elif adc is None:
             adc = choose_adc(bits=24)
-        spf = self._spf_asked or max(1, min(MAX_SAMPLES_PER_FRAME, round(fs / 1000)))
+        spf = self._spf_asked if self._spf_asked is not None else \
+            max(1, min(MAX_SAMPLES_PER_FRAME, round(fs / 1000)))
         if not 1 <= spf <= MAX_SAMPLES_PER_FRAME:
             raise InputError(f"port {self._url!r}: spf must be within 1 to {MAX_SAMPLES_PER_FRAME}, got "
                              f"{spf}")

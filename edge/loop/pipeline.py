@@ -329,7 +329,7 @@ class Pipeline:
         if last is None:
             nan = float("nan")
             return Estimate(index=self._next_index, seq=0, timestamp_us=0, theta_rad=nan,
-                            forces_n=(nan,) * self.n_channels,
+                            forces_n=(nan,) * len(self.bundle.muscles),
                             torque_nm=0.0, torque_requested_nm=nan, flags=Flags.STALE | Flags.WARMING_UP)
         return Estimate(index=self._next_index, seq=last.seq, timestamp_us=last.timestamp_us,
                         theta_rad=last.theta_rad,

@@ -18,6 +18,7 @@ import math
 import struct
 from dataclasses import dataclass
 
+from myoedge.edge.wire.protocol import MAX_CHANNELS
 from myoedge.ground.errors import InputError
 
 __all__ = ["FIELDS", "FIXED_SIZE", "STATUS_MAGIC", "STATUS_VERSION", "Status", "decode_status",
@@ -25,7 +26,6 @@ __all__ = ["FIELDS", "FIXED_SIZE", "STATUS_MAGIC", "STATUS_VERSION", "Status", "
 
 STATUS_MAGIC = b"MYOS"
 STATUS_VERSION = 1
-MAX_CHANNELS = 64
 U32 = 0xFFFFFFFF
 
 # (name, struct code, meaning): the fixed part, in order

@@ -17,7 +17,6 @@ Nothing here imports TensorRT: the runtime passes in its version and the device'
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from myoedge.ground.errors import FormatError, InputError
+from myoedge.ground.fileio import sha256_file
 
 __all__ = [
     "ENGINE_FILE", "PRECISIONS", "SIDECAR_FORMAT", "SIDECAR_VERSION", "CacheCheck", "EngineKey", "GpuTarget",
@@ -103,15 +103,6 @@ def sidecar_path(engine: str | os.PathLike) -> Path:
     """``model.engine`` -> ``model.engine.json``."""
     engine = Path(engine)
     return engine.with_name(engine.name + ".json")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in blocks (engines run to tens of MB)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_sidecar(engine: str | os.PathLike) -> dict:

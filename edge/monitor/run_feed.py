@@ -39,7 +39,8 @@ FLAG_REASONS = {
 
 def flag_table() -> list[dict]:
     """Every flag with its bit, whether it invalidates, and its reason (sent to the page once)."""
-    return [{"name": f.name, "bit": int(f), "invalid": bool(f & INVALID), "reason": FLAG_REASONS[f]}
+    return [{"name": f.name, "bit": int(f), "invalid": bool(f & INVALID),
+             "reason": FLAG_REASONS.get(f, f.name.lower())}  # a flag without a text: never a failed page
             for f in Flags]  # aliases (WARMUP) are not iterated
 
 

@@ -9,6 +9,7 @@ estimate nor a status, or whose tag fails with ``key``, is counted and its reaso
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
 import struct
@@ -59,7 +60,7 @@ def open_udp(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         hint = " (another monitor or the controller is bound to it; use a multicast group to share it)" \
-            if exc.errno in (98, 48) else ""
+            if exc.errno == errno.EADDRINUSE else ""
         raise InputError(f"cannot listen for datagrams on {host}:{port}: {exc.strerror}{hint}") from None
     sock.setblocking(False)
     return sock

@@ -7,6 +7,7 @@ output that could not be delivered or would replace an input or an existing file
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -180,3 +181,12 @@ def _check_writable(p: Path, *, flag: str) -> None:
         os.unlink(probe)
     except OSError as e:
         raise InputError(f"{flag} {p}: cannot write into {ancestor} ({e.strerror or e})") from None
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in blocks (engines and models run to tens of MB)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

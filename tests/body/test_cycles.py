@@ -83,6 +83,15 @@ def test_heel_strike_events_bound_knee_cycles_when_present():
     np.testing.assert_allclose(cyc.durations, np.diff(strikes))
 
 
+def test_a_heel_strike_listed_twice_is_one_boundary():
+    """recording.json and a C3D may both list the same event: no cycle of zero duration."""
+    t, theta, forces, peaks = gait_trial([1.2, 1.3])
+    strikes = peaks - 0.55
+    cyc = segment(t, theta, {"forces": forces}, joint="knee", source="knee01/s1",
+                  events={"Right Foot Strike": np.concatenate([strikes, strikes[:1]])})
+    np.testing.assert_allclose(cyc.durations, np.diff(strikes))
+
+
 def test_outlier_durations_are_dropped_and_counted():
     periods = [1.3] * 8
     t, theta, forces, _ = gait_trial(periods, weak=4)  # a missed swing peak: two cycles merge into one

@@ -197,6 +197,8 @@ def test_a_missing_stream_is_a_clear_error_after_its_timeout(tmp_path, capsys):
 @pytest.mark.parametrize("url, words", [("lsl://x?colour=red", "unknown LSL parameter"),
                                         ("lsl://x?timeout=soon", "is not a number"),
                                         ("lsl://x?spf=1.5", "is not an integer"),
+                                        ("lsl://x?spf=0", "spf must be within"),
+                                        ("lsl://x?spf=100000", "spf must be within"),
                                         ("lsl://x?bits=12", "ADC bits"), ("lsl://x?timeout=0", "timeout"),
                                         ("lsl://", "stream name")])
 def test_lsl_urls_that_cannot_work_are_refused_before_anything_opens(url, words):
