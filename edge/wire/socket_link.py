@@ -4,6 +4,8 @@ A TCP serial bridge (and ``myoedge amp-sim --tcp``) serves one reader at a time.
 second reader with :data:`BUSY_BANNER` and a reason, then closes; other bridges just close at once or
 never send. :func:`check_not_busy`, called once when the reader first connects, turns either answer into
 an ``InputError`` that says the amplifier is busy, instead of a later "no device-info frame".
+:func:`socket_port` opens the port without pyserial's input flush, which would drop the first frames of a
+server that streams from the moment it accepts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import select
 import socket
 from urllib.parse import urlsplit
+
+from serial.urlhandler import protocol_socket
 
 from myoedge.ground.errors import InputError
 
@@ -64,3 +68,34 @@ def check_socket_url(url: str) -> None:
     if not parts.hostname or port is None or not 1 <= port <= 65535:
         raise InputError(f"port {url!r}: socket:// needs HOST:PORT, e.g. socket://127.0.0.1:5555")
     resolve_host(url)
+
+
+class _KeepFirstBytes(protocol_socket.Serial):
+    """pyserial's ``socket://`` port, except that ``open`` keeps what the server has already sent.
+
+    pyserial ends ``open`` with ``reset_input_buffer()``, a serial port's habit; on a fresh TCP
+    connection every byte in the buffer is data the server sent after accepting it, and an amplifier (or
+    ``amp-sim --fast``) that streams at once would lose its first frames to the flush, uncounted, when the
+    reader's thread is held up between connect and flush on a busy machine."""
+
+    _opening = False
+
+    def open(self) -> None:
+        self._opening = True
+        try:
+            super().open()
+        finally:
+            self._opening = False
+
+    def reset_input_buffer(self) -> None:
+        if not self._opening:
+            super().reset_input_buffer()
+
+
+def socket_port(url: str, **options) -> protocol_socket.Serial:
+    """An unopened pyserial port for ``socket://HOST:PORT`` (``options`` as ``serial_for_url`` takes
+    them, ``do_not_open`` aside) whose ``open`` keeps the bytes that arrive while it connects."""
+    options.pop("do_not_open", None)
+    port = _KeepFirstBytes(None, **options)
+    port.port = url
+    return port

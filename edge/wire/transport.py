@@ -37,7 +37,7 @@ import serial
 import serial.tools.list_ports
 
 from myoedge.edge.wire.ftdi import LATENCY_TIMER_MAX_MS, UDEV_RULE, check_latency_timer
-from myoedge.edge.wire.socket_link import check_not_busy, check_socket_url
+from myoedge.edge.wire.socket_link import check_not_busy, check_socket_url, socket_port
 from myoedge.ground.errors import InputError
 
 LOG = logging.getLogger("myoedge.edge")
@@ -180,11 +180,14 @@ class SerialTransport(Transport):
     def _open(self) -> None:
         options = {"baudrate": self._baudrate, "timeout": self._timeout_s, "do_not_open": True}
         try:
-            try:
-                port = serial.serial_for_url(self._url, exclusive=self._exclusive, **options)
-            except TypeError:  # a URL handler (or a pyserial before 3.3) without the ``exclusive`` option
-                LOG.debug("%s: no exclusive-access option for this port; opening it shared", self._url)
-                port = serial.serial_for_url(self._url, **options)
+            if self._url.startswith("socket://"):
+                port = socket_port(self._url, **options)
+            else:
+                try:
+                    port = serial.serial_for_url(self._url, exclusive=self._exclusive, **options)
+                except TypeError:  # a URL handler (or a pyserial before 3.3) without ``exclusive``
+                    LOG.debug("%s: no exclusive-access option for this port; opening it shared", self._url)
+                    port = serial.serial_for_url(self._url, **options)
         except ValueError as exc:  # unknown URL scheme or an impossible setting: no retry can fix it
             raise InputError(f"cannot use port {self._url!r}: {exc}") from exc
         port.open()

@@ -2,6 +2,7 @@
 
 import socket
 import threading
+import time
 
 import pytest
 from sim_helpers import noise_signal
@@ -64,6 +65,33 @@ def test_the_busy_check_consumes_nothing_from_a_live_amplifier():
     finally:
         a.close()
         b.close()
+
+
+def test_bytes_sent_while_the_reader_connects_are_kept(monkeypatch):
+    """A server that streams from accept (an amplifier, amp-sim --fast): pyserial's own open flushes the
+    input, and a reader held up between connect and flush would lose the first frames uncounted."""
+    sent, done = b"\xa5\x5a first frames", threading.Event()
+    url = serve_once(lambda conn: (conn.sendall(sent), done.wait(5.0)))
+    real = socket.create_connection
+
+    def slow_connect(*args, **kwargs):  # the reader's thread is held up after connecting
+        sock = real(*args, **kwargs)
+        time.sleep(0.2)
+        return sock
+
+    monkeypatch.setattr(socket, "create_connection", slow_connect)
+    transport = SerialTransport(url)
+    try:
+        transport.connect()
+        got = b""
+        for _ in range(20):
+            got += transport.read()
+            if len(got) >= len(sent):
+                break
+        assert got == sent and transport.stats.read_errors == 0
+    finally:
+        done.set()
+        transport.close()
 
 
 @pytest.mark.parametrize("url", ["socket://no-such-host.invalid:5555", "socket://256.1.1.1:5555"])
