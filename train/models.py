@@ -53,6 +53,8 @@ class ModelConfig:
     dilations: tuple[int, ...] = ()
     smooth: int = 1  # edge: causal Hann FIR over this many consecutive outputs (1: none)
     smooth_all: bool = False  # edge: smooth the forces too, not only θ
+    force_stage: bool = False  # observer: forces shaped by its integrated angle and velocity
+    # (force-length, force-velocity, passive force: myoedge.train.force_stage)
 
     def __post_init__(self):
         record = preset_record(self.preset)
@@ -68,6 +70,13 @@ class ModelConfig:
             raise InputError(f"model fc_blocks must be an int >= 0, got {self.fc_blocks!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"model dropout must be in [0, 1), got {self.dropout}")
+        if not isinstance(self.force_stage, bool):
+            raise InputError(f"model force_stage must be true or false, got {self.force_stage!r}")
+        if self.force_stage and self.kind != "observer":
+            raise InputError(f"model force_stage is for the observer kind, not {self.kind!r}")
+        if self.force_stage and self.n_channels != self.n_muscles:
+            raise InputError(f"model force_stage pairs every muscle with its own envelope channel; got "
+                             f"{self.n_channels} channels for {self.n_muscles} muscles")
         object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
         if self.kind == "window" and (not self.dilations or min(self.dilations) < 1):
             raise InputError(f"the window model needs dilations >= 1, got {self.dilations}")

@@ -10,6 +10,7 @@ from myoedge.body.subjects import make_subject, simulate_session
 from myoedge.ground.errors import InputError
 from myoedge.train.data import load_sequences, split_time
 from myoedge.train.models import ModelConfig, build_model
+from myoedge.train.observer import integrate, rollout_moment
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +49,14 @@ def test_integrating_the_true_forces_follows_the_true_angle(hard_wrist):
     n = s.n
     theta, omega = torch.tensor([float(s.theta[0])]), torch.tensor([float(np.gradient(s.theta, 0.01)[0])])
     zero = torch.zeros(1)
-    consts, got = net._constants(), []
+    consts, off = net._constants(), torch.zeros(1, n)
     with torch.no_grad():
-        for t in range(n):
-            theta, omega = net._integrate(theta, omega, moment[:, t], zero, zero, zero, consts)
-            got.append(float(theta[0]))
-    err = np.array(got[:-1]) - s.theta[1:]
+        got, _, _ = rollout_moment(theta, omega, moment, off, off, off, consts)
+    err = got[0, :-1].numpy() - s.theta[1:]
     assert np.sqrt(np.mean(err**2)) < 0.1 * np.std(s.theta)
     # with the gains at 1 the angle is the direct estimate (here 0)
     one = torch.ones(1)
-    th, _ = net._integrate(torch.tensor([0.3]), zero, moment[:, 0], zero, one, zero, consts)
+    th, _ = integrate(torch.tensor([0.3]), zero, moment[:, 0, 0], zero, one, zero, consts)
     lo, hi = (float(v) for v in net.limits)
     assert float(th[0]) == pytest.approx(min(max(0.0, lo), hi), abs=1e-6)
 

@@ -44,18 +44,28 @@ def trained(wrist):
     return fit(wrist[0], cfg, seed=0)
 
 
-STATEFUL = ("edge-rnn", "edge-ssm", "edge-observer")
+STATEFUL = ("edge-rnn", "edge-ssm", "edge-observer", "edge-observer+stage", "edge-observer-stage")
+
+
+def _variant(name: str) -> tuple[str, dict]:
+    """A preset name and model overrides: ``+stage`` with the force stage on, ``-stage`` off."""
+    base, sign, _ = name.partition("stage")
+    if not sign:
+        return name, {}
+    return base[:-1], {"force_stage": base.endswith("+")}
 
 
 def _net(name, seed=0):
     torch.manual_seed(seed)
-    net = build_model(ModelConfig.for_preset(name, n_channels=3, n_muscles=2, hidden=8))
+    base, overrides = _variant(name)
+    net = build_model(ModelConfig.for_preset(base, n_channels=3, n_muscles=3, hidden=8, **overrides))
     with torch.no_grad():
         net.env_mean.copy_(torch.tensor([0.1, 0.2, 0.3]))
         net.theta_std.fill_(0.5)
         if hasattr(net, "joint"):  # the observer: a joint whose muscles move it
             net.joint.copy_(torch.tensor([0.01, 0.1, 0.3, 0.1, 0.5, 0.0]))
-            net.arm_coeffs.copy_(torch.tensor([[0.02, 0.01, 0.0, 0.0], [-0.02, 0.0, 0.003, 0.0]]))
+            net.arm_coeffs.copy_(torch.tensor([[0.02, 0.01, 0.0, 0.0], [-0.02, 0.0, 0.003, 0.0],
+                                               [0.01, -0.005, 0.0, 0.001]]))
             net.force_std.fill_(10.0)
     return net.eval()
 
@@ -78,7 +88,7 @@ def test_stepping_equals_one_pass_and_chunks_with_carried_state(name):
             theta.append(th)
         expect, _ = net.to_physical(whole[0])
         torch.testing.assert_close(torch.cat(theta)[:, 0], expect, rtol=0, atol=1e-5)
-        assert f.shape == (1, 2) and state.shape == (1, net.state_size)
+        assert f.shape == (1, 3) and state.shape == (1, net.state_size)
 
 
 @pytest.mark.parametrize("name", STATEFUL)
@@ -137,8 +147,10 @@ def test_run_folder_round_trip(trained, wrist, tmp_path):
 
 @pytest.mark.parametrize("name", STATEFUL)
 def test_onnx_step_matches_torch_on_a_sequence_with_state(name, trained, wrist, tmp_path):
+    base, overrides = _variant(name)
     if name != trained.config.preset:
-        cfg = TrainConfig(**{**trained.config.to_dict(), "preset": name, "iterations": 10})
+        cfg = TrainConfig(**{**trained.config.to_dict(), "preset": base, "iterations": 10,
+                             "model": {**SMALL, **overrides}})
         trained = fit(wrist[0], cfg, seed=0)
     inputs = trained.samples
     ref = export.reference_outputs(trained, inputs)
