@@ -18,8 +18,8 @@ Kinds:
 
 ``edge`` is the shipped model: the physics observer, with its correction time measured on the last fifth
 of every training piece, or the GRU (``edge-rnn``) where that predicts the angle there more than 10 %
-better (train/correction.py; docs/results/opensim: the GRU wins on an OpenSim wrist, the observer on our
-hard wrist and on a loaded OpenSim elbow).
+better (train/correction.py; docs/results/opensim: with the force stage the observer is chosen on both
+OpenSim wrists, the loaded OpenSim elbow and our hard wrist and knee, the GRU on the OpenSim knee).
 """
 
 from __future__ import annotations
