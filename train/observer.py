@@ -13,8 +13,9 @@ forward pass, at the model rate, and a learned correction keeps it from drifting
     θ ← clamp(θ, θ_lo, θ_hi)
 
 With the force stage (``ModelConfig.force_stage``, on in the shipped presets) the forces are not the
-envelopes' alone: F_n = σ_n [softplus(f_n) · exp(α_n · φ) + softplus(β_n0 + β_n · φ)] with
-φ = [θ̃, θ̃², tanh(θ̇ 0.1 s/σ_θ)] taken from the state each step starts from (force-length, force-velocity
+envelopes' alone: F_n = σ_n [softplus(f_n + g_n e_n) · exp(α_n · φ) + softplus(β_n0 + β_n · φ)], with
+e_n muscle n's own envelope (gain g_n ≥ 0 started by :meth:`ObserverNet.identify` at the training data's
+force per envelope) and φ = [θ̃, θ̃², tanh(θ̇ 0.1 s/σ_θ)] taken from the state each step starts from (force-length, force-velocity
 and passive force; :mod:`myoedge.train.force_stage`), so the forces act back on the motion they come
 from, as in a forward dynamic simulation, and the step loop makes the forces too.
 
@@ -34,8 +35,8 @@ and F; the state is [θ, θ̇, h] (2 + ``hidden``), initial [θ_mean, 0, 0…].
 The state contract (docs/training.md): ``forward(envelopes (B, T, C), state)`` runs the GRU over the
 whole sequence in one call (the network does not see θ), then the integration step by step (compiled
 by TorchScript where torch can);
-``step`` is the same for one frame — the function exported to ONNX (Softplus, Sigmoid, Clip, Sin, Cos:
-opset 17).
+``step`` is the same for one frame — the function exported to ONNX (Softplus, Sigmoid, Clip, Sin, Cos,
+and with the stage Exp and Tanh: opset 17).
 """
 
 from __future__ import annotations
