@@ -91,9 +91,10 @@ def split_sessions(cycles) -> list[tuple[str, list[Sequence], list[Sequence]]]:
 
 
 def cycle_folds(seqs, *, protocols, train_fraction: float, seed: int, frames: int = FRAMES,
-                k_mad: float = 3.0) -> list[tuple[str, str, str, list[Sequence], list[Sequence]]]:
-    """``(protocol, subject, fold name, train, test)`` of the ``paper`` and ``sessions`` protocols."""
-    cycles, _ = cycle_sequences(seqs, frames=frames, k_mad=k_mad)
+                k_mad: float = 3.0) -> tuple[list[tuple], list[dict]]:
+    """The ``(protocol, subject, fold name, train, test)`` tuples of the ``paper`` and ``sessions``
+    protocols, and the segmentation counts of :func:`cycle_sequences`."""
+    cycles, counts = cycle_sequences(seqs, frames=frames, k_mad=k_mad)
     folds = []
     if "paper" in protocols:
         tag = f"cycles {round(100 * train_fraction)}/{round(100 * (1 - train_fraction))}"
@@ -105,4 +106,4 @@ def cycle_folds(seqs, *, protocols, train_fraction: float, seed: int, frames: in
             log.warning("inter-session protocol skipped: no subject has two sessions")
         folds += [("sessions", test[0].subject, f"{train[0].session} → {held}", train, test)
                   for held, train, test in inter]
-    return folds
+    return folds, counts

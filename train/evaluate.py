@@ -134,8 +134,9 @@ def group_by_channels(seqs) -> dict[str, list]:
     return names
 
 
-def plan_folds(seqs, config: EvaluationConfig) -> list[Fold]:
-    """Every fold of every requested protocol, for one channel group."""
+def plan_folds(seqs, config: EvaluationConfig, *, segmentation: list | None = None) -> list[Fold]:
+    """Every fold of every requested protocol, for one channel group; the cycle protocols' segmentation
+    counts are appended to ``segmentation`` when given."""
     from myoedge.train.data import split_intra_session, split_leave_one_trial_out, split_time, subsample_train
 
     folds: list[Fold] = []
@@ -162,16 +163,14 @@ def plan_folds(seqs, config: EvaluationConfig) -> list[Fold]:
         else:
             log.warning("leave-one-trial-out skipped: no subject has two trials")
     if any(p in config.protocols for p in CYCLE_PROTOCOLS):
-        folds += _cycle_folds(seqs, config)
+        from myoedge.train.cycles import cycle_folds
+
+        cycles, counts = cycle_folds(seqs, protocols=config.protocols, train_fraction=config.train_fraction,
+                                     seed=config.seed, frames=config.cycle_frames, k_mad=config.cycle_k_mad)
+        folds += [Fold(*f) for f in cycles]
+        if segmentation is not None:
+            segmentation.extend(counts)
     return folds
-
-
-def _cycle_folds(seqs, config: EvaluationConfig) -> list[Fold]:
-    from myoedge.train.cycles import cycle_folds
-
-    folds = cycle_folds(seqs, protocols=config.protocols, train_fraction=config.train_fraction,
-                        seed=config.seed, frames=config.cycle_frames, k_mad=config.cycle_k_mad)
-    return [Fold(*f) for f in folds]
 
 
 def _thin(x: np.ndarray, n: int) -> np.ndarray:
@@ -299,7 +298,8 @@ def evaluate(seqs, config: EvaluationConfig | None = None, *, show_progress: boo
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InputError(f"jobs must be a positive int, got {jobs!r}")
     groups = group_by_channels(seqs)
-    plans = {key: plan_folds(group, config) for key, group in groups.items()}
+    segmentation = {key: [] for key in groups}
+    plans = {key: plan_folds(group, config, segmentation=segmentation[key]) for key, group in groups.items()}
     stages = [(key, protocol, [(fold, m) for fold in plans[key] if fold.protocol == protocol
                                for m in config.methods if protocol != "size" or m in config.size_methods])
               for key in groups for protocol in PROTOCOLS]
@@ -349,7 +349,7 @@ def evaluate(seqs, config: EvaluationConfig | None = None, *, show_progress: boo
         if "intra" in config.protocols and "size" in config.protocols:  # the 100 % point is the intra fold
             runs += [{**r, "protocol": "size", "fold": f"{r['fold']}@1"} for r in runs
                      if r["protocol"] == "intra" and r["method"] in config.size_methods]
-        result["joints"][key] = _summarise(group, runs, config, seconds[key])
+        result["joints"][key] = _summarise(group, runs, config, seconds[key], segmentation[key])
         result["joints"][key]["resumed_protocols"] = resumed[key]
     result["seconds"] = round(time.perf_counter() - t_start, 1)
     result["jobs"] = jobs
@@ -369,7 +369,8 @@ def _keep_trace(result: dict, key: str, fold: Fold, method: str, prediction) -> 
     trace["pred"][method] = dict(zip(names, cols, strict=True))
 
 
-def _summarise(group: list, runs: list[dict], config: EvaluationConfig, seconds: dict) -> dict:
+def _summarise(group: list, runs: list[dict], config: EvaluationConfig, seconds: dict,
+               segmentation: list[dict]) -> dict:
     first = group[0]
     outputs = output_names(first.muscles)
     ok = [r for r in runs if "error" not in r]
@@ -380,11 +381,6 @@ def _summarise(group: list, runs: list[dict], config: EvaluationConfig, seconds:
         if "intra" in config.protocols else {}
     table1_paper = {m: stats.per_subject(ok, protocol="paper", method=m, outputs=outputs) for m in methods} \
         if "paper" in config.protocols else {}
-    segmentation = []
-    if any(p in config.protocols for p in CYCLE_PROTOCOLS):
-        from myoedge.train.cycles import cycle_sequences
-
-        segmentation = cycle_sequences(group, frames=config.cycle_frames, k_mad=config.cycle_k_mad)[1]
     return {
         "joint": first.joint, "muscles": list(first.muscles), "outputs": outputs,
         "subjects": sorted({s.subject for s in group}), "trials": sorted({s.trial for s in group}),
