@@ -160,12 +160,24 @@ def with_hand_load(segment: Segment, *, load_kg: float, distance: float) -> Segm
     return replace(segment, mass=mass, com=com, inertia=segment.inertia + load_kg * distance**2)
 
 
+MAX_HAND_LOAD_KG = 50.0  # a mass held in one hand; more is a unit mistake (g for kg)
+
+
+def hand_load_kg(extra) -> float:
+    """The mass held in the hand (kg) that a recording.json (``extra``: its keys beyond the schema's)
+    gives as ``load_kg``; 0 when it gives none."""
+    load = extra.get("load_kg", 0.0)
+    load = 0.0 if load is None else load
+    if not isinstance(load, (int, float)) or isinstance(load, bool) or not 0.0 <= load <= MAX_HAND_LOAD_KG:
+        raise InputError(f"recording.json load_kg must be a mass from 0 to {MAX_HAND_LOAD_KG:g} kg, "
+                         f"got {load!r}")
+    return float(load)
+
+
 def loaded_segment(segment: Segment, extra) -> Segment:
     """The segment of a trial whose recording.json (``extra``: its other keys) may hold ``load_kg`` and
     ``load_distance_m``: ``segment`` itself when there is no load."""
-    load = extra.get("load_kg", 0.0) or 0.0
-    if not isinstance(load, (int, float)) or isinstance(load, bool):
-        raise InputError(f"recording.json load_kg must be a number of kg, got {load!r}")
+    load = hand_load_kg(extra)
     if load == 0:
         return segment
     distance = extra.get("load_distance_m")

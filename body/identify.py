@@ -10,6 +10,11 @@ stiffness is k (θ − θ_rest) = k θ + c with c = −k θ_rest, and P_ends, th
 (or zero) because trials rarely reach the limits. With a known rest angle the constant column is dropped
 and c = −k θ_rest is moved to the left-hand side.
 
+A mass L (kg) held in the hand, at a distance d from the axis and an angle ψ off the segment's own
+centre of mass, adds L d² to M and L g d sin(θ + ψ) to the gravity moment: three more columns
+L θ̈, L sin θ, L cos θ, whose terms (M_L = d², G_Ls, G_Lc, per kg) are identified when the training
+trials hold at least two different loads (with one load they cannot be told from the segment's own).
+
 :func:`solve_bounded` is the numeric core (bounded linear least squares, optionally pulled toward a
 prior), shared by :func:`identify_joint` (train: the observer's equation of motion from the training
 recordings) and :mod:`myoedge.calibrate.segment_fit` (a profile re-fit regularised toward the prior).
@@ -30,6 +35,7 @@ from myoedge.body.dynamics import namespace
 from myoedge.ground.errors import InputError
 
 TERMS = ("inertia", "damping", "gravity_sin", "gravity_cos", "stiffness", "offset")
+LOAD_TERMS = ("load_inertia", "load_gravity_sin", "load_gravity_cos")  # per kg in the hand
 MIN_SAMPLES = 20
 LOWPASS_HZ = 12.0  # Hz: human joint motion lies below ~10 Hz (Winter, Biomechanics of Human Movement)
 
@@ -53,6 +59,11 @@ def solve_bounded(a: np.ndarray, b: np.ndarray, *, lower, upper, prior: np.ndarr
         a = np.vstack([a, math.sqrt(weight) * np.eye(k)])
         b = np.concatenate([b, math.sqrt(weight) * np.asarray(prior, dtype=float)])
     return lsq_linear(a, b, bounds=(np.asarray(lower, float), np.asarray(upper, float)), method="bvls").x
+
+
+def load_regressors(theta, theta_ddot, load_kg: float) -> np.ndarray:
+    """The columns of a load in the hand, (n, 3): L θ̈, L sin θ, L cos θ (terms :data:`LOAD_TERMS`)."""
+    return load_kg * np.column_stack([theta_ddot, np.sin(theta), np.cos(theta)])
 
 
 def term_bounds(n_terms: int, *, min_inertia: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +111,8 @@ def _inner(n: int, *, dt: float, cutoff_hz: float) -> slice:
 
 @dataclass(frozen=True, kw_only=True)
 class JointTerms:
-    """An identified equation of motion: τ = M θ̈ + b θ̇ + G_s sin θ + G_c cos θ + k θ + c."""
+    """An identified equation of motion: τ = M θ̈ + b θ̇ + G_s sin θ + G_c cos θ + k θ + c, and with a
+    load L in the hand + L (M_L θ̈ + G_Ls sin θ + G_Lc cos θ)."""
 
     inertia: float  # kg·m²
     damping: float  # N·m·s/rad
@@ -110,6 +122,9 @@ class JointTerms:
     offset: float  # N·m (−k θ_rest)
     rmse: float  # N·m, residual of the fit
     torque_rms: float  # N·m, of the fitted moment
+    load_inertia: float = 0.0  # m² (kg·m² per kg in the hand)
+    load_gravity_sin: float = 0.0  # N·m per kg
+    load_gravity_cos: float = 0.0  # N·m per kg
 
     @property
     def gravity_moment(self) -> float:
@@ -128,7 +143,7 @@ class JointTerms:
             + self.offset
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in TERMS + ("rmse", "torque_rms")}
+        return {k: getattr(self, k) for k in TERMS + LOAD_TERMS + ("rmse", "torque_rms")}
 
 
 def _pieces(values: Sequence[np.ndarray], name: str) -> list[np.ndarray]:
@@ -140,22 +155,27 @@ def _pieces(values: Sequence[np.ndarray], name: str) -> list[np.ndarray]:
 
 def identify_joint(thetas: Sequence[np.ndarray], torques: Sequence[np.ndarray], *, dt: float,
                    rest_angle: float | None = None, ends: Sequence[np.ndarray] | None = None,
-                   cutoff_hz: float = LOWPASS_HZ) -> JointTerms:
+                   loads: Sequence[float] | None = None, cutoff_hz: float = LOWPASS_HZ) -> JointTerms:
     """Identify M, b, gravity, stiffness (and its rest offset) from trials of angle and driving moment.
 
     ``thetas`` and ``torques`` are one array per trial (rad, N·m, sampled every ``dt`` s); derivatives
     are taken per trial so no difference spans two trials, and each trial's angle and moment pass the
     same low-pass (:func:`lowpass`). ``ends`` (per trial, N·m) are known moments
     subtracted from τ first (e.g. end-of-range terms). Without ``rest_angle`` the stiffness's rest
-    offset is identified too (column of ones).
+    offset is identified too (column of ones). ``loads`` (kg per trial) held in the hand: with two or
+    more different ones the load's terms (:data:`LOAD_TERMS`) are identified too, else they are 0.
     """
     thetas, torques = _pieces(thetas, "thetas"), _pieces(torques, "torques")
     if len(thetas) != len(torques):
         raise InputError(f"identify_joint needs one torque per angle trial, got {len(thetas)} angle and "
                          f"{len(torques)} torque trials")
     known = [np.zeros_like(t) for t in thetas] if ends is None else _pieces(ends, "ends")
+    masses = [0.0] * len(thetas) if loads is None else [float(x) for x in loads]
+    if len(masses) != len(thetas) or not all(math.isfinite(x) and x >= 0 for x in masses):
+        raise InputError(f"loads must be one mass >= 0 kg per trial ({len(thetas)}), got {list(masses)}")
+    loaded = len(set(masses)) > 1
     rows, rhs = [], []
-    for th, tau, e in zip(thetas, torques, known):
+    for th, tau, e, mass in zip(thetas, torques, known, masses):
         if not th.shape == tau.shape == e.shape:
             raise InputError(f"each trial's θ, τ (and ends) need one length, got {th.size}, {tau.size}, "
                              f"{e.size}")
@@ -165,7 +185,10 @@ def identify_joint(thetas: Sequence[np.ndarray], torques: Sequence[np.ndarray], 
             continue
         smooth, d1, d2 = derivatives(th, dt=dt, cutoff_hz=cutoff_hz)
         keep = _inner(th.size, dt=dt, cutoff_hz=cutoff_hz)  # without the filter's start and end transients
-        rows.append(regressors(smooth, d1, d2, rest_angle=rest_angle)[keep])
+        cols = regressors(smooth, d1, d2, rest_angle=rest_angle)
+        if loaded:
+            cols = np.hstack([cols, load_regressors(smooth, d2, mass)])
+        rows.append(cols[keep])
         rhs.append(lowpass(tau - e, dt=dt, cutoff_hz=cutoff_hz)[keep])  # the band θ̈ kept (see lowpass)
     if not rows:
         raise InputError(f"identifying the joint needs a trial of at least {MIN_SAMPLES} samples")
@@ -174,10 +197,13 @@ def identify_joint(thetas: Sequence[np.ndarray], torques: Sequence[np.ndarray], 
     if tau_rms <= 0:
         raise InputError("the torque is zero throughout; nothing to identify the joint from")
     scale = np.maximum(np.sqrt(np.mean(a**2, axis=0)), 1e-12)  # columns to unit RMS: a well-posed solve
-    lower, upper = term_bounds(a.shape[1])
+    lower, upper = term_bounds(a.shape[1] - 3 * loaded)
+    if loaded:  # M_L = d² ≥ 0, the load's gravity free
+        lower, upper = np.append(lower, [0.0, -np.inf, -np.inf]), np.append(upper, [np.inf] * 3)
     x = solve_bounded(a / scale, b, lower=lower, upper=upper) / scale
     resid = b - a @ x
-    terms = dict(zip(TERMS, (float(v) for v in x)))
+    names = [n for n in TERMS if rest_angle is None or n != "offset"] + list(LOAD_TERMS if loaded else ())
+    terms = dict(zip(names, (float(v) for v in x)))
     if rest_angle is not None:
         terms["offset"] = -terms["stiffness"] * rest_angle
     return JointTerms(**terms, rmse=float(np.sqrt(np.mean(resid**2))), torque_rms=tau_rms)

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import signal
 from scipy.interpolate import PchipInterpolator
 
-from myoedge.body.catalog import JOINTS, generic_model
+from myoedge.body.catalog import JOINTS, generic_model, hand_load_kg
 from myoedge.body.model import JointModel
 from myoedge.body.profile import SubjectProfile
 from myoedge.body.recording import Recording, find_recordings, load_recording
@@ -71,6 +71,7 @@ class Sequence:
     source: str = ""  # the recording's folder, for messages
     cycle_s: float | None = None  # a time-normalised movement cycle: its duration (``t`` is then the
     #   phase 0..1 and ``rate_hz`` = (n − 1) / cycle_s, the frames' spacing); see myoedge.train.cycles
+    load_kg: float = 0.0  # a mass held in the hand through the trial (recording.json ``load_kg``)
 
     def __post_init__(self) -> None:
         n, m = len(self.t), len(self.muscles)
@@ -307,8 +308,15 @@ def _subject_sequences(subject: str, recs: list[Recording], profile: SubjectProf
             envelope_config=cfg, adc=adc, mvc_volts=tuple(float(v) for v in mvc), mvc_source=source,
             events={k: np.asarray(v, dtype=np.float64)
                     for k, v in (getattr(rec, "events", None) or {}).items()},
-            source=sources.get(id(rec), "")))
+            source=sources.get(id(rec), ""), load_kg=_load_of(rec)))
     return out
+
+
+def _load_of(rec: Recording) -> float:
+    try:
+        return hand_load_kg(rec.meta.extra)
+    except InputError as exc:
+        raise InputError(f"recording {rec.meta.subject} {rec.meta.trial}: {exc}") from None
 
 
 # -------------------------------------------------------------------------------------------- splits

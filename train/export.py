@@ -213,7 +213,8 @@ def export_bundle(trained: TrainedModel, out, *, name: str | None = None, extra_
     state = None
     if trained.stateful:
         state = StateMeta(size=int(initial.shape[1]), initial=tuple(float(v) for v in initial[0]),
-                          warmup_steps=int(trained.config.burn_in))
+                          warmup_steps=int(trained.config.burn_in),
+                          load_index=getattr(trained.model, "LOAD_INDEX", None))
     meta = BundleMeta.build(
         name=name or f"{trained.joint}-{trained.model_config.preset}", joint=trained.joint,
         muscles=trained.muscles, window=trained.window, envelope=trained.envelope_config,

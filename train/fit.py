@@ -34,7 +34,7 @@ from myoedge.edge.model.channel_fill import ChannelFill, ChannelFillMeta, fill_q
 from myoedge.ground.errors import InputError
 from myoedge.train.correction import choose_correction, without_selection
 from myoedge.train.data import Sequence
-from myoedge.train.models import ModelConfig, Normalised, build_model, n_parameters
+from myoedge.train.models import ModelConfig, Normalised, build_model, n_parameters, start_states
 from myoedge.train.physics import physics_residual, sequence_residual
 from myoedge.train.presets import preset as preset_record
 from myoedge.train.run import TrainConfig, TrainedModel
@@ -114,6 +114,9 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
                 if hasattr(model, name):
                     getattr(model, name).copy_(torch.as_tensor(value, dtype=torch.float32))
         identified = model.identify(seqs) if hasattr(model, "identify") else None  # the observer's joint
+        if identified is not None and config.correction_s > 0:  # a time chosen on held-out data
+            model.correction_s.fill_(min(config.correction_s, identified["correction_s"]))
+            identified["correction_s"] = float(model.correction_s[0])
         if config.optimizer == "sgd":
             opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
         else:
@@ -173,13 +176,11 @@ def _validated(seqs, config: TrainConfig, *, seed: int, progress, threads) -> Tr
     if choice.get("winner") == config.rival and config.rival:
         trained = fit(seqs, dataclasses.replace(plain, preset=config.rival), seed=seed, progress=progress,
                       threads=threads)
-    else:
-        trained = fit(seqs, plain, seed=seed, progress=progress, threads=threads)
-        joint = trained.info["identified_joint"]
-        if choice["chosen_s"] is not None:
-            trained.model.correction_s.fill_(choice["chosen_s"])
-            joint["correction_s"] = choice["chosen_s"]
-        joint["correction"] = choice
+    else:  # trained at the chosen time (never slower than this fit's own identified one), as it will run
+        chosen = choice["chosen_s"]
+        final = plain if chosen is None else dataclasses.replace(plain, correction_s=chosen)
+        trained = fit(seqs, final, seed=seed, progress=progress, threads=threads)
+        trained.info["identified_joint"]["correction"] = choice
     trained.info["selection"] = choice
     trained.info["train_seconds"] = round(trained.info["train_seconds"] + choice.get("fit_seconds", 0.0), 3)
     return trained
@@ -403,11 +404,11 @@ def _recurrent_steps(model, seqs, config, stats, rng):
             else:
                 states.append(row[2])
         warm = [i for i, st in enumerate(states) if st is None]
-        h0 = model.initial_state().expand(len(rows), -1).clone()
+        h0 = start_states(model, [s.load_kg for s, _, _ in rows])
         if warm and burn > 0:
             with torch.no_grad():
                 env = np.stack([inputs(rows[i][0], rows[i][1] - burn, burn) for i in warm])
-                _, h = model(torch.as_tensor(env, dtype=torch.float32))
+                _, h = model(torch.as_tensor(env, dtype=torch.float32), h0[warm])
             h0[warm] = h
         for i, st in enumerate(states):
             if st is not None:

@@ -178,6 +178,16 @@ class Normalised(nn.Module):
         return theta, out[..., 1:] * self.force_std + self.force_mean
 
 
+def start_states(model: Normalised, loads) -> torch.Tensor:
+    """(B, S) states that sequences start from, one per load in the hand ``loads`` (kg): the model's
+    initial state, holding the load where the model carries one (the observer's ``LOAD_INDEX``)."""
+    index = getattr(model, "LOAD_INDEX", None)
+    state = model.initial_state().expand(len(loads), -1).clone()
+    if index is not None:
+        state[:, index] = torch.tensor([float(x) for x in loads])
+    return state
+
+
 class PerStepCNN(Normalised):
     """The paper's network (pi-cnn / cnn): input (N, C) envelopes and (N,) time, output (N, 1 + M)."""
 

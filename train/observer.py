@@ -20,23 +20,32 @@ force per envelope) and φ = [θ̃, θ̃², tanh(θ̇ 0.1 s/σ_θ)] taken from t
 back on the motion they come from, as in a forward dynamic simulation, and the step loop makes the
 forces too.
 
-The correction only removes drift: T = 1 s, slower than the joints' mechanical time constants, so within
-a second the angle is the physics' (a correction that learned to follow the network's direct angle
-fitted the training part and lost on held-out time: wrist θ CC 0.93 against 0.977 bounded). When the
-identified equation leaves more than 10 % of the training moment unexplained (ρ = rmse / τ_rms, e.g.
-trials with different loads in the hand, which one equation cannot hold) the physics is trusted less:
-T = 1 s · (0.1 / ρ)², at least two steps.
+The correction only removes drift: T bounds how fast it may pull (a correction that learned to follow
+the network's direct angle fitted the training part and lost on held-out time: wrist θ CC 0.93 against
+0.977 bounded at 1 s). T is identified with the equation, by the test the physics must pass with the
+best forces there are: the identified equation, driven by the *recorded* forces of the training trials
+and corrected toward the recorded angle at the full bound, is integrated at each candidate T (1 s down
+to 30 ms); T is the slowest one whose angle stays within 10 % of the angle's spread (RMSE / σ_θ).
+Where the equation integrates stably (a damped wrist or knee whose moment it explains) that is 1 s;
+where the integration runs away even with the true forces (an elbow held against gravity, whose
+posture the muscles' own stiffness keeps and the recorded forces do not; an OpenSim wrist whose
+equation leaves 6 % of the moment unexplained, integrated over seconds) the physics is trusted only
+as long as it holds there.
 
 S(θ) = G_s sin θ + G_c cos θ + k θ + c is the static moment (gravity and passive stiffness), M, b the
 inertia and damping: all identified (:func:`myoedge.body.identify.identify_joint`) from the *training*
 recordings' angle and the muscles' moment Σ r F (recorded forces; recorded moment arms, else the model's),
-when :meth:`ObserverNet.identify` is called by the fit. The outputs are θ (integrated and corrected)
-and F; the state is [θ, θ̇, h] (2 + ``hidden``), initial [θ_mean, 0, 0…].
+when :meth:`ObserverNet.identify` is called by the fit. A mass L held in the hand (recording.json
+``load_kg``) is part of the equation: M + L M_L and S(θ) + L (G_Ls sin θ + G_Lc cos θ), its terms
+identified when the training trials hold two or more loads (else 0, and L changes nothing). The outputs
+are θ (integrated and corrected) and F; the state is [θ, θ̇, L, h] (3 + ``hidden``), initial
+[θ_mean, 0, L, 0…]: L is carried unchanged from step to step, set by whoever starts the sequence (the
+fit from the trial's recording.json, the runtime from ``myoedge run --load-kg``).
 
 The state contract (docs/training.md): ``forward(envelopes (B, T, C), state)`` runs the GRU over the
 whole sequence in one call (the network does not see θ), then the integration step by step (compiled
 by TorchScript where torch can);
-``step`` is the same for one frame — the function exported to ONNX (Softplus, Sigmoid, Clip, Sin, Cos,
+``step`` is the same for one frame — the function exported to ONNX (Softplus, Sigmoid, Max, Min, Sin, Cos,
 and with the stage Exp and Tanh: opset 17).
 """
 
@@ -50,8 +59,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from myoedge.body.identify import identify_joint
+from myoedge.body.identify import LOAD_TERMS, identify_joint
 from myoedge.ground.errors import InputError
+from myoedge.train.correction import CANDIDATES_S
 from myoedge.train.force_stage import VELOCITY_S, KinematicForceStage, staged_forces
 from myoedge.train.models import ModelConfig, Normalised, SharedDropout
 from myoedge.train.recurrent import tanh_head
@@ -59,8 +69,8 @@ from myoedge.train.recurrent import tanh_head
 log = logging.getLogger(__name__)
 
 ARM_DEGREE = 3  # moment arms as cubics in θ
-CORRECTION_S = 1.0  # T: the correction is never faster than this (s); the physics owns shorter times …
-EXPLAINED = 0.1  # … while the identified equation leaves at most this share of the moment unexplained
+CORRECTION_S = 1.0  # T (s) until identified: the correction is never faster; the physics owns shorter times
+DRIFT = 0.1  # identified T: the slowest at which the recorded forces' integration stays within this · σ_θ
 GAIN_BIAS = 0.0  # initial gains half their bounds
 MIN_INERTIA = 1e-6  # kg·m²: with no identified inertia the damping alone sets the response
 MARGIN = 0.1  # the angle is clamped to the training range widened by this share of it
@@ -94,18 +104,29 @@ class ObserverNet(Normalised):
             self.head[-1].bias[m + 1:].fill_(GAIN_BIAS)
         # the joint: [M, b, G_s, G_c, k, c], r_n(θ) coefficients, angle limits, step (set by identify)
         self.register_buffer("joint", torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 0.0]))
+        self.register_buffer("load_terms", torch.zeros(len(LOAD_TERMS)))  # [M_L, G_Ls, G_Lc] per kg
         self.register_buffer("arm_coeffs", torch.zeros(m, ARM_DEGREE + 1))
         self.register_buffer("limits", torch.tensor([-math.pi, math.pi]))
         self.register_buffer("dt", torch.tensor([0.01]))
         self.register_buffer("correction_s", torch.tensor([CORRECTION_S]))
         self.force_stage = KinematicForceStage(m) if cfg.force_stage else None
 
+    LOAD_INDEX = 2  # the state element that holds the load in the hand (kg)
+
     @property
     def state_size(self) -> int:
-        return 2 + self.config.hidden
+        return 3 + self.config.hidden
 
     def initial_state(self) -> torch.Tensor:
-        return torch.cat([self.theta_mean, torch.zeros(1 + self.config.hidden)])[None]
+        """(1, S): at rest at the mean training angle, nothing in the hand (a sequence's load:
+        :func:`myoedge.train.models.start_states`)."""
+        return torch.cat([self.theta_mean, torch.zeros(2 + self.config.hidden)])[None]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "load_terms"  # a run saved before loads were modelled: no load terms
+        if key not in state_dict:
+            state_dict[key] = torch.zeros(len(LOAD_TERMS))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def identify(self, seqs) -> dict:
@@ -113,26 +134,53 @@ class ObserverNet(Normalised):
         rate = seqs[0].rate_hz
         coeffs = _arm_polynomials(seqs, ARM_DEGREE)
         torques = [(np.polynomial.polynomial.polyval(s.theta, coeffs.T).T * s.forces).sum(-1) for s in seqs]
-        terms = identify_joint([s.theta for s in seqs], torques, dt=1.0 / rate)
+        terms = identify_joint([s.theta for s in seqs], torques, dt=1.0 / rate,
+                               loads=[s.load_kg for s in seqs])
         theta = np.concatenate([s.theta for s in seqs])
         lo, hi = float(theta.min()), float(theta.max())
         pad = MARGIN * max(hi - lo, 1e-3)
         inertia = max(terms.inertia, MIN_INERTIA)
         self.joint.copy_(torch.tensor([inertia, terms.damping, terms.gravity_sin, terms.gravity_cos,
                                        terms.stiffness, terms.offset]))
+        self.load_terms.copy_(torch.tensor([getattr(terms, k) for k in LOAD_TERMS]))
         self.arm_coeffs.copy_(torch.as_tensor(coeffs, dtype=torch.float32))
         self.limits.copy_(torch.tensor([lo - pad, hi + pad]))
         self.dt.fill_(1.0 / rate)
-        unexplained = terms.rmse / terms.torque_rms
-        self.correction_s.fill_(max(CORRECTION_S * min(1.0, (EXPLAINED / max(unexplained, 1e-12)) ** 2),
-                                    2.0 / rate))
+        drift = self._drift(seqs)
+        held = [t for t, d in drift.items() if d <= DRIFT]
+        self.correction_s.fill_(max(held) if held else min(drift))
         if self.force_stage is not None:  # F_n ≈ g_n e_n: least squares through the origin, per muscle
             env = np.concatenate([s.envelopes for s in seqs])
             force = np.concatenate([s.forces for s in seqs])
             gain = (env * force).sum(0) / np.maximum((env * env).sum(0), 1e-12)
             self.force_stage.set_emg_gain(gain / self.force_std.numpy())
         return {**terms.to_dict(), "inertia": inertia, "limits": [lo - pad, hi + pad],
-                "correction_s": float(self.correction_s[0])}
+                "correction_s": float(self.correction_s[0]),
+                "drift_with_recorded_forces": {f"{t:.3g}": round(d, 4) for t, d in drift.items()}}
+
+    @torch.no_grad()
+    def _drift(self, seqs) -> dict[float, float]:
+        """Per candidate T (s): the RMSE / σ_θ of the angle that the identified equation integrates from
+        the recorded forces of ``seqs``, corrected toward the recorded angle at the full bound of T."""
+        floor = 2.0 * float(self.dt[0])
+        candidates = sorted({max(c, floor) for c in CANDIDATES_S}, reverse=True)
+        theta_all = np.concatenate([s.theta for s in seqs])
+        spread = max(float(theta_all.std()), 1e-6)
+        out = {}
+        for t in candidates:
+            squares, count = 0.0, 0
+            for s in seqs:
+                target = torch.as_tensor(s.theta, dtype=torch.float32)[None]
+                moment = torch.as_tensor(s.forces, dtype=torch.float32)[None] @ self.arm_coeffs
+                g_theta = torch.full_like(target, float(self.dt[0]) / t)
+                consts = self._constants(torch.tensor([float(s.load_kg)]))
+                got, _, _ = _rollout_moment_script(target[:, 0], torch.zeros(1), moment, target, g_theta,
+                                                   g_theta / t, consts)
+                err = got[0, :-1].double().numpy() - s.theta[1:]
+                err = np.where(np.isfinite(err), err, 1e3 * spread)
+                squares, count = squares + float(np.sum(err**2)), count + err.size
+            out[t] = math.sqrt(squares / max(count, 1)) / spread
+        return out
 
     def _network(self, x: torch.Tensor, h0: torch.Tensor):
         """Everything that does not depend on the integrated angle, for all steps at once: forces
@@ -151,12 +199,16 @@ class ObserverNet(Normalised):
         gains = torch.sigmoid(raw[..., m + 1:]) * (self.dt[0] / self.correction_s[0])
         return forces, moment, direct, gains[..., 0], gains[..., 1] / self.correction_s[0], last[0]
 
-    def _constants(self) -> torch.Tensor:
-        """[dt/M, 1/(1 + dt b/M), G_s, G_c, k, c, dt, θ_lo, θ_hi] (taken once per call, not per step)."""
+    def _constants(self, load: torch.Tensor) -> torch.Tensor:
+        """(9, B): [dt/M, 1/(1 + dt b/M), G_s, G_c, k, c, dt, θ_lo, θ_hi] for each row's load in the hand
+        ``load`` (B,) (taken once per call, not per step)."""
         inertia, damping, g_s, g_c, k, c = self.joint.unbind()
-        dt = self.dt[0]
-        return torch.stack([dt / inertia, 1.0 / (1.0 + dt * damping / inertia), g_s, g_c, k, c, dt,
-                            *self.limits.unbind()])
+        m_l, g_ls, g_lc = self.load_terms.unbind()
+        dt, ones = self.dt[0], torch.ones_like(load)
+        inertia = inertia + load * m_l
+        return torch.stack([dt / inertia, 1.0 / (1.0 + dt * damping / inertia), g_s + load * g_ls,
+                            g_c + load * g_lc, k * ones, c * ones, dt * ones, self.limits[0] * ones,
+                            self.limits[1] * ones])
 
     def _outputs(self, theta: torch.Tensor, forces: torch.Tensor) -> torch.Tensor:
         """Physical θ (…) and F (…, M) -> the normalised outputs (…, 1 + M) every preset returns."""
@@ -168,18 +220,19 @@ class ObserverNet(Normalised):
         x = (envelopes - self.env_mean) / self.env_std
         if state is None:
             state = self.initial_state().expand(x.shape[0], -1)
-        thetas, forces, theta, omega, last = self._run(x, envelopes, state, scripted=True)
-        return self._outputs(thetas, forces), torch.cat([theta[:, None], omega[:, None], last], dim=-1)
+        thetas, forces, mechanics, last = self._run(x, envelopes, state, scripted=True)
+        return self._outputs(thetas, forces), torch.cat([mechanics, last], dim=-1)
 
     def _run(self, x: torch.Tensor, envelopes: torch.Tensor, state: torch.Tensor, *, scripted: bool):
         """The network on the standardised frames ``x`` (and, with the stage, the ``envelopes`` as they
         came), then the integration step by step (compiled by TorchScript for sequences; plain torch for
         one step, the function ONNX export traces)."""
-        forces, moment, direct, g_theta, g_omega, last = self._network(x, state[:, 2:])
+        forces, moment, direct, g_theta, g_omega, last = self._network(x, state[:, 3:])
         if self.force_stage is not None:
             forces = self.force_stage.drive(forces, envelopes)
         self.last_direct = direct
-        theta, omega, consts = state[:, 0], state[:, 1], self._constants()
+        theta, omega, load = state[:, 0], state[:, 1], state[:, self.LOAD_INDEX]
+        consts = self._constants(load)
         if self.force_stage is None:
             run = _rollout_moment_script if scripted else rollout_moment
             thetas, theta, omega = run(theta, omega, moment, direct, g_theta, g_omega, consts)
@@ -190,7 +243,7 @@ class ObserverNet(Normalised):
             thetas, forces, theta, omega = run(theta, omega, nn.functional.softplus(forces), direct, g_theta,
                                                g_omega, consts, kinematics, weights, bias, self.force_std,
                                                self.arm_coeffs)
-        return thetas, forces, theta, omega, last
+        return thetas, forces, torch.stack([theta, omega, load], dim=-1), last
 
     def direct_loss(self, theta: torch.Tensor) -> torch.Tensor:
         """Mean ((θ_d − θ)/σ_θ)² of the last forward's direct angle against the target ``theta`` (B, T): the
@@ -200,19 +253,20 @@ class ObserverNet(Normalised):
     def step(self, envelopes: torch.Tensor, state: torch.Tensor):
         """One model step on the newest frame of ``envelopes`` (1, W, C): θ (1, 1), F (1, M), state_next."""
         x = (envelopes[:, -1:] - self.env_mean) / self.env_std
-        thetas, forces, theta, omega, last = self._run(x, envelopes[:, -1:], state, scripted=False)
-        return thetas, forces[:, 0], torch.cat([theta[:, None], omega[:, None], last], dim=-1)
+        thetas, forces, mechanics, last = self._run(x, envelopes[:, -1:], state, scripted=False)
+        return thetas, forces[:, 0], torch.cat([mechanics, last], dim=-1)
 
 
 def integrate(theta: torch.Tensor, omega: torch.Tensor, applied: torch.Tensor, direct: torch.Tensor,
               gain_theta: torch.Tensor, gain_omega: torch.Tensor, consts: torch.Tensor):
     """One model step of the corrected equation of motion for (B,) angles, velocities and applied
-    moments; ``consts`` from :meth:`ObserverNet._constants`."""
+    moments; ``consts`` (9, B) from :meth:`ObserverNet._constants`."""
     static = consts[2] * torch.sin(theta) + consts[3] * torch.cos(theta) + consts[4] * theta + consts[5]
     omega = (omega + consts[0] * (applied - static)) * consts[1]
     theta = theta + consts[6] * omega
     error = direct - theta
-    return torch.clamp(theta + gain_theta * error, consts[7], consts[8]), omega + gain_omega * error
+    theta = torch.minimum(torch.maximum(theta + gain_theta * error, consts[7]), consts[8])
+    return theta, omega + gain_omega * error
 
 
 def rollout_moment(theta: torch.Tensor, omega: torch.Tensor, moment: torch.Tensor, direct: torch.Tensor,

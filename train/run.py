@@ -20,7 +20,7 @@ from myoedge.edge.dsp.envelope import EnvelopeConfig
 from myoedge.ground.errors import InputError
 from myoedge.ground.fileio import atomic_directory
 from myoedge.train.data import Sequence
-from myoedge.train.models import ModelConfig, Normalised, build_model
+from myoedge.train.models import ModelConfig, Normalised, build_model, start_states
 from myoedge.train.presets import preset as preset_record
 
 LOSS_TERMS = ("L_F", "L_theta", "L_P", "total")
@@ -47,6 +47,8 @@ class TrainConfig:
     grad_clip: float = 1.0  # max gradient norm (0: off): L_P of an untrained net is ~1e4
     correction_validation: float = 0.0  # observer: the last fraction of every training piece on which its
     # correction time is chosen (train/correction.py); 0: the time the identification gives
+    correction_s: float = 0.0  # observer: trains and runs with at most this correction time (s); 0: the
+    # identified one (the held-out choice of correction_validation trains the final model at its choice)
     rival: str = ""  # observer with correction_validation: a preset fitted on the same split; trained
     # instead where it predicts the held-out angle more than 10 % better (the GRU for ``edge``)
     model: dict = field(default_factory=dict)
@@ -63,7 +65,7 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"{name} must be a positive int, got {v!r}")
-        for name in ("lr", "momentum", "w_force", "w_theta", "w_physics", "grad_clip"):
+        for name in ("lr", "momentum", "w_force", "w_theta", "w_physics", "grad_clip", "correction_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise InputError(f"{name} must be a finite number >= 0, got {v!r}")
@@ -122,7 +124,8 @@ class TrainedModel:
             env = torch.as_tensor(seq.envelopes, dtype=torch.float32)
             if self.model_config.stateful:  # warmed up on the EMG before t[0], as on a device
                 lead = seq.history(0 if seq.lead is None else len(seq.lead))
-                out, _ = self.model(torch.cat([torch.as_tensor(lead, dtype=torch.float32), env])[None])
+                out, _ = self.model(torch.cat([torch.as_tensor(lead, dtype=torch.float32), env])[None],
+                                    start_states(self.model, [seq.load_kg]))
                 out = out[0, len(lead):]
             elif self.model_config.kind == "window":
                 pad = torch.as_tensor(seq.history(self.window - 1), dtype=torch.float32)

@@ -52,6 +52,9 @@ def register(sub) -> None:
                    help="when an electrode is off (a flat channel), fill in its envelope from the other "
                    "channels and keep going, flagged RECONSTRUCTED instead of ELECTRODE_OFF (at most "
                    "(channels - 1) // 2 at once; docs/runtime.md)")
+    p.add_argument("--load-kg", type=float, metavar="KG",
+                   help="a mass held in the hand (kg) through the run: the observer's equation of motion "
+                        "holds it (bundles of --preset edge; default: the bundle's, 0)")
     p.add_argument("--no-prewarm", action="store_true", help="do not run the model on scratch buffers in the "
                    "idle time before each model step (docs/runtime.md)")
 
@@ -112,7 +115,8 @@ def _run(args: argparse.Namespace) -> dict:
         runtime = Runtime(bundle=bundle, profile=profile, transport=transport, safety=safety,
                           publishers=publishers, backend=args.backend, engine_path=args.engine,
                           realtime_priority=args.rt_priority, prewarm=not args.no_prewarm,
-                          status_interval_s=1.0 / args.status_hz if args.status_hz else None)
+                          status_interval_s=1.0 / args.status_hz if args.status_hz else None,
+                          load_kg=args.load_kg)
     except BaseException:
         for publisher in publishers:
             publisher.close()

@@ -35,6 +35,7 @@ from myoedge.edge.loop.setup_checks import check_device, check_profile, envelope
 from myoedge.edge.loop.status_report import StatusReporter
 from myoedge.edge.model import Predictor, replay_test_vectors, select_predictor
 from myoedge.edge.model.bundle import Bundle
+from myoedge.edge.model.predictor import check_load
 from myoedge.edge.wire.frame_ring import warm_up_scan
 from myoedge.edge.wire.protocol import MAX_FRAME_SIZE, DeviceInfo, Frame, FrameRing, frame_size
 from myoedge.edge.wire.reader import Reader
@@ -58,8 +59,12 @@ class Runtime:
                  engine_path: str | os.PathLike | None = None,
                  device_info_timeout_s: float = 5.0, latency_capacity: int = LATENCY_CAPACITY,
                  realtime_priority: int | None = None, prewarm: bool = True,
-                 status_interval_s: float | None = None) -> None:
+                 status_interval_s: float | None = None, load_kg: float | None = None) -> None:
         check_profile(bundle, profile)
+        if load_kg is not None and (bundle.meta.state is None or bundle.meta.state.load_index is None):
+            raise InputError(f"a load in the hand ({load_kg} kg) was given, but the bundle's model does not "
+                             "carry one (its state has no load_index): retrain with --preset edge")
+        self._load_kg = None if load_kg is None else check_load(load_kg)
         self.config = envelope_config(bundle)
         self.bundle, self.profile, self.transport = bundle, profile, transport
         self.safety = safety or SafetyConfig()
@@ -101,6 +106,8 @@ class Runtime:
         if self._predictor is None:
             self._predictor = select_predictor(self.bundle, backend=self._backend, engine_path=self._engine)
         self.verify_deviation = replay_test_vectors(self.bundle, self._predictor).check().deviation
+        if self._load_kg is not None:  # after the replay: the test vectors start from the bundle's state
+            self._predictor.set_load(self._load_kg)
         warm_up(self.config, n_channels=self.bundle.n_channels)
         warm_up_scan(FrameRing(n_samples=1, n_channels=1, sample_bits=16, capacity=1))
         gc.collect()

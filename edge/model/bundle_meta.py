@@ -121,13 +121,16 @@ class VectorsMeta:
 
 @_record
 class StateMeta:
-    """A stateful model's state: graph input/output names, size, initial value, warm-up steps."""
+    """A stateful model's state: graph input/output names, size, initial value, warm-up steps, and the
+    element that holds the load in the hand (kg) where the model carries one (the step passes it on
+    unchanged; the runtime sets it: ``myoedge run --load-kg``)."""
 
     size: int
     initial: tuple[float, ...]
     warmup_steps: int
     input: str = STATE_NAMES[0]
     output: str = STATE_NAMES[1]
+    load_index: int | None = None
 
 
 @_record
@@ -204,7 +207,8 @@ class BundleMeta:
             adc=Adc.from_dict(meta["adc"]) if "adc" in meta else None,
             state=None if state is None else StateMeta(
                 input=state["input"], output=state["output"], size=state["size"],
-                initial=tuple(float(v) for v in state["initial"]), warmup_steps=state["warmup_steps"]),
+                initial=tuple(float(v) for v in state["initial"]), warmup_steps=state["warmup_steps"],
+                load_index=state.get("load_index")),
             input_range=InputRangeMeta.from_dict(meta["input_range"]) if "input_range" in meta else None,
             channel_fill=ChannelFillMeta.from_dict(meta["channel_fill"]) if "channel_fill" in meta else None)
 
@@ -221,7 +225,7 @@ class BundleMeta:
         if self.adc is not None:
             d["adc"] = self.adc.to_dict()
         if self.state is not None:
-            d["state"] = _plain(self.state)
+            d["state"] = {k: v for k, v in _plain(self.state).items() if v is not None}
         if self.input_range is not None:
             d["input_range"] = _plain(self.input_range)
         if self.channel_fill is not None:

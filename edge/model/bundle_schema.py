@@ -199,6 +199,10 @@ def _validate_state(state, where: Path) -> None:
     steps = state.get("warmup_steps")
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
         raise _fail(where, "state.warmup_steps", "an int >= 0", steps)
+    if "load_index" in state:  # optional: the element holding the load in the hand
+        index = state["load_index"]
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < size:
+            raise _fail(where, "state.load_index", f"an int from 0 to {size - 1}", index)
 
 
 def _validate_input_range(block, m: int, where: Path) -> None:

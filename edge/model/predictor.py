@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from myoedge.body.catalog import MAX_HAND_LOAD_KG
 from myoedge.edge.model.bundle import Bundle
 from myoedge.ground.errors import InputError
 
@@ -26,6 +27,15 @@ __all__ = ["BackendUnavailable", "Predictor", "TensorSpec", "bundle_specs", "che
 
 class BackendUnavailable(InputError):
     """The runtime a backend needs (TensorRT, pycuda, ONNX Runtime) is not installed on this machine."""
+
+
+def check_load(load_kg) -> float:
+    """``load_kg`` as a float if it is a mass a hand can hold (0 to ``MAX_HAND_LOAD_KG``), else InputError."""
+    if isinstance(load_kg, bool) or not isinstance(load_kg, (int, float)) \
+            or not 0.0 <= load_kg <= MAX_HAND_LOAD_KG:
+        raise InputError(f"the load in the hand must be a mass from 0 to {MAX_HAND_LOAD_KG:g} kg, "
+                         f"got {load_kg!r}")
+    return float(load_kg)
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,7 @@ class Predictor(abc.ABC):
         self._state_out = state.output if state else None
         self._initial = np.asarray(state.initial if state else (), dtype=np.float32).reshape(1, -1)
         self._state = self._initial.copy()
+        self._load_index = state.load_index if state else None
 
     @property
     def state(self) -> np.ndarray:
@@ -132,6 +143,15 @@ class Predictor(abc.ABC):
     def reset_state(self) -> None:
         """Back to the bundle's initial state (a no-op for a window model)."""
         np.copyto(self._state, self._initial)
+
+    def set_load(self, load_kg: float) -> None:
+        """Hold ``load_kg`` in the hand from now on: the initial state's load element (the bundle's
+        ``state.load_index``) is set, and the state reset to it (and kept there by later resets)."""
+        if self._load_index is None:
+            raise InputError("this bundle's model does not carry a load in the hand (no state.load_index: "
+                             "a window model, or a stateful model without the observer's equation of motion)")
+        self._initial[0, self._load_index] = check_load(load_kg)
+        self.reset_state()
 
     def predict(self, window: np.ndarray) -> dict[str, np.ndarray]:
         """``window`` float32 ``(W, C)`` -> ``{output name: array shaped like its spec}`` in physical units.

@@ -83,3 +83,26 @@ def test_a_moment_with_content_above_the_filter_band_leaves_the_terms_right():
     assert terms.inertia == pytest.approx(inertia, rel=0.10)
     assert terms.damping == pytest.approx(damping, rel=0.10)
     assert terms.gravity_moment == pytest.approx(mgl, rel=0.10)
+
+
+def test_a_load_in_the_hand_is_identified_from_trials_at_several_loads():
+    """Trials at 0, 2 and 4 kg: one equation without the load leaves much of the moment unexplained; with
+    the load's columns it recovers the point mass's d² (inertia per kg) and g d (gravity per kg)."""
+    subject = make_subject("elbow6", 1, family="hard")
+    recs = simulate_session(subject, duration_s=8.0, trial_paces=("mix1",), loads=(0.0, 2.0, 4.0))
+    dt = float(recs[0].time[1] - recs[0].time[0])
+    thetas = [r.theta for r in recs]
+    torques = [(r.moment_arms * r.forces).sum(-1) for r in recs]
+    loads = [r.meta.extra["load_kg"] for r in recs]
+    distance = recs[0].meta.extra["load_distance_m"]
+    terms = identify_joint(thetas, torques, dt=dt, loads=loads)
+    assert terms.load_inertia == pytest.approx(distance**2, rel=0.10)
+    assert math.hypot(terms.load_gravity_sin, terms.load_gravity_cos) == pytest.approx(GRAVITY * distance,
+                                                                                        rel=0.10)
+    assert terms.rmse < 0.05 * terms.torque_rms
+    blind = identify_joint(thetas, torques, dt=dt)  # the loads unknown: one equation for all trials
+    assert blind.load_inertia == 0.0 and blind.rmse > 2 * terms.rmse
+    one = identify_joint(thetas[:1], torques[:1], dt=dt, loads=[2.0])  # one load: not identifiable
+    assert (one.load_inertia, one.load_gravity_sin, one.load_gravity_cos) == (0.0, 0.0, 0.0)
+    with pytest.raises(InputError, match="one mass >= 0 kg per trial"):
+        identify_joint(thetas, torques, dt=dt, loads=[0.0, -1.0, 2.0])

@@ -49,7 +49,7 @@ def test_integrating_the_true_forces_follows_the_true_angle(hard_wrist):
     n = s.n
     theta, omega = torch.tensor([float(s.theta[0])]), torch.tensor([float(np.gradient(s.theta, 0.01)[0])])
     zero = torch.zeros(1)
-    consts, off = net._constants(), torch.zeros(1, n)
+    consts, off = net._constants(zero), torch.zeros(1, n)
     with torch.no_grad():
         got, _, _ = rollout_moment(theta, omega, moment, off, off, off, consts)
     err = got[0, :-1].numpy() - s.theta[1:]
@@ -71,7 +71,7 @@ def test_forces_are_never_negative_and_the_state_holds_the_angle(hard_wrist):
         theta, _ = net.to_physical(out[:, -1])
     assert torch.all(forces >= 0)
     torch.testing.assert_close(state[:, 0], theta, rtol=0, atol=1e-5)
-    assert state.shape == (2, net.state_size) and net.state_size == 10
+    assert state.shape == (2, net.state_size) and net.state_size == 11
 
 
 def test_missing_moment_arms_are_a_clear_error(hard_wrist):
@@ -156,3 +156,40 @@ def test_edge_trains_the_rival_gru_only_where_it_predicts_the_held_out_angle_cle
     assert choice["winner"] == expected
     assert trained.model_config.kind == ("recurrent" if expected == "edge-rnn" else "observer")
     assert trained.stateful and trained.info["train_seconds"] > choice["fit_seconds"] > 0
+
+
+def test_the_correction_time_is_how_long_the_physics_holds_with_the_recorded_forces(hard_wrist):
+    """The hard wrist's equation, driven by its recorded forces, stays within 10 % of σ_θ at T = 1 s, so
+    the physics is trusted for a second; with the forces recorded 40 % too large (an equation that no
+    longer balances them) the integration runs off and the correction must be faster."""
+    _, train = hard_wrist
+    net, info = _observer(train)
+    drift = {float(k): v for k, v in info["drift_with_recorded_forces"].items()}
+    assert info["correction_s"] == 1.0 and drift[1.0] <= 0.1
+    assert list(drift) == sorted(drift, reverse=True) and min(drift) == pytest.approx(0.03)
+    wrong = [s.__class__(**{**s.__dict__, "forces": s.forces * np.linspace(1.0, 1.4, s.forces.shape[1])})
+             for s in train]
+    net_wrong = build_model(ModelConfig.for_preset("edge-observer", n_channels=5, n_muscles=5, hidden=8))
+    net_wrong.identify(train)  # the equation of the true forces …
+    drift_wrong = net_wrong._drift(wrong)  # … driven by forces it does not balance
+    assert drift_wrong[1.0] > 0.1 and drift_wrong[1.0] > 3 * drift[1.0]
+    assert drift_wrong[0.03] < drift_wrong[1.0]  # a fast correction holds the angle
+
+
+def test_no_correction_time_slower_than_the_identified_one_is_chosen(hard_wrist):
+    """Forces whose scale drifts through each trial (an electrode's gain) leave one equation unable to
+    integrate them for a second; the held-out choice then only weighs times up to the identified one."""
+    from myoedge.train.fit import fit
+    from myoedge.train.run import TrainConfig
+
+    _, train = hard_wrist
+    drifting = [s.__class__(**{**s.__dict__, "forces": s.forces * np.linspace(0.7, 1.5, s.n)[:, None]})
+                for s in train]
+    cfg = TrainConfig.for_preset("edge-observer", iterations=6, chunk=40, burn_in=10, batch=4,
+                                 model={"hidden": 8})
+    trained = fit(drifting, cfg, seed=0)
+    joint = trained.info["identified_joint"]
+    choice = joint["correction"]
+    assert choice["identified_s"] < 1.0
+    assert max(float(t) for t in choice["validation_rmse_deg"]) == pytest.approx(choice["identified_s"])
+    assert joint["correction_s"] <= min(choice["chosen_s"], choice["identified_s"]) + 1e-9

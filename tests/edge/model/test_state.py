@@ -55,7 +55,7 @@ def _reference(inputs: np.ndarray, initial: np.ndarray) -> dict[str, np.ndarray]
     return {k: np.asarray(v, dtype=np.float32) for k, v in rows.items()}
 
 
-def _write(path, *, initial=(0.5, -0.5, 0.0), warmup=7, reference=None, version=2):
+def _write(path, *, initial=(0.5, -0.5, 0.0), warmup=7, reference=None, version=2, load_index=None):
     rng = np.random.default_rng(3)
     inputs = rng.uniform(0, 1, (12, W, M)).astype(np.float32)
     meta = bundle_meta(window=W, muscles=MUSCLES)
@@ -64,6 +64,8 @@ def _write(path, *, initial=(0.5, -0.5, 0.0), warmup=7, reference=None, version=
         del meta["adc"]  # the ADC block came with version 3
     meta["state"] = {"input": "state", "output": "state_next", "size": M, "initial": list(initial),
                      "warmup_steps": warmup}
+    if load_index is not None:
+        meta["state"]["load_index"] = load_index
     ref = reference if reference is not None else _reference(inputs, np.asarray(initial))
     write_bundle(path, onnx_bytes=_graph(), meta=meta, test_inputs=inputs, test_outputs=ref)
     return inputs
@@ -133,3 +135,29 @@ def test_window_models_have_no_state(tmp_path):
     with OnnxCpuPredictor(load_bundle(path)) as p:
         assert not p.stateful and p.state.shape == (1, 0)
         p.reset_state()  # a no-op
+
+
+def test_the_load_in_the_hand_is_set_in_the_initial_state_and_kept_by_resets(tmp_path):
+    inputs = _write(tmp_path / "b", load_index=2)
+    bundle = load_bundle(tmp_path / "b")
+    assert bundle.meta.state.load_index == 2 and bundle.meta.to_dict()["state"]["load_index"] == 2
+    with OnnxCpuPredictor(bundle) as p:
+        first = p.predict(inputs[0])["theta"].copy()
+        p.set_load(4.0)
+        np.testing.assert_allclose(p.state, [[0.5, -0.5, 4.0]])
+        loaded = p.predict(inputs[0])["theta"].copy()
+        np.testing.assert_allclose(loaded[0], _reference(inputs[:1], np.array([0.5, -0.5, 4.0]))["theta"][0],
+                                   rtol=1e-6)
+        assert not np.allclose(first, loaded)
+        p.predict(inputs[1])
+        p.reset_state()  # after lost frames: the load stays
+        np.testing.assert_allclose(p.state, [[0.5, -0.5, 4.0]])
+        for bad in (-1.0, float("nan"), 80.0, True):
+            with pytest.raises(InputError, match="from 0 to 50 kg"):
+                p.set_load(bad)
+    _write(tmp_path / "plain")  # no load_index: a model without a load
+    with OnnxCpuPredictor(load_bundle(tmp_path / "plain")) as p:
+        with pytest.raises(InputError, match="load_index"):
+            p.set_load(1.0)
+    with pytest.raises(FormatError, match="state.load_index"):
+        _write(tmp_path / "bad", load_index=3)
