@@ -308,15 +308,20 @@ def _subject_sequences(subject: str, recs: list[Recording], profile: SubjectProf
             envelope_config=cfg, adc=adc, mvc_volts=tuple(float(v) for v in mvc), mvc_source=source,
             events={k: np.asarray(v, dtype=np.float64)
                     for k, v in (getattr(rec, "events", None) or {}).items()},
-            source=sources.get(id(rec), ""), load_kg=_load_of(rec)))
+            source=sources.get(id(rec), ""), load_kg=recording_load(rec)))
     return out
 
 
-def _load_of(rec: Recording) -> float:
+def recording_load(rec: Recording, *, required: bool = False) -> float:
+    """The mass held in the hand through ``rec`` (recording.json ``load_kg``; 0 when absent, or an error
+    naming the recording when ``required``)."""
+    where = f"recording {rec.meta.subject} {rec.meta.trial}"
+    if required and rec.meta.extra.get("load_kg") is None:
+        raise InputError(f"{where}: recording.json needs load_kg, the mass held in the hand (kg, 0 for none)")
     try:
         return hand_load_kg(rec.meta.extra)
     except InputError as exc:
-        raise InputError(f"recording {rec.meta.subject} {rec.meta.trial}: {exc}") from None
+        raise InputError(f"{where}: {exc}") from None
 
 
 # -------------------------------------------------------------------------------------------- splits

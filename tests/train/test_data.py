@@ -167,3 +167,14 @@ def test_parts_keep_the_input_history_before_their_start(seqs):
     np.testing.assert_array_equal(inner.lead, s.envelopes[:110])
     assert s.lead is None and s.part(0, 10, tag="a").lead is None
     np.testing.assert_array_equal(s.history(3), np.repeat(s.envelopes[:1], 3, axis=0))
+
+
+def test_the_load_in_the_hand_comes_from_recording_json(subject, recordings):
+    profiles = {subject.name: true_profile(subject)}
+    held = [replace(r, meta=replace(r.meta, extra={**r.meta.extra, "load_kg": 2.5})) for r in recordings]
+    assert [s.load_kg for s in load_sequences(held, profiles=profiles)] == [2.5] * len(held)
+    assert {s.load_kg for s in load_sequences(recordings, profiles=profiles)} == {0.0}  # none given
+    for bad in ("2 kg", -1.0, float("nan"), 2000.0):
+        wrong = [replace(r, meta=replace(r.meta, extra={**r.meta.extra, "load_kg": bad})) for r in recordings]
+        with pytest.raises(InputError, match=f"recording {subject.name} .*load_kg must be a mass"):
+            load_sequences(wrong, profiles=profiles)

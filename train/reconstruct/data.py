@@ -76,14 +76,6 @@ def check_hidden(muscles, hidden) -> tuple[str, ...]:
     return hidden
 
 
-def _load_of(rec) -> float:
-    load = rec.meta.extra.get("load_kg")
-    if isinstance(load, bool) or not isinstance(load, (int, float)) or not np.isfinite(load) or load < 0:
-        raise InputError(f"recording {rec.meta.subject} {rec.meta.trial}: recording.json needs load_kg, the "
-                         f"mass held in the hand (kg, 0 for none), got {load!r}")
-    return float(load)
-
-
 def _geometry_model(seq) -> JointModel:
     """The subject's geometry (profile or generic moment arms) with generic muscle parameters."""
     if seq.model is None or not seq.model_moment_arms:
@@ -104,7 +96,7 @@ def _geometry_model(seq) -> JointModel:
 
 def load_dataset(root, *, hidden, rate_hz: float = 100.0, subjects=None) -> dict[str, SubjectData]:
     """Every subject's trials under ``root`` with the ``hidden`` channels kept aside."""
-    from myoedge.train.data import load_sequences
+    from myoedge.train.data import load_sequences, recording_load
 
     paths = find_recordings(root)
     if not paths:
@@ -114,7 +106,7 @@ def load_dataset(root, *, hidden, rate_hz: float = 100.0, subjects=None) -> dict
         rec = load_recording(path)
         if subjects and rec.meta.subject not in subjects:
             continue
-        _load_of(rec)
+        recording_load(rec, required=True)
         if rec.torque is None:
             raise InputError(f"recording {rec.meta.subject} {rec.meta.trial} has no torque (inverse "
                              "dynamics); the physics of the reconstruction needs it")
@@ -128,7 +120,7 @@ def load_dataset(root, *, hidden, rate_hz: float = 100.0, subjects=None) -> dict
     if any(r.meta.muscles != muscles for r in recs):
         raise InputError("recordings list different muscles; reconstruction needs one channel order")
     hidden_names = check_hidden(muscles, hidden)
-    loads = {(r.meta.subject, r.meta.session, r.meta.trial): _load_of(r) for r in recs}
+    loads = {(r.meta.subject, r.meta.session, r.meta.trial): recording_load(r, required=True) for r in recs}
     from myoedge.train.data import _profiles_beside
 
     profiles = {}
