@@ -43,6 +43,14 @@ CANDIDATES_S = (1.0, 0.5, 0.25, 0.12, 0.06, 0.03)  # up to the identified time; 
 TOLERANCE = 0.10  # a slower correction is kept when its held-out θ RMSE is within 10 % of the lowest
 
 
+def candidate_times(rate_hz: float, *, up_to: float | None = None) -> list[float]:
+    """The correction times (s) to weigh, slowest first: :data:`CANDIDATES_S` no shorter than two model
+    steps and, with ``up_to``, none slower than it (``up_to`` itself included)."""
+    floor = 2.0 / rate_hz
+    times = {max(c, floor) for c in CANDIDATES_S if up_to is None or c <= up_to}
+    return sorted(times | ({up_to} if up_to is not None else set()), reverse=True)
+
+
 def choose_correction(seqs, config, *, seed: int, threads: int | None) -> dict:
     """Fit on all but the last ``config.correction_validation`` of every piece of ``seqs``; return the
     correction time (s) with the lowest θ RMSE on those last parts, and every candidate's RMSE."""
@@ -61,10 +69,9 @@ def choose_correction(seqs, config, *, seed: int, threads: int | None) -> dict:
     plain = without_selection(config)
     trial = fit(head, plain, seed=seed, threads=threads)
     identified = float(trial.model.correction_s[0])
-    floor = 2.0 / seqs[0].rate_hz
     # never slower than the identified T: the physics is not trusted longer than it holds when driven
     # by the recorded forces (ObserverNet.identify), however well a slow T scores on one held-out part
-    candidates = sorted({max(c, floor) for c in CANDIDATES_S if c <= identified} | {identified}, reverse=True)
+    candidates = candidate_times(seqs[0].rate_hz, up_to=identified)
     rmse = {}
     for t in candidates:
         trial.model.correction_s.fill_(t)

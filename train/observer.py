@@ -61,7 +61,7 @@ from torch import nn
 
 from myoedge.body.identify import LOAD_TERMS, identify_joint
 from myoedge.ground.errors import InputError
-from myoedge.train.correction import CANDIDATES_S
+from myoedge.train.correction import candidate_times
 from myoedge.train.force_stage import VELOCITY_S, KinematicForceStage, staged_forces
 from myoedge.train.models import ModelConfig, Normalised, SharedDropout
 from myoedge.train.recurrent import tanh_head
@@ -162,21 +162,19 @@ class ObserverNet(Normalised):
     def _drift(self, seqs) -> dict[float, float]:
         """Per candidate T (s): the RMSE / σ_θ of the angle that the identified equation integrates from
         the recorded forces of ``seqs``, corrected toward the recorded angle at the full bound of T."""
-        floor = 2.0 * float(self.dt[0])
-        candidates = sorted({max(c, floor) for c in CANDIDATES_S}, reverse=True)
-        theta_all = np.concatenate([s.theta for s in seqs])
-        spread = max(float(theta_all.std()), 1e-6)
+        dt = float(self.dt[0])
+        spread = max(float(np.concatenate([s.theta for s in seqs]).std()), 1e-6)
+        driven = [(torch.as_tensor(s.theta, dtype=torch.float32)[None],  # per trial: angle, moment, constants
+                   torch.as_tensor(s.forces, dtype=torch.float32)[None] @ self.arm_coeffs,
+                   self._constants(torch.tensor([float(s.load_kg)])), s.theta[1:]) for s in seqs]
         out = {}
-        for t in candidates:
+        for t in candidate_times(1.0 / dt):
             squares, count = 0.0, 0
-            for s in seqs:
-                target = torch.as_tensor(s.theta, dtype=torch.float32)[None]
-                moment = torch.as_tensor(s.forces, dtype=torch.float32)[None] @ self.arm_coeffs
-                g_theta = torch.full_like(target, float(self.dt[0]) / t)
-                consts = self._constants(torch.tensor([float(s.load_kg)]))
+            for target, moment, consts, truth in driven:
+                g_theta = torch.full_like(target, dt / t)
                 got, _, _ = _rollout_moment_script(target[:, 0], torch.zeros(1), moment, target, g_theta,
                                                    g_theta / t, consts)
-                err = got[0, :-1].double().numpy() - s.theta[1:]
+                err = got[0, :-1].double().numpy() - truth
                 err = np.where(np.isfinite(err), err, 1e3 * spread)
                 squares, count = squares + float(np.sum(err**2)), count + err.size
             out[t] = math.sqrt(squares / max(count, 1)) / spread

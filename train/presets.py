@@ -14,12 +14,13 @@ Kinds:
   tanh stage between them; their outputs are the state (``edge-ssm``);
 * ``observer`` — a GRU gives muscle drives; a Hill-type stage makes them forces at the integrated angle
   and velocity; the joint's equation of motion, identified from the training recordings, integrates their
-  moment, corrected toward a direct angle estimate; state = [θ, θ̇, hidden] (``edge-observer``);
+  moment, corrected toward a direct angle estimate; state = [θ, θ̇, load in the hand, hidden]
+  (``edge-observer``);
 
 ``edge`` is the shipped model: the physics observer, with its correction time measured on the last fifth
 of every training piece, or the GRU (``edge-rnn``) where that predicts the angle there more than 10 %
-better (train/correction.py; docs/results/opensim: with the force stage the observer is chosen on both
-OpenSim wrists, the loaded OpenSim elbow and our hard wrist and knee, the GRU on the OpenSim knee).
+better (train/correction.py; docs/results/opensim: with loads in its equation the observer is chosen on
+every OpenSim and hard-family dataset measured there, the OpenSim knee included).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ _ALL = (
     Preset(name="edge-observer", kind="observer", label="Edge observer",
            summary="GRU forces integrated by the identified joint equation of motion, with a learned "
                    "correction whose time is chosen on held-out training data, the forces shaped by the "
-                   "integrated angle and velocity; state = [θ, θ̇, hidden]",
+                   "integrated angle and velocity; state = [θ, θ̇, load in the hand, hidden]",
            model=_OBSERVER, train=_OBSERVER_TRAIN),
     Preset(name="edge", kind="observer", label="Edge",
            summary="the shipped edge model: edge-observer, or edge-rnn where that predicts held-out "

@@ -61,10 +61,9 @@ class Runtime:
                  realtime_priority: int | None = None, prewarm: bool = True,
                  status_interval_s: float | None = None, load_kg: float | None = None) -> None:
         check_profile(bundle, profile)
-        if load_kg is not None and (bundle.meta.state is None or bundle.meta.state.load_index is None):
-            raise InputError(f"a load in the hand ({load_kg} kg) was given, but the bundle's model does not "
-                             "carry one (its state has no load_index): retrain with --preset edge")
-        self._load_kg = None if load_kg is None else check_load(load_kg)
+        if load_kg is not None:  # refused before anything is opened
+            load_kg = check_load(load_kg, None if bundle.meta.state is None else bundle.meta.state.load_index)
+        self._load_kg = load_kg
         self.config = envelope_config(bundle)
         self.bundle, self.profile, self.transport = bundle, profile, transport
         self.safety = safety or SafetyConfig()

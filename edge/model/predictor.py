@@ -29,8 +29,13 @@ class BackendUnavailable(InputError):
     """The runtime a backend needs (TensorRT, pycuda, ONNX Runtime) is not installed on this machine."""
 
 
-def check_load(load_kg) -> float:
-    """``load_kg`` as a float if it is a mass a hand can hold (0 to ``MAX_HAND_LOAD_KG``), else InputError."""
+def check_load(load_kg, load_index: int | None) -> float:
+    """``load_kg`` as a float for a model whose state holds the load at ``load_index`` (a bundle's
+    ``state.load_index``), if it is a mass a hand can hold (0 to ``MAX_HAND_LOAD_KG``); else InputError."""
+    if load_index is None:
+        raise InputError(f"a load in the hand ({load_kg!r} kg) was given, but the bundle's model does not "
+                         "carry one (its state has no load_index: a window model, or a stateful model "
+                         "without the observer's equation of motion); retrain with --preset edge")
     if isinstance(load_kg, bool) or not isinstance(load_kg, (int, float)) \
             or not 0.0 <= load_kg <= MAX_HAND_LOAD_KG:
         raise InputError(f"the load in the hand must be a mass from 0 to {MAX_HAND_LOAD_KG:g} kg, "
@@ -147,10 +152,7 @@ class Predictor(abc.ABC):
     def set_load(self, load_kg: float) -> None:
         """Hold ``load_kg`` in the hand from now on: the initial state's load element (the bundle's
         ``state.load_index``) is set, and the state reset to it (and kept there by later resets)."""
-        if self._load_index is None:
-            raise InputError("this bundle's model does not carry a load in the hand (no state.load_index: "
-                             "a window model, or a stateful model without the observer's equation of motion)")
-        self._initial[0, self._load_index] = check_load(load_kg)
+        self._initial[0, self._load_index] = check_load(load_kg, self._load_index)
         self.reset_state()
 
     def predict(self, window: np.ndarray) -> dict[str, np.ndarray]:
