@@ -256,9 +256,10 @@ class ObserverNet(Normalised):
 
 
 def integrate(theta: torch.Tensor, omega: torch.Tensor, applied: torch.Tensor, direct: torch.Tensor,
-              gain_theta: torch.Tensor, gain_omega: torch.Tensor, consts: torch.Tensor):
+              gain_theta: torch.Tensor, gain_omega: torch.Tensor, consts: list[torch.Tensor]):
     """One model step of the corrected equation of motion for (B,) angles, velocities and applied
-    moments; ``consts`` (9, B) from :meth:`ObserverNet._constants`."""
+    moments; ``consts`` the 9 rows of :meth:`ObserverNet._constants` (a (9, B) tensor or its rows: the
+    step loops pass the rows, taken apart once, so no step indexes the tensor again)."""
     static = consts[2] * torch.sin(theta) + consts[3] * torch.cos(theta) + consts[4] * theta + consts[5]
     omega = (omega + consts[0] * (applied - static)) * consts[1]
     theta = theta + consts[6] * omega
@@ -271,12 +272,15 @@ def rollout_moment(theta: torch.Tensor, omega: torch.Tensor, moment: torch.Tenso
                    g_theta: torch.Tensor, g_omega: torch.Tensor, consts: torch.Tensor):
     """Integrate T steps driven by the moment polynomials ``moment`` (B, T, 1 + degree) in θ: the
     angles (B, T) and the last θ, θ̇ (B,)."""
+    rows = consts.unbind(0)  # every per-step slice taken once, before the loop (fewer autograd nodes)
+    moments, directs, gains, rates = moment.unbind(1), direct.unbind(1), g_theta.unbind(1), g_omega.unbind(1)
     thetas: list[torch.Tensor] = []
-    for t in range(moment.shape[1]):
-        applied = moment[:, t, -1]
-        for i in range(moment.shape[2] - 2, -1, -1):
-            applied = applied * theta + moment[:, t, i]
-        theta, omega = integrate(theta, omega, applied, direct[:, t], g_theta[:, t], g_omega[:, t], consts)
+    for t in range(len(moments)):
+        coeffs = moments[t].unbind(1)
+        applied = coeffs[-1]
+        for i in range(len(coeffs) - 2, -1, -1):
+            applied = applied * theta + coeffs[i]
+        theta, omega = integrate(theta, omega, applied, directs[t], gains[t], rates[t], rows)
         thetas.append(theta)
     return torch.stack(thetas, dim=1), theta, omega
 
@@ -288,16 +292,21 @@ def rollout_staged(theta: torch.Tensor, omega: torch.Tensor, drive_force: torch.
     """Integrate T steps whose forces the force stage makes from ``drive_force`` (B, T, M) at the angle
     and velocity each step starts from (``kinematics`` = [θ_mean, θ_std] standardises them): the angles
     (B, T), the forces (B, T, M) and the last θ, θ̇ (B,)."""
+    rows = consts.unbind(0)  # every per-step slice taken once, before the loop (fewer autograd nodes)
+    drives, directs = drive_force.unbind(1), direct.unbind(1)
+    gains, rates = g_theta.unbind(1), g_omega.unbind(1)
+    mean, spread = kinematics[0], kinematics[1]
+    per_velocity = velocity_s / spread
+    arm_terms = arm_coeffs.unbind(1)
     thetas: list[torch.Tensor] = []
     forces: list[torch.Tensor] = []
-    for t in range(drive_force.shape[1]):
-        f = staged_forces(drive_force[:, t], (theta - kinematics[0]) / kinematics[1],
-                          omega * (velocity_s / kinematics[1]), weights, bias, force_std)
-        arms = arm_coeffs[:, -1].expand_as(f)
-        for i in range(arm_coeffs.shape[1] - 2, -1, -1):
-            arms = arms * theta[:, None] + arm_coeffs[:, i]
-        theta, omega = integrate(theta, omega, (arms * f).sum(-1), direct[:, t], g_theta[:, t],
-                                 g_omega[:, t], consts)
+    for t in range(len(drives)):
+        f = staged_forces(drives[t], (theta - mean) / spread, omega * per_velocity, weights, bias, force_std)
+        column = theta[:, None]
+        arms = arm_terms[-1].expand_as(f)
+        for i in range(len(arm_terms) - 2, -1, -1):
+            arms = arms * column + arm_terms[i]
+        theta, omega = integrate(theta, omega, (arms * f).sum(-1), directs[t], gains[t], rates[t], rows)
         thetas.append(theta)
         forces.append(f)
     return torch.stack(thetas, dim=1), torch.stack(forces, dim=1), theta, omega

@@ -44,6 +44,7 @@ from myoedge.edge.sim.bench_sim import SimProcess, sim_url
 from myoedge.edge.sim.faults import FaultPlan
 from myoedge.ground.errors import InputError
 from myoedge.ground.fileio import atomic_write_text
+from myoedge.ground.host import usable_cores
 
 __all__ = ["TARGETS", "TRANSPORTS", "BenchConfig", "format_table", "host_info", "run_bench", "write_result"]
 
@@ -105,8 +106,7 @@ def host_info() -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "os": platform.platform(),
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable_cores(), "os": platform.platform(),
             "python": f"{platform.python_implementation()} {platform.python_version()}",
             "numpy": np.__version__, "onnxruntime": onnxruntime.__version__,
             "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None}

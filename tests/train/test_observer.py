@@ -158,6 +158,39 @@ def test_edge_trains_the_rival_gru_only_where_it_predicts_the_held_out_angle_cle
     assert trained.stateful and trained.info["train_seconds"] > choice["fit_seconds"] > 0
 
 
+def test_the_rival_fitted_on_a_second_core_scores_as_it_does_in_this_process(hard_wrist, monkeypatch):
+    import myoedge.train.correction as correction
+    from myoedge.train.run import TrainConfig
+
+    _, train = hard_wrist
+    cfg = TrainConfig.for_preset("edge", iterations=6, chunk=30, burn_in=5, batch=2, model={"hidden": 8})
+    monkeypatch.setattr(correction, "usable_cores", lambda: 2)
+    beside = correction.choose_correction(train, cfg, seed=0, threads=1)
+    monkeypatch.setattr(correction, "usable_cores", lambda: 1)
+    inline = correction.choose_correction(train, cfg, seed=0, threads=1)
+    assert beside["parallel"] and not inline["parallel"]
+    assert beside["rival"]["validation_rmse_deg"] == inline["rival"]["validation_rmse_deg"]
+    assert beside["validation_rmse_deg"] == inline["validation_rmse_deg"]
+    assert beside["winner"] == inline["winner"] and beside["chosen_s"] == inline["chosen_s"]
+
+
+def test_a_rival_that_cannot_be_fitted_leaves_the_observer_and_says_why(hard_wrist, monkeypatch, caplog):
+    import myoedge.train.correction as correction
+    from myoedge.train.run import TrainConfig
+
+    def broken(*args):
+        raise MemoryError("no room for the rival")
+
+    _, train = hard_wrist
+    cfg = TrainConfig.for_preset("edge", iterations=4, chunk=30, burn_in=5, batch=2, model={"hidden": 8})
+    monkeypatch.setattr(correction, "usable_cores", lambda: 1)  # in this process, where the patch holds
+    monkeypatch.setattr(correction, "_fit_and_score", broken)
+    with caplog.at_level("WARNING", logger="myoedge.train.correction"):
+        choice = correction.choose_correction(train, cfg, seed=0, threads=1)
+    assert choice["winner"] == "edge" and "no room for the rival" in choice["rival"]["error"]
+    assert "could not be fitted" in caplog.text
+
+
 def test_the_correction_time_is_how_long_the_physics_holds_with_the_recorded_forces(hard_wrist):
     """The hard wrist's equation, driven by its recorded forces, stays within 10 % of σ_θ at T = 1 s, so
     the physics is trusted for a second; with the forces recorded 40 % too large (an equation that no
