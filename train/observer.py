@@ -15,7 +15,7 @@ forward pass, at the model rate, and a learned correction keeps it from drifting
 With the force stage (``ModelConfig.force_stage``, on in the shipped presets) the forces are not the
 envelopes' alone: F_n = σ_n [softplus(f_n + g_n e_n) · exp(α_n · φ) + softplus(β_n0 + β_n · φ)], with
 e_n muscle n's own envelope (gain g_n ≥ 0 started by :meth:`ObserverNet.identify` at the training data's
-force per envelope) and φ = [θ̃, θ̃², tanh(θ̇ 0.1 s/σ_θ)] taken from the state each step starts from
+force per envelope) and φ = [θ̃, θ̃², s, s²], s = tanh(θ̇ 0.1 s/σ_θ), taken from the state each step starts from
 (force-length, force-velocity and passive force; :mod:`myoedge.train.force_stage`), so the forces act
 back on the motion they come from, as in a forward dynamic simulation, and the step loop makes the
 forces too.

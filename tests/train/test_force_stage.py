@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from myoedge.ground.errors import InputError
-from myoedge.train.force_stage import MAX_EXPONENT, PASSIVE_BIAS, KinematicForceStage, staged_forces
+from myoedge.train.force_stage import FEATURES, MAX_EXPONENT, PASSIVE_BIAS, KinematicForceStage, staged_forces
 from myoedge.train.models import ModelConfig, build_model
 
 
@@ -38,6 +38,28 @@ def test_shortening_lowers_the_active_force_and_stretch_raises_the_passive_one()
     assert torch.all(active[1:] < active[:-1])
     resting = _forces(stage, torch.full((5, 1), -30.0), torch.linspace(-2.0, 2.0, 5), torch.zeros(5), scale)
     assert torch.all(resting[1:, 0] > resting[:-1, 0]) and resting[0, 0] < 0.01
+
+
+def test_the_force_velocity_curve_can_be_asymmetric_as_hills_is():
+    """A steep loss shortening, a saturating gain lengthening: the s² term gives what s alone cannot."""
+    stage, scale = KinematicForceStage(1), torch.ones(1)
+    with torch.no_grad():
+        stage.active[0, 2], stage.active[0, 3] = -0.5, -0.5  # log f = −0.5 s − 0.5 s², s = tanh(ω̃)
+    velocity = torch.tensor([-1.0, 0.0, 1.0])  # lengthening, still, shortening (this muscle's sign)
+    with torch.no_grad():
+        f = _forces(stage, torch.full((3, 1), 1.0), torch.zeros(3), velocity, scale)[:, 0]
+    gain, loss = float(f[0] / f[1]), float(f[1] / f[2])
+    assert gain > 1.0 and loss > 1.0
+    assert math.log(loss) > 3.0 * math.log(gain)  # shortening loses far more than lengthening gains
+
+
+def test_a_stage_saved_before_the_squared_velocity_loads_with_zero_weight_on_it():
+    old = {"active": torch.full((2, 3), 0.5), "passive": torch.full((2, 4), -1.0), "emg_gain": torch.zeros(2)}
+    stage = KinematicForceStage(2)
+    stage.load_state_dict(old)
+    assert stage.active.shape == (2, FEATURES) and stage.passive.shape == (2, 1 + FEATURES)
+    assert torch.all(stage.active[:, :3] == 0.5) and torch.all(stage.active[:, 3:] == 0)
+    assert torch.all(stage.passive[:, :4] == -1.0) and torch.all(stage.passive[:, 4:] == 0)
 
 
 def test_the_active_shape_is_bounded():
