@@ -24,9 +24,10 @@ identified T, and the run says so. With a ``rival`` preset (``edge``: the GRU), 
 same part and scored on the same held-out part; it is trained instead of the observer where its θ RMSE
 there is more than 10 % below the observer's at the chosen T (on an OpenSim wrist the GRU predicts the
 angle better; on the loaded OpenSim elbow and our own wrist the observer does: docs/results/opensim).
-Where this process may use two cores the rival is fitted in a worker process while the observer fits
-here (each fit is one thread bound by per-step dispatch); seeded, it scores the same either way. A rival
-that cannot be fitted (its worker lost) is logged and recorded, and the observer is trained.
+Where this process may use two cores (and is not itself a worker of an evaluation's pool) the rival
+is fitted in a worker process while the observer fits here (each fit is one thread bound by per-step
+dispatch); seeded, it scores the same either way. A rival that cannot be fitted (its worker lost) is
+logged and recorded, and the observer is trained.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import multiprocessing
 import time
 
 import numpy as np
@@ -76,7 +78,7 @@ def choose_correction(seqs, config, *, seed: int, threads: int | None) -> dict:
     # the rival fits beside the observer on a second core where there is one (a fit is one thread of
     # dispatch-bound steps); the same seed and threads give the same result either way
     started = time.perf_counter()
-    jobs = 2 if config.rival and usable_cores() >= 2 else 1
+    jobs = 2 if config.rival and _second_core() else 1
     with open_executor("process", jobs=jobs) as executor:
         pending = executor.submit(_fit_and_score, head, tail, dataclasses.replace(plain, preset=config.rival),
                                   seed, threads) if config.rival else None
@@ -112,6 +114,12 @@ def _choose(trial, seqs, tail, config, fraction: float) -> tuple[dict, float]:
               "validation_steps": int(sum(s.n for s in tail)),
               "observer_fit_seconds": trial.info["train_seconds"], "winner": config.preset}
     return choice, rmse[best]
+
+
+def _second_core() -> bool:
+    """True where a worker process may take a second core: two usable, and this is not itself a worker
+    (an evaluation's process pool already spreads its fits over the cores)."""
+    return usable_cores() >= 2 and multiprocessing.parent_process() is None
 
 
 def _fit_and_score(head, tail, config, seed: int, threads: int | None) -> tuple[float, float]:

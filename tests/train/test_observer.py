@@ -172,6 +172,9 @@ def test_the_rival_fitted_on_a_second_core_scores_as_it_does_in_this_process(har
     assert beside["rival"]["validation_rmse_deg"] == inline["rival"]["validation_rmse_deg"]
     assert beside["validation_rmse_deg"] == inline["validation_rmse_deg"]
     assert beside["winner"] == inline["winner"] and beside["chosen_s"] == inline["chosen_s"]
+    monkeypatch.setattr(correction, "usable_cores", lambda: 2)
+    monkeypatch.setattr(correction.multiprocessing, "parent_process", lambda: object())
+    assert not correction._second_core()  # inside an evaluation's worker the pool has the cores
 
 
 def test_a_rival_that_cannot_be_fitted_leaves_the_observer_and_says_why(hard_wrist, monkeypatch, caplog):
