@@ -207,3 +207,75 @@ def identify_joint(thetas: Sequence[np.ndarray], torques: Sequence[np.ndarray], 
     if rest_angle is not None:
         terms["offset"] = -terms["stiffness"] * rest_angle
     return JointTerms(**terms, rmse=float(np.sqrt(np.mean(resid**2))), torque_rms=tau_rms)
+
+
+PASSIVE_DEGREE = 3  # the passive elastic moment: a cubic in θ (ligaments and capsule stiffen at the ends)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PassiveMoment:
+    """The moment of a joint's passive structures, P(θ, θ̇) = Σ_k p_k θ^k + b θ̇ (k = 0 … 3).
+
+    An inverse-dynamics moment is the net moment about the joint: the muscles' Σ r F less what the joint's
+    own ligaments, capsule and damping take up (OpenSim's coordinate-limit and bushing forces are such
+    elements; a real joint has them too), so Σ r F − τ_ID = P(θ, θ̇), not 0. Identified from recordings by
+    :func:`identify_passive`."""
+
+    elastic: tuple[float, ...]  # p_0 … p_3 (N·m / rad^k), lowest power first
+    damping: float  # N·m·s/rad, ≥ 0
+    rmse: float  # N·m, what the fit leaves of Σ r F − τ_ID
+    moment_rms: float  # N·m, RMS of Σ r F − τ_ID over the fit
+
+    def moment(self, theta, theta_dot):
+        """P (N·m) at ``theta`` (rad) and ``theta_dot`` (rad/s), numpy or torch alike."""
+        out = self.damping * theta_dot
+        power = 1.0
+        for k, p in enumerate(self.elastic):
+            power = power * theta if k else 1.0
+            out = out + p * power
+        return out
+
+    def to_dict(self) -> dict:
+        return {"elastic": list(self.elastic), "damping": self.damping, "rmse": self.rmse,
+                "moment_rms": self.moment_rms}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PassiveMoment:
+        return cls(elastic=tuple(float(v) for v in d["elastic"]), damping=float(d["damping"]),
+                   rmse=float(d["rmse"]), moment_rms=float(d["moment_rms"]))
+
+
+def identify_passive(thetas: Sequence[np.ndarray], excess: Sequence[np.ndarray], *,
+                     dts: Sequence[float]) -> PassiveMoment:
+    """Least-squares :class:`PassiveMoment` from trials of angle and ``excess`` = Σ r F − τ_ID (N·m).
+
+    Per trial the angle and the excess pass the same low-pass (:func:`lowpass`) and θ̇ is taken from the
+    filtered angle, as in :func:`identify_joint`; ``dts`` is each trial's sample spacing (s). Columns are
+    scaled to unit RMS; the damping is bounded ≥ 0, the elastic terms are free.
+    """
+    thetas, excess = _pieces(thetas, "thetas"), _pieces(excess, "excess")
+    if not len(thetas) == len(excess) == len(dts):
+        raise InputError(f"identify_passive needs one excess moment and one dt per angle trial, got "
+                         f"{len(thetas)}, {len(excess)}, {len(dts)}")
+    rows, rhs = [], []
+    for th, ex, dt in zip(thetas, excess, dts):
+        if th.shape != ex.shape:
+            raise InputError(f"each trial's θ and excess moment need one length, got {th.size}, {ex.size}")
+        if not (np.all(np.isfinite(th)) and np.all(np.isfinite(ex))):
+            raise InputError("θ and the excess moment must be finite")
+        if th.size < MIN_SAMPLES:
+            continue
+        smooth, d1, _ = derivatives(th, dt=dt)
+        keep = _inner(th.size, dt=dt, cutoff_hz=LOWPASS_HZ)
+        cols = np.column_stack([smooth**k for k in range(PASSIVE_DEGREE + 1)] + [d1])
+        rows.append(cols[keep])
+        rhs.append(lowpass(ex, dt=dt)[keep])
+    if not rows:
+        raise InputError(f"identifying the passive moment needs a trial of at least {MIN_SAMPLES} samples")
+    a, b = np.vstack(rows), np.concatenate(rhs)
+    scale = np.maximum(np.sqrt(np.mean(a**2, axis=0)), 1e-12)
+    lower = np.r_[np.full(PASSIVE_DEGREE + 1, -np.inf), 0.0]
+    x = solve_bounded(a / scale, b, lower=lower, upper=np.full(a.shape[1], np.inf)) / scale
+    resid = b - a @ x
+    return PassiveMoment(elastic=tuple(float(v) for v in x[:-1]), damping=float(x[-1]),
+                         rmse=float(np.sqrt(np.mean(resid**2))), moment_rms=float(np.sqrt(np.mean(b**2))))

@@ -74,6 +74,7 @@ def register(sub) -> None:
 def _train(args: argparse.Namespace) -> dict:
     from myoedge.ground.fileio import check_output
     from myoedge.train.data import discover_profiles, load_sequences, split_leave_one_trial_out, split_time
+    from myoedge.train.physics import attach_passive
     from myoedge.train.run import TrainConfig
 
     if not 0.0 <= args.test_fraction < 1.0:
@@ -129,6 +130,7 @@ def _train(args: argparse.Namespace) -> dict:
         scores, seconds = [], 0.0
         for i, (held, train, test) in enumerate(folds, 1):
             print(f"fold {i}/{len(folds)}: {held} held out")
+            train, test = attach_passive(train, test)
             fold = _fit(config, train, args.preset, args.rate, **fit_args)
             seconds += fold.info["train_seconds"]
             scores.append(accuracy(fold.predict, test))
@@ -142,6 +144,7 @@ def _train(args: argparse.Namespace) -> dict:
         result = {}
     else:
         train, test, result = seqs, [], {}
+    train, test = attach_passive(train, test)  # the joint's passive moment, from the training part only
     trained = _fit(config, train, args.preset, args.rate, **fit_args)
     trained.save(args.out, overwrite=args.overwrite)
     final = trained.history[-1]

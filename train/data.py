@@ -11,8 +11,9 @@ Normalisation (envelope ÷ MVC) uses the subject's profile; without one, the lar
 channel over all of that subject's recordings stands in for MVC (one scale per subject, as on the
 device) and a warning says so. Physics: a profile gives the equation of motion ("eom") with the
 profile's segment and moment arms; without one, a recording with an inverse-dynamics torque uses
-``Σ r F − τ_ID`` ("id"), else the generic model of the joint ("eom", with a warning); with neither,
-the physics term is off ("none"). See docs/training.md.
+``Σ r F − P(θ, θ̇) − τ_ID`` ("id"; P the joint's passive moment, identified on the training part of a
+split: :func:`myoedge.train.physics.attach_passive`), else the generic model of the joint ("eom", with
+a warning); with neither, the physics term is off ("none"). See docs/training.md.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from scipy import signal
 from scipy.interpolate import PchipInterpolator
 
 from myoedge.body.catalog import JOINTS, generic_model, hand_load_kg
+from myoedge.body.identify import PassiveMoment
 from myoedge.body.model import JointModel
 from myoedge.body.profile import SubjectProfile
 from myoedge.body.recording import Recording, find_recordings, load_recording
@@ -72,6 +74,8 @@ class Sequence:
     cycle_s: float | None = None  # a time-normalised movement cycle: its duration (``t`` is then the
     #   phase 0..1 and ``rate_hz`` = (n − 1) / cycle_s, the frames' spacing); see myoedge.train.cycles
     load_kg: float = 0.0  # a mass held in the hand through the trial (recording.json ``load_kg``)
+    passive: PassiveMoment | None = None  # "id": the joint's passive moment in Σ r F − P − τ_ID, identified
+    #   on training data (myoedge.train.physics.attach_passive); None: taken as 0
 
     def __post_init__(self) -> None:
         n, m = len(self.t), len(self.muscles)
@@ -90,7 +94,14 @@ class Sequence:
 
     @property
     def model_moment_arms(self) -> bool:
-        """True when the physics takes r(θ) from ``model`` (it names these muscles), else the recorded r."""
+        """True when the physics takes r(θ) from ``model`` (it names these muscles), else the recorded r.
+
+        Against a recorded τ_ID ("id": no profile, so the model is the joint's generic one) recorded moment
+        arms come first: a lab's muscle analysis of its own model is that subject's r(θ), the generic
+        model's is an average adult's (on an OpenSim wrist the two differ enough that Σ r F − τ_ID with
+        the generic r left 30 % of the passive moment unexplained, against 0.1 % with the recorded r)."""
+        if self.physics == "id" and self.moment_arms is not None:
+            return False
         return self.model is not None and self.model.muscle_names == self.muscles
 
     def part(self, start: int, stop: int, *, tag: str) -> Sequence:

@@ -39,7 +39,7 @@ import json
 import logging
 import pickle
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -170,7 +170,16 @@ def plan_folds(seqs, config: EvaluationConfig, *, segmentation: list | None = No
         folds += [Fold(*f) for f in cycles]
         if segmentation is not None:
             segmentation.extend(counts)
-    return folds
+    return [_with_passive(f) for f in folds]
+
+
+def _with_passive(fold: Fold) -> Fold:
+    """The fold with the joint's passive moment (recordings scored against τ_ID) identified on its
+    training part and set on both parts, so every method is scored by one residual."""
+    from myoedge.train.physics import attach_passive
+
+    train, test = attach_passive(fold.train, fold.test)
+    return replace(fold, train=train, test=test)
 
 
 def _thin(x: np.ndarray, n: int) -> np.ndarray:

@@ -6,7 +6,9 @@ Loss = w_F·L_F + w_θ·L_θ + w_P·L_P, each term in comparable, unit-free numb
   (the network predicts standardised forces, so this is also its output error);
 * L_θ = mean of ((θ̂ − θ)/σ_θ)²;
 * L_P = mean of (residual / τ_s)², the residual from :func:`myoedge.train.physics.sequence_residual` on
-  the de-normalised predictions and τ_s the training-set std of the recorded Σ r F (or τ_ID).
+  the de-normalised predictions and τ_s the training-set std of the recorded Σ r F (or τ_ID); against a
+  recorded τ_ID the joint's passive moment is identified from the training sequences first
+  (:func:`myoedge.train.physics.passive_moments`), unless a split has set it already.
 
 Default weights 1, 1, 0.1: the second difference turns step-to-step jitter of θ̂ into residual ×1/dt²,
 so at weight 1 the physics term makes a network flatten its outputs (numbers in docs/training.md);
@@ -35,7 +37,7 @@ from myoedge.ground.errors import InputError
 from myoedge.train.correction import choose_correction, without_selection
 from myoedge.train.data import Sequence
 from myoedge.train.models import ModelConfig, Normalised, build_model, n_parameters, start_states
-from myoedge.train.physics import physics_residual, sequence_residual
+from myoedge.train.physics import passive_moments, physics_residual, sequence_residual, with_passive
 from myoedge.train.presets import preset as preset_record
 from myoedge.train.run import TrainConfig, TrainedModel
 
@@ -93,6 +95,8 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
     while contending with any other work on the cores costs up to 10× (measured).
     """
     seqs = _check(train_seqs, config)
+    if any(s.physics == "id" and s.passive is None for s in seqs):  # fitted on these training data alone
+        seqs = with_passive(seqs, passive_moments(seqs))
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise InputError(f"threads must be a positive int or None, got {threads!r}")
     if config.correction_validation > 0 and preset_record(config.preset).kind == "observer":
@@ -158,6 +162,7 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
             "theta_range": [float(min(s.theta.min() for s in seqs)), float(max(s.theta.max() for s in seqs))],
             "force_max": np.max([s.forces.max(0) for s in seqs], axis=0).tolist(),
             "models": _model_limits(seqs), "identified_joint": identified,
+            "passive_joint": {s.subject: s.passive.to_dict() for s in seqs if s.passive is not None},
             "emg_rate_hz": None if first.envelope_config is None else first.envelope_config.fs_hz,
             "adc": None if first.adc is None else first.adc.to_dict(),
             "input_range": InputRangeMeta.of(envelopes).to_dict(), **_channel_fill(envelopes),
@@ -297,9 +302,11 @@ def _cycle_steps(model, seqs, config, stats, rng):
 
 
 def _physics_key(s: Sequence) -> tuple:
-    """Sequences with equal keys share one residual computation (same mode, model and moment-arm source)."""
+    """Sequences with equal keys share one residual computation (same mode, model, moment-arm source and
+    passive joint moment)."""
     model = None if s.model is None else json.dumps(s.model.to_dict(), sort_keys=True)
-    return s.physics, model, s.model_moment_arms, s.rate_hz
+    passive = None if s.passive is None else json.dumps(s.passive.to_dict(), sort_keys=True)
+    return s.physics, model, s.model_moment_arms, s.rate_hz, passive
 
 
 def _chunk_steps(model, seqs, config, stats, rng):
@@ -353,7 +360,8 @@ def _chunk_physics(physics: list[tuple[Sequence, int]], keys: dict, length: int)
             arms = None if s.model_moment_arms else np.stack([q.moment_arms[a:a + length] for q, a in rows])
             torque = None if s.physics != "id" else np.stack([q.torque[a:a + length] for q, a in rows])
             parts.append(physics_residual(th[idx], f[idx], dt=1.0 / s.rate_hz, model=s.model,
-                                          moment_arms=arms, torque=torque, mode=s.physics).reshape(-1))
+                                          moment_arms=arms, torque=torque, mode=s.physics,
+                                          passive=s.passive).reshape(-1))
         return torch.cat(parts) if parts else None
 
     return residual

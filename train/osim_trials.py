@@ -78,6 +78,15 @@ JOINTS: dict[str, JointSpec] = {
         MuscleSpec("BRA", 900.0, 0.09, (0.012, 0.10), (0.010, -0.030), True),
         MuscleSpec("TRIlong", 800.0, 0.13, (-0.025, 0.26), (-0.020, 0.025), False),
         MuscleSpec("TRIlat", 650.0, 0.11, (-0.020, 0.12), (-0.018, 0.020), False)), (0.0, 1.0, 2.0)),
+    # the six-muscle elbow of OpenSim's arm26 (maximum isometric forces and optimal fibre lengths from
+    # its muscles), its paths reduced to this planar origin-insertion layout
+    "elbow6": JointSpec("elbow_flex", (5.0, 130.0), 1.6, 0.16, 0.09, 0.33, 0.4, 0.25, 40.0, (
+        MuscleSpec("BIClong", 624.3, 0.116, (0.022, 0.28), (0.015, -0.045), True),
+        MuscleSpec("BICshort", 435.6, 0.132, (0.028, 0.24), (0.014, -0.045), True),
+        MuscleSpec("BRA", 987.3, 0.086, (0.012, 0.10), (0.010, -0.030), True),
+        MuscleSpec("TRIlong", 798.5, 0.134, (-0.025, 0.26), (-0.020, 0.025), False),
+        MuscleSpec("TRIlat", 624.3, 0.114, (-0.020, 0.12), (-0.018, 0.020), False),
+        MuscleSpec("TRImed", 624.3, 0.114, (-0.014, 0.10), (-0.016, 0.018), False)), (0.0, 1.0, 2.0)),
     "wrist": JointSpec("wrist_flex", (-55.0, 55.0), 0.45, 0.07, 0.04, 0.08, 0.3, 0.15, 0.0, (
         MuscleSpec("FCR", 400.0, 0.063, (0.012, 0.24), (0.012, -0.030), True),
         MuscleSpec("FCU", 420.0, 0.051, (0.016, 0.22), (0.015, -0.020), True),
@@ -282,7 +291,8 @@ def write_trial(folder: Path, spec: JointSpec, sim: dict, *, setup: ElectrodeSet
                   name=f"MuscleAnalysis_MomentArm_{c}", in_degrees=False)
     write_storage(folder / "id.sto", {"time": t, f"{c}_moment": sim["torque"]}, name="Inverse Dynamics",
                   in_degrees=False)
-    doc = {"format": "myoedge-recording", "version": 1, "joint": JOINT_NAMES[c], "muscles": names,
+    joint = JOINT_NAMES[(c, tuple(names))]  # elbow and elbow6 share the coordinate, not the muscles
+    doc = {"format": "myoedge-recording", "version": 1, "joint": joint, "muscles": names,
            "subject": subject, "session": "1", "trial": trial, "units": {"emg": "V", "angle": "deg"},
            "rates": {"emg": EMG_HZ, "kinematics": MOTION_HZ},
            "files": {"emg": "emg.csv", "kinematics": "ik.mot", "torque": "id.sto", "forces": "so_force.sto",
@@ -292,7 +302,7 @@ def write_trial(folder: Path, spec: JointSpec, sim: dict, *, setup: ElectrodeSet
     atomic_write_text(folder / "recording.json", json.dumps(doc, indent=2) + "\n")
 
 
-JOINT_NAMES = {spec.coordinate: name for name, spec in JOINTS.items()}
+JOINT_NAMES = {(spec.coordinate, tuple(m.name for m in spec.muscles)): name for name, spec in JOINTS.items()}
 
 
 def _electrodes(rng: np.random.Generator, m: int) -> ElectrodeSetup:

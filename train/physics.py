@@ -5,8 +5,12 @@ only differentiates the predicted angle sequence and picks the form of the resid
 
 * ``mode="eom"`` — ``M θ̈ + C(θ, θ̇) + G(θ) + P(θ) − Σ r_n F_n`` with the segment of ``model``; needs
   segment parameters (a subject profile, or the generic model of the joint).
-* ``mode="id"`` — ``Σ r_n F_n − τ_ID`` against a recorded inverse-dynamics moment; for recordings that
-  carry τ_ID but no trustworthy segment parameters. No derivatives are involved.
+* ``mode="id"`` — ``Σ r_n F_n − P(θ, θ̇) − τ_ID`` against a recorded inverse-dynamics moment; for
+  recordings that carry τ_ID but no trustworthy segment parameters. τ_ID is the *net* joint moment: the
+  muscles' Σ r F less what the joint's passive structures take up, P(θ, θ̇)
+  (:class:`myoedge.body.identify.PassiveMoment`, identified per subject from the training recordings
+  by :func:`passive_moments`; on an OpenSim wrist with a joint spring and damper, Σ r F − τ_ID is as
+  large as τ_ID itself and P explains all but 1 % of it). Without P (none identified) it is taken as 0.
 
 θ̇ and θ̈ are central finite differences of the *predicted* sequence (step ``dt``), so the residual is
 defined at the interior steps 1 … n−2 only; both modes return those steps so their shapes agree.
@@ -16,9 +20,17 @@ per step) when given. Everything works on torch tensors (with gradients) and on 
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
+import numpy as np
+
 from myoedge.body import dynamics
+from myoedge.body.identify import PassiveMoment, identify_passive
 from myoedge.body.model import JointModel
 from myoedge.ground.errors import InputError
+
+log = logging.getLogger(__name__)
 
 MODES = ("eom", "id")
 
@@ -40,7 +52,7 @@ def _as_namespace(value, like):
 
 
 def physics_residual(theta_seq, forces_seq, *, dt: float, model: JointModel | None = None, moment_arms=None,
-                     torque=None, mode: str = "eom"):
+                     torque=None, mode: str = "eom", passive: PassiveMoment | None = None):
     """Residual (N·m) at the interior steps of a predicted sequence, shape (..., n − 2).
 
     ``theta_seq`` is (..., n) rad and ``forces_seq`` (..., n, M) N, as predicted. ``moment_arms``
@@ -74,6 +86,8 @@ def physics_residual(theta_seq, forces_seq, *, dt: float, model: JointModel | No
         if tuple(torque.shape) != tuple(theta_seq.shape):
             raise InputError(f"torque must have the shape of theta {tuple(theta_seq.shape)}, got "
                              f"{tuple(torque.shape)}")
+        if passive is not None:
+            applied = applied - passive.moment(th, th_dot)
         return applied - _as_namespace(torque, theta_seq)[..., 1:-1]
     if model is None:
         raise InputError("mode 'eom' needs a model with segment parameters (or use mode 'id' with a torque)")
@@ -90,4 +104,47 @@ def sequence_residual(seq, theta, forces):
         return None
     arms = None if seq.model_moment_arms else seq.moment_arms
     return physics_residual(theta, forces, dt=1.0 / seq.rate_hz, model=seq.model, moment_arms=arms,
-                            torque=seq.torque if seq.physics == "id" else None, mode=seq.physics)
+                            torque=seq.torque if seq.physics == "id" else None, mode=seq.physics,
+                            passive=seq.passive)
+
+
+def _muscle_moment(seq) -> np.ndarray:
+    arms = seq.model.moment_arms(seq.theta) if seq.model_moment_arms else seq.moment_arms
+    return (arms * seq.forces).sum(-1)
+
+
+def passive_moments(seqs) -> dict[str, PassiveMoment]:
+    """Per subject, the passive moment P(θ, θ̇) identified from ``seqs``' "id" recordings: their recorded
+    angle and Σ r F − τ_ID (recorded forces and moment arms). Call it on training data only: the forces
+    are the labels. Subjects whose recordings cannot be identified (too short) are left out, and logged."""
+    by_subject: dict[str, list] = {}
+    for s in seqs:
+        if s.physics == "id":
+            by_subject.setdefault(s.subject, []).append(s)
+    out = {}
+    for subject, group in sorted(by_subject.items()):
+        try:
+            out[subject] = identify_passive([s.theta for s in group],
+                                            [_muscle_moment(s) - s.torque for s in group],
+                                            dts=[1.0 / s.rate_hz for s in group])
+        except InputError as e:
+            log.warning("%s: no passive joint moment identified (%s); the physics term takes it as 0",
+                        subject, e)
+            continue
+        p = out[subject]
+        log.info("%s: passive joint moment identified, RMS %.3g N·m, %.1f %% of it left unexplained", subject,
+                 p.moment_rms, 100.0 * (p.rmse / p.moment_rms) ** 2 if p.moment_rms > 0 else 0.0)
+    return out
+
+
+def with_passive(seqs, laws: dict[str, PassiveMoment]) -> list:
+    """``seqs`` with each "id" sequence's passive moment set from ``laws`` (by subject) where it has none."""
+    return [dataclasses.replace(s, passive=laws[s.subject])
+            if s.physics == "id" and s.passive is None and s.subject in laws else s for s in seqs]
+
+
+def attach_passive(train, *others) -> tuple[list, ...]:
+    """``train`` and each of ``others`` with the passive moments identified on ``train`` (one split's parts:
+    the test part is scored with the law of the data the model was trained on)."""
+    laws = passive_moments(train)
+    return tuple(with_passive(list(part), laws) for part in (train, *others))

@@ -148,7 +148,8 @@ def render_markdown(result: dict, *, figures: dict[str, list[str]], command: str
                  "subject's second session (sessions)" if {"paper", "sessions"} & set(cfg["protocols"])
                  else "")
               + "; the physics residual is "
-              "the equation-of-motion residual (M θ̈ + C + G + P − Σ r F, or Σ r F − τ_ID) of the predicted "
+              "the equation-of-motion residual (M θ̈ + C + G + P − Σ r F, or Σ r F − P(θ, θ̇) − τ_ID with P "
+              "the joint's passive moment identified on the fold's training part) of the predicted "
               "sequence with θ̇, θ̈ by central differences.", ""]
     for key, joint in result["joints"].items():
         lines += [f"## {key}", "",

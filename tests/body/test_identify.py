@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from myoedge.body.dynamics import GRAVITY
-from myoedge.body.identify import derivatives, identify_joint, regressors, solve_bounded
+from myoedge.body.identify import (
+    PassiveMoment,
+    derivatives,
+    identify_joint,
+    identify_passive,
+    regressors,
+    solve_bounded,
+)
 from myoedge.body.subjects import make_subject, simulate_session
 from myoedge.ground.errors import InputError
 
@@ -106,3 +113,43 @@ def test_a_load_in_the_hand_is_identified_from_trials_at_several_loads():
     assert (one.load_inertia, one.load_gravity_sin, one.load_gravity_cos) == (0.0, 0.0, 0.0)
     with pytest.raises(InputError, match="one mass >= 0 kg per trial"):
         identify_joint(thetas, torques, dt=dt, loads=[0.0, -1.0, 2.0])
+
+
+def _passive_trials(rng, n_trials=2, n=1500, dt=0.01):
+    """Trials of a smooth random angle (rad) and the moment of a known passive joint law."""
+    thetas = []
+    for _ in range(n_trials):
+        t = np.arange(n) * dt
+        thetas.append(sum(a * np.sin(2 * np.pi * f * t + p) for a, f, p in
+                          zip(rng.uniform(0.1, 0.4, 4), rng.uniform(0.1, 1.5, 4), rng.uniform(0, 6, 4))))
+    return thetas, dt
+
+
+def test_the_passive_moment_of_a_joint_is_recovered():
+    """P = c + k θ + k₃ θ³ + b θ̇ (a joint spring stiffening at the ends and a damper) from angle and
+    excess moment alone; a noisy excess moment still gives the terms within 5 %."""
+    rng = np.random.default_rng(3)
+    thetas, dt = _passive_trials(rng)
+    c, k, k3, b = 0.3, 0.8, 1.5, 0.25
+    truth = PassiveMoment(elastic=(c, k, 0.0, k3), damping=b, rmse=0.0, moment_rms=1.0)
+    excess = [truth.moment(th, np.gradient(th, dt)) + rng.normal(0, 0.02, th.size) for th in thetas]
+    got = identify_passive(thetas, excess, dts=[dt] * len(thetas))
+    np.testing.assert_allclose(got.elastic, [c, k, 0.0, k3], atol=0.05 * k3)
+    assert abs(got.damping - b) < 0.05 * b
+    assert got.rmse < 0.1 * got.moment_rms
+    assert PassiveMoment.from_dict(got.to_dict()) == got
+
+
+def test_the_passive_damping_stays_non_negative_and_bad_inputs_are_clear_errors():
+    rng = np.random.default_rng(4)
+    thetas, dt = _passive_trials(rng, n_trials=1)
+    pulling = [-0.5 * np.gradient(thetas[0], dt)]  # a "damper" that pushes along the motion
+    assert identify_passive(thetas, pulling, dts=[dt]).damping == 0.0
+    with pytest.raises(InputError, match="one excess moment and one dt"):
+        identify_passive(thetas, pulling, dts=[dt, dt])
+    with pytest.raises(InputError, match="one length"):
+        identify_passive(thetas, [pulling[0][:-1]], dts=[dt])
+    with pytest.raises(InputError, match="finite"):
+        identify_passive(thetas, [np.where(np.arange(thetas[0].size) == 5, np.nan, pulling[0])], dts=[dt])
+    with pytest.raises(InputError, match="at least"):
+        identify_passive([thetas[0][:5]], [pulling[0][:5]], dts=[dt])

@@ -3,10 +3,12 @@ end to end on a tiny simulated data set."""
 
 import json
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from myoedge.body.identify import PassiveMoment
 from myoedge.body.subjects import write_dataset
 from myoedge.cli import main
 from myoedge.ground.errors import InputError
@@ -126,3 +128,24 @@ def test_evaluate_verb_end_to_end(tiny_data, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["evaluate", "--data", str(tiny_data), "--out", str(tmp_path / "x"), "--methods", "x"]) == 2
     assert "unknown method" in capsys.readouterr().err
+
+
+def test_every_fold_scores_against_the_net_moment_with_its_training_parts_passive_moment():
+    """Trials scored against τ_ID whose joints carry a spring and damper of their own per subject: each
+    fold identifies the passive moment on its training part and sets it on both parts."""
+    stiffness = {"k1": 2.0, "k2": 5.0}
+
+    def recorded(s):
+        arms = np.tile([0.04, -0.03], (s.n, 1))
+        law = PassiveMoment(elastic=(0.1, stiffness[s.subject], 0.0, 0.0), damping=0.3, rmse=0.0,
+                            moment_rms=1.0)
+        torque = (arms * s.forces).sum(-1) - law.moment(s.theta, np.gradient(s.theta, 0.01))
+        return replace(s, moment_arms=arms, torque=torque, physics="id")
+
+    config = EvaluationConfig(methods=("elm",), protocols=("intra", "loto"))
+    folds = plan_folds([recorded(s) for s in SEQS], config)
+    assert {f.protocol for f in folds} == {"intra", "loto"}
+    for fold in folds:
+        (law,) = {s.passive for s in fold.train}
+        assert all(s.passive is law for s in fold.test)
+        assert law.elastic[1] == pytest.approx(stiffness[fold.subject], rel=0.05)

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from myoedge.body.identify import PassiveMoment
 from myoedge.body.subjects import make_subject, simulate_session, true_profile
 from myoedge.ground.errors import InputError
 from myoedge.train.cli import accuracy, format_accuracy
 from myoedge.train.data import load_sequences, split_intra_session
 from myoedge.train.fit import fit
+from myoedge.train.physics import sequence_residual
 from myoedge.train.run import LOSS_TERMS, TrainConfig, TrainedModel
 
 SMALL_EDGE = {"dilations": (1, 2, 4), "filters": 16, "hidden": 16, "smooth": 5}
@@ -161,3 +163,21 @@ def test_train_help_states_the_default_loss_weights(capsys):
     c = TrainConfig()
     for flag, value in (("--w-force", c.w_force), ("--w-theta", c.w_theta), ("--w-physics", c.w_physics)):
         assert f"{flag} W_{flag[4:].upper()} weight of L_" in text and f"(default {value:g}" in text
+
+
+def test_a_fit_against_a_recorded_net_moment_identifies_the_joints_passive_moment(split):
+    """Sequences scored against τ_ID with no passive moment set: the fit identifies it from them (a
+    joint spring and damper put into τ_ID here), records it, and its L_P on the truth is ~0."""
+    train, _ = split
+    law = PassiveMoment(elastic=(0.2, 3.0, 0.0, 0.0), damping=0.4, rmse=0.0, moment_rms=1.0)
+    recorded = [dataclasses.replace(s, physics="id", torque=(s.moment_arms * s.forces).sum(-1)
+                                    - law.moment(s.theta, np.gradient(s.theta, 1.0 / s.rate_hz)))
+                for s in train]
+    cfg = TrainConfig.for_preset("edge-rnn", iterations=2, batch=2, chunk=32, burn_in=8)
+    trained = fit(recorded, cfg, seed=0)
+    (got,) = trained.info["passive_joint"].values()
+    assert got["elastic"][1] == pytest.approx(3.0, rel=0.05) and got["damping"] == pytest.approx(0.4, rel=0.1)
+    identified = PassiveMoment.from_dict(got)
+    truth = np.concatenate([sequence_residual(dataclasses.replace(s, passive=identified), s.theta, s.forces)
+                            for s in recorded])
+    assert np.sqrt(np.mean(truth**2)) < 0.02 * np.concatenate([s.torque for s in recorded]).std()

@@ -48,3 +48,14 @@ def test_the_net_moment_moves_the_joint():
     gravity = spec.mass * 9.81 * com * np.sin(sim["theta"])
     predicted = inertia * acc + gravity
     assert np.corrcoef(predicted[5:-5], sim["torque"][5:-5])[0, 1] > 0.95
+
+
+def test_the_four_and_six_muscle_elbows_are_written_as_their_own_joints():
+    """Both elbows turn the same coordinate; a recording names the joint whose muscles it carries."""
+    from myoedge.body.catalog import JOINTS as CATALOG
+    from myoedge.train.osim_trials import JOINT_NAMES
+
+    for name in ("elbow", "elbow6"):
+        spec = JOINTS[name]
+        assert JOINT_NAMES[(spec.coordinate, tuple(m.name for m in spec.muscles))] == name
+    assert {m.name for m in JOINTS["elbow6"].muscles} == set(CATALOG["elbow6"]().muscle_names)

@@ -3,14 +3,17 @@ forces, identical on numpy and torch, and the right gradient."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+from myoedge.body.identify import PassiveMoment
 from myoedge.body.subjects import make_subject, simulate_session, true_profile
 from myoedge.ground.errors import InputError
 from myoedge.train.data import load_sequences
-from myoedge.train.physics import central_differences, physics_residual, sequence_residual
+from myoedge.train.physics import attach_passive, central_differences, physics_residual, sequence_residual
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +97,31 @@ def test_errors_say_what_is_missing(knee):
         physics_residual(seq.theta[:2], seq.forces[:2], dt=0.01, model=seq.model)
     with pytest.raises(InputError, match="needs moment arms"):
         physics_residual(seq.theta, seq.forces, dt=0.01)
+
+
+def test_a_recorded_net_moment_is_balanced_with_the_joints_passive_moment(knee):
+    """τ_ID is the muscles' moment less the joint's passive one: with a joint spring and damper in the
+    recording, Σ r F − τ_ID is far from 0 on the true forces, and once the passive moment is identified
+    on the training part (and only there) the residual of the truth is ~0 on the test part too."""
+    seqs, _ = knee
+    law = PassiveMoment(elastic=(0.5, 4.0, 0.0, 2.0), damping=0.6, rmse=0.0, moment_rms=1.0)
+    recorded = []
+    for s in seqs:
+        muscles = (s.moment_arms * s.forces).sum(-1)
+        torque = muscles - law.moment(s.theta, np.gradient(s.theta, 1.0 / s.rate_hz))
+        recorded.append(dataclasses.replace(s, physics="id", torque=torque))
+    assert not recorded[0].model_moment_arms  # against τ_ID the recorded moment arms come first
+    train = [s.part(0, s.n * 3 // 4, tag="train") for s in recorded]
+    test = [s.part(s.n * 3 // 4, s.n, tag="test") for s in recorded]
+    raw = np.concatenate([sequence_residual(s, s.theta, s.forces) for s in test])
+    train, test = attach_passive(train, test)
+    assert all(s.passive is not None for s in train + test)
+    assert test[0].passive == train[0].passive  # the law of the training part
+    balanced = np.concatenate([sequence_residual(s, s.theta, s.forces) for s in test])
+    moment = np.concatenate([s.torque for s in test])
+    assert np.sqrt(np.mean(raw**2)) > 0.2 * moment.std()
+    assert np.sqrt(np.mean(balanced**2)) < 0.02 * moment.std()
+    th = torch.tensor(test[0].theta, dtype=torch.float64, requires_grad=True)
+    res = sequence_residual(test[0], th, torch.tensor(test[0].forces, dtype=torch.float64))
+    res.pow(2).sum().backward()  # the passive moment is differentiable in the predicted angle
+    assert th.grad is not None and torch.isfinite(th.grad).all()
