@@ -10,7 +10,8 @@ only differentiates the predicted angle sequence and picks the form of the resid
   muscles' Σ r F less what the joint's passive structures take up, P(θ, θ̇)
   (:class:`myoedge.body.identify.PassiveMoment`, identified per subject from the training recordings
   by :func:`passive_moments`; on an OpenSim wrist with a joint spring and damper, Σ r F − τ_ID is as
-  large as τ_ID itself and P explains all but 1 % of it). Without P (none identified) it is taken as 0.
+  large as τ_ID's spread and P's fit leaves at most 0.3 % of its RMS). Without P (none identified) it
+  is taken as 0.
 
 θ̇ and θ̈ are central finite differences of the *predicted* sequence (step ``dt``), so the residual is
 defined at the interior steps 1 … n−2 only; both modes return those steps so their shapes agree.
