@@ -228,11 +228,10 @@ class PassiveMoment:
 
     def moment(self, theta, theta_dot):
         """P (N·m) at ``theta`` (rad) and ``theta_dot`` (rad/s), numpy or torch alike."""
-        out = self.damping * theta_dot
-        power = 1.0
-        for k, p in enumerate(self.elastic):
-            power = power * theta if k else 1.0
+        out, power = self.damping * theta_dot, 1.0
+        for p in self.elastic:
             out = out + p * power
+            power = power * theta
         return out
 
     def to_dict(self) -> dict:

@@ -104,6 +104,12 @@ class Sequence:
             return False
         return self.model is not None and self.model.muscle_names == self.muscles
 
+    def muscle_moment(self) -> np.ndarray:
+        """Σ r F (N·m) of the recorded forces at the recorded angle, r where the physics takes it from
+        (:attr:`model_moment_arms`)."""
+        arms = self.model.moment_arms(self.theta) if self.model_moment_arms else self.moment_arms
+        return (arms * self.forces).sum(-1)
+
     def part(self, start: int, stop: int, *, tag: str) -> Sequence:
         """Steps ``start:stop`` as a new sequence named ``<name>#<tag>``.
 

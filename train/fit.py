@@ -57,8 +57,7 @@ def _stats(seqs: list[Sequence]) -> dict[str, np.ndarray]:
         if s.physics == "id":
             applied.append(s.torque)
         elif s.physics == "eom":
-            r = s.model.moment_arms(s.theta) if s.model_moment_arms else s.moment_arms
-            applied.append((r * s.forces).sum(-1))
+            applied.append(s.muscle_moment())
     torque_scale = float(np.concatenate(applied).std()) if applied else 1.0
     return {"env_mean": env.mean(0), "env_std": std(env), "time_mean": np.array([t.mean()]),
             "time_std": np.array([std(t)]).ravel(), "theta_mean": np.array([theta.mean()]),

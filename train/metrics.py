@@ -126,8 +126,7 @@ def residual_rms(seqs, predictions) -> dict[str, float | str | None]:
         if s.physics == "id":
             moment = np.asarray(s.torque, dtype=np.float64)
         else:
-            arms = s.model.moment_arms(true_theta) if s.model_moment_arms else s.moment_arms
-            moment = (arms * true_forces).sum(-1)
+            moment = _f64(s.muscle_moment())
         modes.add(s.physics)
         parts["moment"] = moment[1:-1]
         for key, values in parts.items():

@@ -24,8 +24,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-import numpy as np
-
 from myoedge.body import dynamics
 from myoedge.body.identify import PassiveMoment, identify_passive
 from myoedge.body.model import JointModel
@@ -109,11 +107,6 @@ def sequence_residual(seq, theta, forces):
                             passive=seq.passive)
 
 
-def _muscle_moment(seq) -> np.ndarray:
-    arms = seq.model.moment_arms(seq.theta) if seq.model_moment_arms else seq.moment_arms
-    return (arms * seq.forces).sum(-1)
-
-
 def passive_moments(seqs) -> dict[str, PassiveMoment]:
     """Per subject, the passive moment P(θ, θ̇) identified from ``seqs``' "id" recordings: their recorded
     angle and Σ r F − τ_ID (recorded forces and moment arms). Call it on training data only: the forces
@@ -126,7 +119,7 @@ def passive_moments(seqs) -> dict[str, PassiveMoment]:
     for subject, group in sorted(by_subject.items()):
         try:
             out[subject] = identify_passive([s.theta for s in group],
-                                            [_muscle_moment(s) - s.torque for s in group],
+                                            [s.muscle_moment() - s.torque for s in group],
                                             dts=[1.0 / s.rate_hz for s in group])
         except InputError as e:
             log.warning("%s: no passive joint moment identified (%s); the physics term takes it as 0",
