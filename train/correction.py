@@ -11,10 +11,10 @@ docs/results/opensim). So T is measured, the way a user would check it: the obse
 first part of every training piece, each candidate T predicts the last ``fraction`` of every piece (its
 state warmed up on the EMG before, as on a device), and the slowest T whose θ RMSE there is within
 10 % of the lowest is the one the final model (fitted on all the training data) runs with. No
-candidate is slower than the identified T, the time the physics holds when driven by the recorded
-forces (:meth:`~myoedge.train.observer.ObserverNet.identify`): one held-out fifth can favour a slow
-T that the rest of the trial then punishes (an OpenSim wrist: T = 1 s chosen against an identified
-0.25 s, and θ CC 0.69 on the test part). The final model is trained at the chosen T
+candidate is slower than the identified T, the time the joint's equation holds when driven by the
+recorded muscle moment (:meth:`~myoedge.train.observer.ObserverNet.identify`): past that time the
+integration would carry a moment the equation itself cannot (our hard elbow6, its forearm above the
+horizontal with little damping). The final model is trained at the chosen T
 (``TrainConfig.correction_s``), the bound it runs with: the trial fit's candidates only rescale the
 bound of gains trained at the identified T, which its network's forces and direct angle were fitted
 under.
@@ -96,7 +96,7 @@ def _choose(trial, seqs, tail, config, fraction: float) -> tuple[dict, float]:
     observer's held-out θ RMSE (rad) at that T (inf where no T gave a finite angle)."""
     identified = float(trial.model.correction_s[0])
     # never slower than the identified T: the physics is not trusted longer than it holds when driven
-    # by the recorded forces (ObserverNet.identify), however well a slow T scores on one held-out part
+    # by the recorded moment (ObserverNet.identify), however well a slow T scores on one held-out part
     candidates = candidate_times(seqs[0].rate_hz, up_to=identified)
     rmse = {}
     for t in candidates:

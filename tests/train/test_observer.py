@@ -200,7 +200,7 @@ def test_the_correction_time_is_how_long_the_physics_holds_with_the_recorded_for
     longer balances them) the integration runs off and the correction must be faster."""
     _, train = hard_wrist
     net, info = _observer(train)
-    drift = {float(k): v for k, v in info["drift_with_recorded_forces"].items()}
+    drift = {float(k): v for k, v in info["drift_with_recorded_moment"].items()}
     assert info["correction_s"] == 1.0 and drift[1.0] <= 0.1
     assert list(drift) == sorted(drift, reverse=True) and min(drift) == pytest.approx(0.03)
     wrong = [s.__class__(**{**s.__dict__, "forces": s.forces * np.linspace(1.0, 1.4, s.forces.shape[1])})
@@ -210,6 +210,32 @@ def test_the_correction_time_is_how_long_the_physics_holds_with_the_recorded_for
     drift_wrong = net_wrong._drift(wrong)  # … driven by forces it does not balance
     assert drift_wrong[1.0] > 0.1 and drift_wrong[1.0] > 3 * drift[1.0]
     assert drift_wrong[0.03] < drift_wrong[1.0]  # a fast correction holds the angle
+
+
+
+def test_the_drift_test_integrates_the_recorded_moment_as_a_fixed_series(hard_wrist):
+    """The test drives the equation with the moment recorded at the recorded angle, a fixed series: the
+    moment arms are not re-evaluated at the angle the integration reaches (recorded forces re-weighted
+    there would be muscles without their own stiffness). Integrating that series by hand, one step at a
+    time, gives the same drift."""
+    from myoedge.train.observer import _recorded_moments
+
+    _, train = hard_wrist
+    net, info = _observer(train)
+    coeffs = net.arm_coeffs.double().numpy()
+    moments = _recorded_moments(train, coeffs)
+    drift = net._drift(train)
+    assert drift == net._drift(train, moments)
+    dt, spread, t = float(net.dt[0]), np.concatenate([s.theta for s in train]).std(), 0.5
+    squares = count = 0.0
+    for s, moment in zip(train, moments, strict=True):
+        consts = net._constants(torch.tensor([float(s.load_kg)])).unbind(0)
+        theta, omega, gain = torch.tensor([float(s.theta[0])]), torch.zeros(1), torch.tensor([dt / t])
+        for k in range(s.n - 1):
+            theta, omega = integrate(theta, omega, torch.tensor([float(moment[k])]),
+                                     torch.tensor([float(s.theta[k])]), gain, gain / t, consts)
+            squares, count = squares + (float(theta[0]) - s.theta[k + 1]) ** 2, count + 1
+    assert drift[0.5] == pytest.approx(np.sqrt(squares / count) / spread, rel=1e-3)
 
 
 def test_no_correction_time_slower_than_the_identified_one_is_chosen(hard_wrist):
