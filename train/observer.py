@@ -27,7 +27,7 @@ best moment there is: the identified equation, driven by the *recorded* muscle m
 trials (Σ r F of the recorded forces at the recorded angle, a fixed series) and corrected toward the
 recorded angle at the full bound, is integrated at each candidate T (1 s down to 30 ms); T is the
 slowest one whose angle stays within 10 % of the angle's spread (RMSE / σ_θ). Where the equation
-carries the moment (a damped wrist or knee) that is 1 s, at the OpenSim elbows 0.25–1 s; where even
+carries the moment (a damped wrist or knee) that is 1 s, at the OpenSim elbows 0.25–0.5 s; where even
 the recorded moment runs away (a forearm above the horizontal, whose gravity
 pulls harder the further it falls, with little damping: our hard elbow6 at 0.12 s) the physics is
 trusted only as long as it holds there. Holding such a posture is the muscles' own stiffness, the force
