@@ -194,10 +194,10 @@ def test_a_rival_that_cannot_be_fitted_leaves_the_observer_and_says_why(hard_wri
     assert "could not be fitted" in caplog.text
 
 
-def test_the_correction_time_is_how_long_the_physics_holds_with_the_recorded_forces(hard_wrist):
-    """The hard wrist's equation, driven by its recorded forces, stays within 10 % of σ_θ at T = 1 s, so
-    the physics is trusted for a second; with the forces recorded 40 % too large (an equation that no
-    longer balances them) the integration runs off and the correction must be faster."""
+def test_the_correction_time_is_how_long_the_physics_holds_with_the_recorded_moment(hard_wrist):
+    """The hard wrist's equation, driven by its recorded muscle moment, stays within 10 % of σ_θ at
+    T = 1 s, so the physics is trusted for a second; with forces recorded up to 40 % too large (a moment
+    the equation no longer balances) the integration runs off and the correction must be faster."""
     _, train = hard_wrist
     net, info = _observer(train)
     drift = {float(k): v for k, v in info["drift_with_recorded_moment"].items()}
@@ -210,7 +210,6 @@ def test_the_correction_time_is_how_long_the_physics_holds_with_the_recorded_for
     drift_wrong = net_wrong._drift(wrong)  # … driven by forces it does not balance
     assert drift_wrong[1.0] > 0.1 and drift_wrong[1.0] > 3 * drift[1.0]
     assert drift_wrong[0.03] < drift_wrong[1.0]  # a fast correction holds the angle
-
 
 
 def test_the_drift_test_integrates_the_recorded_moment_as_a_fixed_series(hard_wrist):
