@@ -91,7 +91,8 @@ def _train(args: argparse.Namespace) -> dict:
             raise InputError("--smooth applies to window presets (edge-window) only")
         overrides["model"] = {"smooth": args.smooth}
     if args.protocol == "paper":
-        from myoedge.train.evaluate import PAPER_HYPERPARAMETERS
+        from myoedge.body.cycles import FRAMES
+        from myoedge.train.evaluate import paper_options
         from myoedge.train.presets import preset
 
         if preset(args.preset).kind != "per-step":
@@ -99,7 +100,7 @@ def _train(args: argparse.Namespace) -> dict:
                              f"not {args.preset!r}")
         if not 0.0 < args.test_fraction < 1.0:
             raise InputError(f"--protocol paper needs --test-fraction in (0, 1), got {args.test_fraction}")
-        overrides = {**PAPER_HYPERPARAMETERS, "max_steps": 100, **overrides}  # a batch of one cycle
+        overrides = {**paper_options(FRAMES), **overrides}
     config = TrainConfig.for_preset(args.preset, **overrides)
     check_output(args.out, folder=True, inputs=[args.data, args.profiles], overwrite=args.overwrite)
     profiles = discover_profiles(args.profiles) if args.profiles else None

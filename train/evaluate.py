@@ -20,7 +20,7 @@ Protocols (splits from :mod:`myoedge.train.data`, all per subject, all methods o
 
 ``paper`` and ``sessions`` fit the paper's networks with the paper's hyper-parameters
 (:data:`PAPER_HYPERPARAMETERS`, pinned here so that a change of a preset's defaults does not change them),
-each iteration a batch of one cycle.
+each iteration a batch of :data:`PAPER_CYCLES_PER_ITERATION` cycles (:func:`paper_options`).
 
 Subjects are grouped by joint and channel set (a knee model cannot be scored on wrist data); each group
 gets its own tables. Every fit gets the same seed. A method that fails on a fold (e.g. a diverging
@@ -63,6 +63,10 @@ PAPER_METHODS = ("pi-cnn", "cnn", "ml-elm", "elm", "svr")
 #: Zhang et al. 2023, Section IV-C: SGD with momentum, 1200 iterations, learning rate 0.01, dropout 0.3
 PAPER_HYPERPARAMETERS = {"optimizer": "sgd", "momentum": 0.9, "iterations": 1200, "lr": 0.01,
                          "model": {"dropout": 0.3}}
+#: cycles per iteration under the paper's protocol (the paper gives no batch size): with one, 1200
+#: iterations saw each training cycle ~20 times and PI-CNN and CNN were far from converged
+#: (docs/evaluation.md)
+PAPER_CYCLES_PER_ITERATION = 10
 SIZE_FRACTIONS = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 RESULT_FORMAT = "myoedge-evaluation"
 TRACE_POINTS = 1500  # samples of the example test trace kept for the plots
@@ -84,6 +88,7 @@ class EvaluationConfig:
     held_out: str = "block"  # intra: "block" (a 20 % block at a seeded place) | "end" (the last 20 %)
     cycle_frames: int = 100  # paper, sessions: frames per time-normalised cycle
     cycle_k_mad: float = 3.0  # paper, sessions: a cycle whose duration is this many MADs off is dropped
+    cycle_batch: int = PAPER_CYCLES_PER_ITERATION  # paper, sessions: cycles per PI-CNN / CNN iteration
 
     def __post_init__(self):
         object.__setattr__(self, "methods", parse_methods(self.methods))
@@ -104,6 +109,9 @@ class EvaluationConfig:
         frames = self.cycle_frames
         if isinstance(frames, bool) or not isinstance(frames, int) or frames < 3:
             raise InputError(f"cycle_frames must be an int >= 3, got {self.cycle_frames!r}")
+        batch = self.cycle_batch
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise InputError(f"cycle_batch must be an int >= 1, got {self.cycle_batch!r}")
         if not self.cycle_k_mad > 0:
             raise InputError(f"cycle_k_mad must be > 0, got {self.cycle_k_mad!r}")
 
@@ -192,6 +200,12 @@ def _record(fold: Fold, method: str) -> dict:
             "n_test": int(sum(s.n for s in fold.test))}
 
 
+def paper_options(cycle_frames: int, cycle_batch: int = PAPER_CYCLES_PER_ITERATION) -> dict:
+    """The training options of PI-CNN and CNN under the paper's protocol: the paper's hyper-parameters,
+    each iteration a batch of ``cycle_batch`` whole cycles of ``cycle_frames``."""
+    return {**PAPER_HYPERPARAMETERS, "max_steps": cycle_batch * cycle_frames}
+
+
 def run_fold(fold: Fold, method: str, config: EvaluationConfig) -> tuple[dict, list | None, list]:
     """Fit ``method`` on the fold's training data and score it on its test data.
 
@@ -203,9 +217,8 @@ def run_fold(fold: Fold, method: str, config: EvaluationConfig) -> tuple[dict, l
     if method in ("elm", "ml-elm", "svr"):
         options["lags_s"] = config.baseline_lags_s
     if fold.protocol in CYCLE_PROTOCOLS and method in ("pi-cnn", "cnn"):
-        options.update({k: v for k, v in PAPER_HYPERPARAMETERS.items()
+        options.update({k: v for k, v in paper_options(config.cycle_frames, config.cycle_batch).items()
                         if not (config.quick and k == "iterations")})
-        options["max_steps"] = config.cycle_frames  # a batch of one cycle per iteration
     t0 = time.perf_counter()
     try:
         model = get_method(method).fit(fold.train, seed=config.seed, quick=config.quick, **options)

@@ -275,9 +275,10 @@ def _sequence_steps(model, seqs, config, stats, rng):
 
 def _cycle_steps(model, seqs, config, stats, rng):
     """Paper preset on time-normalised cycles (the paper's protocol): one iteration = as many whole
-    cycles as fit in ``max_steps`` steps (10 of 100 frames by default, the time split's budget per
-    iteration), drawn without replacement until every cycle has been used; each cycle's residual is
-    differentiated with its own frame spacing."""
+    cycles as fit in ``max_steps`` steps (10 of 100 frames under the paper's protocol,
+    :data:`myoedge.train.evaluate.PAPER_CYCLES_PER_ITERATION`), drawn without replacement until every
+    cycle has been used; each cycle has its own dropout mask (dropout per sample, a sample being a cycle)
+    and its residual is differentiated with its own frame spacing."""
     per = max(1, config.max_steps // max(s.n for s in seqs))
     tensors = [tuple(torch.as_tensor(a, dtype=torch.float32) for a in (s.envelopes, s.t, s.theta, s.forces))
                for s in seqs]
@@ -297,7 +298,8 @@ def _cycle_steps(model, seqs, config, stats, rng):
             parts = [p.reshape(-1) for p in parts if p is not None]
             return torch.cat(parts) if parts else None
 
-        yield _terms(model, model(env, t), theta, forces, physics, stats)
+        out = model(env, t, [seqs[i].n for i in picks])  # one dropout mask per cycle
+        yield _terms(model, out, theta, forces, physics, stats)
 
 
 def _physics_key(s: Sequence) -> tuple:

@@ -9,7 +9,8 @@ undoes that, and the exported graph includes it.
 * ``pi-cnn`` (Zhang et al. 2023): per time step the vector [normalised time, envelopes(t)] is a
   1-channel signal over which Conv1d(k=3, 128 filters) slides, then ReLU, BatchNorm, dropout 0.3, two
   fully connected blocks of 128 (ReLU, BatchNorm, dropout 0.3) and a linear head. A training batch is
-  one training piece (at most ``TrainConfig.max_steps`` steps of it), its time steps being the batch.
+  one training piece (at most ``TrainConfig.max_steps`` steps of it), its time steps being the batch,
+  or under the paper's protocol several whole cycles, each with its own dropout mask.
 * ``cnn``: the same with 3 conv blocks and 3 FC blocks (the paper's baseline; trained without L_P).
 * ``edge``: a causal temporal CNN — dilated convolutions (k=3, dilations 1 … 32, receptive field 127
   steps, 1.27 s at 100 Hz, about one gait cycle) with residual connections, a pointwise head, and a
@@ -121,15 +122,27 @@ class ModelConfig:
 
 
 class SharedDropout(nn.Module):
-    """Dropout whose mask is drawn once per call and shared by every row along ``time_dim``."""
+    """Dropout whose mask is drawn once per call and shared by every row along ``time_dim``.
+
+    ``lengths`` (``time_dim`` 0 only) splits the rows into consecutive sequences of those lengths, each
+    with its own mask: a batch of several sequences (the paper protocol's cycles) drops units per
+    sequence, as dropout per sample does, while each sequence stays smooth in time for the physics term.
+    """
 
     def __init__(self, p: float, *, time_dim: int):
         super().__init__()
         self.p, self.time_dim = p, time_dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
+        if lengths is not None:
+            if self.time_dim != 0 or sum(lengths) != x.shape[0]:
+                raise InputError(f"dropout lengths {list(lengths)} must split the {x.shape[0]} rows of "
+                                 f"dimension 0 (time_dim {self.time_dim})")
+            mask = torch.empty((len(lengths), *x.shape[1:]), dtype=x.dtype, device=x.device)
+            mask = mask.bernoulli_(1.0 - self.p) / (1.0 - self.p)
+            return x * mask.repeat_interleave(torch.as_tensor(lengths, device=x.device), dim=0)
         shape = list(x.shape)
         shape[self.time_dim] = 1
         if self.time_dim != 0:
@@ -208,10 +221,16 @@ class PerStepCNN(Normalised):
         layers.append(nn.Linear(width, 1 + cfg.n_muscles))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, envelopes: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+    def forward(self, envelopes: torch.Tensor, time: torch.Tensor,
+                lengths: list[int] | None = None) -> torch.Tensor:
+        """``lengths``: the steps are consecutive sequences of these lengths, one dropout mask each
+        (default: one sequence)."""
         x = (envelopes - self.env_mean) / self.env_std
         t = ((time - self.time_mean) / self.time_std).unsqueeze(-1)
-        return self.net(torch.cat([t, x], dim=-1).unsqueeze(1))
+        x = torch.cat([t, x], dim=-1).unsqueeze(1)
+        for layer in self.net:
+            x = layer(x, lengths) if isinstance(layer, SharedDropout) else layer(x)
+        return x
 
 
 class CausalTCN(Normalised):

@@ -126,10 +126,10 @@ def paper_sections(joint: dict, cfg: dict) -> list[str]:
              f"{round(100 * cfg['train_fraction'])}/{round(100 * (1 - cfg['train_fraction']))} at random "
              f"(seed {cfg['seed']}); inter-session: "
              "trained on the first session's cycles, tested on the second's. PI-CNN and CNN with the paper's "
-             "hyper-parameters (SGD, momentum 0.9, learning rate 0.01, 1200 iterations of one cycle each, "
-             "dropout 0.3)." + (" The time split beside it: the last 20 % of every trial held out, the time "
-                               "input the elapsed time." if time_split else
-                               " This report holds no time split to set beside it."), ""]
+             "hyper-parameters (SGD, momentum 0.9, learning rate 0.01, 1200 iterations, dropout 0.3), each "
+             f"iteration a batch of {cfg.get('cycle_batch', 1)} cycle(s), a dropout mask per cycle."
+             + (" The time split beside it: the last 20 % of every trial held out, the time input the "
+                "elapsed time." if time_split else " This report holds no time split to set beside it."), ""]
     lines += _segmentation(joint)
     lines += _table1(joint, outputs, time_split)
     lines += _table2(joint, "paper", "Table II — methods compared, paper protocol (80/20 of cycles)")

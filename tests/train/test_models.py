@@ -111,6 +111,33 @@ def test_shared_dropout_keeps_one_mask_along_time():
     assert torch.equal(per_step.eval()(torch.ones(3, 4)), torch.ones(3, 4))
 
 
+def test_shared_dropout_draws_one_mask_per_sequence_of_a_batch():
+    torch.manual_seed(0)
+    drop = SharedDropout(0.5, time_dim=0).train()
+    y = drop(torch.ones(30, 64), [10, 5, 15])
+    parts = y[:10], y[10:15], y[15:]
+    assert all(torch.equal(p, p[:1].expand(len(p), -1)) for p in parts)  # smooth within a sequence
+    assert not torch.equal(parts[0][0], parts[1][0]) and not torch.equal(parts[1][0], parts[2][0])
+    with pytest.raises(InputError, match="must split the 30 rows"):
+        drop(torch.ones(30, 64), [10, 10])
+    with pytest.raises(InputError, match="time_dim 2"):
+        SharedDropout(0.5, time_dim=2).train()(torch.ones(2, 4, 6), [2])
+    assert torch.equal(drop.eval()(torch.ones(30, 4), [10, 20]), torch.ones(30, 4))
+
+
+def test_per_step_network_drops_units_per_cycle_of_a_batch():
+    cfg = ModelConfig.for_preset("pi-cnn", n_channels=2, n_muscles=2, filters=16, hidden=16, dropout=0.5)
+    model = build_model(cfg).train()
+    env, t = torch.ones(200, 2), torch.full((200,), 0.5)  # two identical cycles of 100 steps
+    torch.manual_seed(1)
+    one = model(env, t)  # one sequence: the same mask (and the same input) for every step
+    assert torch.allclose(one, one[:1].expand(200, -1), atol=1e-5)
+    torch.manual_seed(1)
+    two = model(env, t, [100, 100])
+    assert torch.allclose(two[:100], two[:1].expand(100, -1), atol=1e-5)
+    assert not torch.allclose(two[0], two[100], atol=1e-3)  # each cycle its own mask
+
+
 def test_config_round_trip_and_validation():
     cfg = ModelConfig.for_preset("edge-window", n_channels=3, n_muscles=4, dilations=(1, 2), filters=8,
                                  smooth=3)

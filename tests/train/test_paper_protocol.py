@@ -89,6 +89,27 @@ def test_paper_folds_and_the_paper_hyperparameters():
         fit([SEQS[0], *cycles], TrainConfig(preset="pi-cnn", iterations=1, w_physics=0.0), seed=0)
 
 
+def test_paper_options_batch_whole_cycles_with_the_paper_hyperparameters(monkeypatch):
+    from myoedge.train.evaluate import PAPER_CYCLES_PER_ITERATION, PAPER_HYPERPARAMETERS, paper_options
+    from myoedge.train.models import PerStepCNN
+
+    assert paper_options(100) == {**PAPER_HYPERPARAMETERS, "max_steps": PAPER_CYCLES_PER_ITERATION * 100}
+    assert paper_options(50, 3)["max_steps"] == 150
+    assert EvaluationConfig().cycle_batch == PAPER_CYCLES_PER_ITERATION
+    with pytest.raises(InputError, match="cycle_batch"):
+        EvaluationConfig(cycle_batch=0)
+    seen, original = [], PerStepCNN.forward
+
+    def spy(self, env, t, lengths=None):
+        seen.append(lengths)
+        return original(self, env, t, lengths)
+
+    monkeypatch.setattr(PerStepCNN, "forward", spy)
+    cycles, _ = cycle_sequences(SEQS[:2])
+    fit(cycles, TrainConfig(preset="pi-cnn", iterations=2, w_physics=0.0, max_steps=300), seed=0)
+    assert seen == [[100, 100, 100]] * 2  # three whole cycles per iteration, a dropout mask each
+
+
 def test_evaluate_protocol_paper_end_to_end(tmp_path, capsys):
     from myoedge.body.subjects import write_dataset
 
