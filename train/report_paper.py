@@ -127,7 +127,8 @@ def paper_sections(joint: dict, cfg: dict) -> list[str]:
              f"(seed {cfg['seed']}); inter-session: "
              "trained on the first session's cycles, tested on the second's. PI-CNN and CNN with the paper's "
              "hyper-parameters (SGD, momentum 0.9, learning rate 0.01, 1200 iterations, dropout 0.3), each "
-             f"iteration a batch of {cfg.get('cycle_batch', 1)} cycle(s), a dropout mask per cycle."
+             + (f"iteration a batch of {cfg['cycle_batch']} cycles, a dropout mask per cycle."
+                if cfg.get("cycle_batch", 1) > 1 else "iteration one cycle.")
              + (" The time split beside it: the last 20 % of every trial held out, the time input the "
                 "elapsed time." if time_split else " This report holds no time split to set beside it."), ""]
     lines += _segmentation(joint)
