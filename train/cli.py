@@ -153,11 +153,7 @@ def _train(args: argparse.Namespace) -> dict:
           "final " + ", ".join(f"{k} {v:.4g}" for k, v in final.items()) + f"; run saved to {args.out}")
     selection = trained.info.get("selection")
     if selection is not None:
-        rival = selection.get("rival")
-        print(f"model: {trained.model_config.preset} (held-out θ RMSE on the last "
-              f"{selection.get('fraction', 0):g} of the training part: observer "
-              f"{_chosen_rmse(selection)}" + (f", {rival['preset']} {rival['validation_rmse_deg']:.2f}°"
-                                               if rival else "") + ")")
+        print(selection_line(trained.model_config.preset, selection))
     summary = {"run": str(args.out), "preset": args.preset, "model": trained.model_config.preset,
                "split": args.protocol or args.split,
                "train_seconds": trained.info["train_seconds"], "parameters": trained.info["parameters"],
@@ -182,6 +178,18 @@ def _fit(config, train, preset, rate, *, seed, threads, quiet):
           f"{', '.join(sorted({s.physics for s in train}))}")
     with Progress(config.iterations, f"train {preset}", enabled=not quiet) as progress:
         return fit(train, config, seed=seed, progress=progress, threads=threads)
+
+
+def selection_line(model: str, selection: dict) -> str:
+    """What the held-out choice of the edge preset chose, in one line (a rival that could not be fitted
+    says why)."""
+    rival, text = selection.get("rival"), ""
+    if rival and "validation_rmse_deg" in rival:
+        text = f", {rival['preset']} {rival['validation_rmse_deg']:.2f}°"
+    elif rival:
+        text = f", {rival['preset']} not fitted ({rival.get('error', 'no score')})"
+    return (f"model: {model} (held-out θ RMSE on the last {selection.get('fraction', 0):g} of the training "
+            f"part: observer {_chosen_rmse(selection)}{text})")
 
 
 def _chosen_rmse(selection: dict) -> str:

@@ -192,6 +192,10 @@ def test_a_rival_that_cannot_be_fitted_leaves_the_observer_and_says_why(hard_wri
         choice = correction.choose_correction(train, cfg, seed=0, threads=1)
     assert choice["winner"] == "edge" and "no room for the rival" in choice["rival"]["error"]
     assert "could not be fitted" in caplog.text
+    from myoedge.train.cli import selection_line
+
+    line = selection_line("edge-observer", choice)  # what `myoedge train` prints: no KeyError
+    assert "edge-rnn not fitted (MemoryError: no room for the rival)" in line and "observer" in line
 
 
 def test_the_correction_time_is_how_long_the_physics_holds_with_the_recorded_moment(hard_wrist):
