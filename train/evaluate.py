@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from myoedge.body.cycles import FRAMES
 from myoedge.ground.errors import InputError
 from myoedge.ground.fileio import atomic_write_bytes
 from myoedge.train import stats
@@ -86,7 +87,7 @@ class EvaluationConfig:
     baseline_lags_s: tuple[float, ...] = (0.0,)
     alpha: float = 0.05
     held_out: str = "block"  # intra: "block" (a 20 % block at a seeded place) | "end" (the last 20 %)
-    cycle_frames: int = 100  # paper, sessions: frames per time-normalised cycle
+    cycle_frames: int = FRAMES  # paper, sessions: frames per time-normalised cycle
     cycle_k_mad: float = 3.0  # paper, sessions: a cycle whose duration is this many MADs off is dropped
     cycle_batch: int = PAPER_CYCLES_PER_ITERATION  # paper, sessions: cycles per PI-CNN / CNN iteration
 
@@ -268,7 +269,8 @@ class FitCache:
     """Finished fits on disk (one pickle per fit), so a killed evaluation resumes where it stopped.
 
     A fit is found again only for the same joint group, fold, method, data (a digest of every training
-    and test array) and settings that change a fit (seed, quick, baseline lags, train fraction). It
+    and test array) and settings that change a fit (seed, quick, baseline lags, train fraction, cycles per
+    PI-CNN / CNN iteration). It
     cannot see code changes: start from an empty cache after changing a method.
     """
 
@@ -284,7 +286,8 @@ class FitCache:
             for a in (s.envelopes, s.theta, s.forces):
                 digest.update(np.ascontiguousarray(a).tobytes())
         ident = [key, fold.protocol, fold.subject, fold.name, fold.fraction, method, config.seed,
-                 config.quick, list(config.baseline_lags_s), config.train_fraction, digest.hexdigest()]
+                 config.quick, list(config.baseline_lags_s), config.train_fraction, config.cycle_batch,
+                 digest.hexdigest()]
         return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:32]
 
     def get(self, name: str):
