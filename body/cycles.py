@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.interpolate import PchipInterpolator
 
 from myoedge.ground.errors import InputError
 
@@ -113,6 +112,9 @@ def outlier_durations(durations, *, k_mad: float = 3.0) -> np.ndarray:
 
 def time_normalise(t, values, start: float, stop: float, *, frames: int = FRAMES) -> np.ndarray:
     """``values`` (n, ...) sampled at ``t`` resampled by PCHIP onto ``frames`` instants in [start, stop]."""
+    # imported here: the CLI reads FRAMES without loading scipy
+    from scipy.interpolate import PchipInterpolator
+
     grid = np.linspace(start, stop, frames)
     return PchipInterpolator(np.asarray(t, dtype=np.float64), np.asarray(values), axis=0)(grid)
 
