@@ -8,9 +8,11 @@ on it may have learnt that physics' quirks. This module builds each subject as a
 activation dynamics, straight-line muscle paths whose moment arms follow from the geometry, a
 viscoelastic joint spring and OpenSim's coordinate-limit force), none of which myoedge's own body
 model uses, and drives it by a virtual subject: a feedback controller tracking point-to-point moves,
-holds and rhythmic flexion, with slowly varying co-contraction and per-muscle shares. Subjects differ in
-segment mass, muscle strength, fibre length, attachment points and joint stiffness/damping; trials in
-the load held in the hand.
+holds and rhythmic flexion, with slowly varying co-contraction and per-muscle shares (``--drive open``:
+the same plan's moment from an internal model whose every term is misjudged by up to 25 %, and nothing
+that sees the joint, so the joint goes wherever the muscles and passive structures take it).
+Subjects differ in segment mass, muscle strength, fibre length, attachment points and joint
+stiffness/damping; trials in the load held in the hand.
 
 Each trial is written as a lab would hand it over (docs/data-format.md): raw EMG CSV in volts at
 2 kHz, the angle as an IK ``.mot`` in degrees, muscle forces as a Static-Optimization-style ``.sto``,
@@ -43,6 +45,7 @@ from myoedge.ground.fileio import atomic_directory, atomic_write_text
 __all__ = ["JOINTS", "simulate_trial", "write_trial"]
 
 EMG_HZ, MOTION_HZ, CONTROL_DT = 2000.0, 200.0, 0.005
+DRIVES = ("feedback", "open")
 
 
 @dataclass(frozen=True)
@@ -192,8 +195,16 @@ def _targets(rng: np.random.Generator, spec: JointSpec, n: int, dt: float) -> np
     return out
 
 
-def simulate_trial(spec: JointSpec, *, load_kg: float, duration_s: float, seed: int) -> dict:
-    """Forward-simulate one trial; returns 200 Hz motion signals and 2 kHz excitations."""
+def simulate_trial(spec: JointSpec, *, load_kg: float, duration_s: float, seed: int,
+                   drive: str = "feedback") -> dict:
+    """Forward-simulate one trial; returns 200 Hz motion signals and 2 kHz excitations.
+
+    ``drive``: "feedback" (the virtual subject tracks its plan from its own joint's angle and velocity)
+    or "open" (the plan's moment, computed by an internal model whose every term is misjudged by up to
+    25 %, is the whole drive: nothing sees the simulated state, so the joint goes wherever the muscles'
+    moment, the passive structures and the range limits take it)."""
+    if drive not in DRIVES:
+        raise InputError(f"drive must be one of {DRIVES}, got {drive!r}")
     osim = import_opensim("simulating trials with OpenSim")
     rng = np.random.default_rng(seed)
     model, limit = _build(osim, spec, load_kg)
@@ -232,13 +243,24 @@ def simulate_trial(spec: JointSpec, *, load_kg: float, duration_s: float, seed: 
     omega, zeta = 2 * math.pi * float(rng.uniform(2.0, 4.0)), float(rng.uniform(0.6, 1.0))
     kp, kd = inertia * omega ** 2 / capacity, 2 * zeta * inertia * omega / capacity
     rest = math.radians(spec.rest_deg)
+    if drive == "open":  # the internal model: misjudged segment, damping and stiffness; no feedback
+        def judged():
+            return float(rng.uniform(0.75, 1.25))
+        inertia, mgl = inertia * judged(), mgl * judged()
+        stiffness, damping = spec.stiffness * judged(), spec.damping * judged()
+        accel = np.gradient(np.gradient(target, CONTROL_DT), CONTROL_DT)
     rows = {"theta": [], "theta_dot": [], "forces": [], "moment_arms": [], "torque": [], "excitations": []}
     for k in range(n):
-        st = manager.getState()
-        q, u = coord.getValue(st), coord.getSpeedValue(st)
-        static = (mgl * math.sin(target[k]) + spec.stiffness * (target[k] - rest)) / capacity
-        drive = static + kp * (target[k] - q) + kd * ((target[k + 1] - target[k]) / CONTROL_DT - u)
-        e = cocon[k] + np.where(flex, max(drive, 0.0), max(-drive, 0.0))
+        speed = (target[k + 1] - target[k]) / CONTROL_DT
+        if drive == "open":
+            net = (inertia * accel[k] + damping * speed + mgl * math.sin(target[k])
+                   + stiffness * (target[k] - rest)) / capacity
+        else:
+            st = manager.getState()
+            q, u = coord.getValue(st), coord.getSpeedValue(st)
+            static = (mgl * math.sin(target[k]) + spec.stiffness * (target[k] - rest)) / capacity
+            net = static + kp * (target[k] - q) + kd * (speed - u)
+        e = cocon[k] + np.where(flex, max(net, 0.0), max(-net, 0.0))
         e = np.clip(e * share[k] + 0.01 * rng.standard_normal(len(names)), 0.01, 1.0)
         for f, v in zip(funcs, e, strict=True):
             f.setValue(float(v))
@@ -325,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="trials per subject (the loads in the hand cycle through the joint's)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds per trial")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--drive", choices=DRIVES, default="feedback",
+                   help="feedback: the virtual subject tracks its plan from the joint's state; open: the "
+                        "plan's moment from a misjudged internal model, nothing sees the state")
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
@@ -339,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
                 for k in range(args.trials):
                     load = spec.loads[k % len(spec.loads)]
                     seed = int(rng.integers(2**31))
-                    sim = simulate_trial(spec, load_kg=load, duration_s=args.duration, seed=seed)
+                    sim = simulate_trial(spec, load_kg=load, duration_s=args.duration, seed=seed,
+                                         drive=args.drive)
                     name = f"trial{k + 1}"
                     write_trial(out / f"{args.joint}{s + 1:02d}" / name, spec, sim, setup=setup,
                                 subject=f"{args.joint}{s + 1:02d}", trial=name, load_kg=load, seed=seed)

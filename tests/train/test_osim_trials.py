@@ -59,3 +59,24 @@ def test_the_four_and_six_muscle_elbows_are_written_as_their_own_joints():
         spec = JOINTS[name]
         assert JOINT_NAMES[(spec.coordinate, tuple(m.name for m in spec.muscles))] == name
     assert {m.name for m in JOINTS["elbow6"].muscles} == set(CATALOG["elbow6"]().muscle_names)
+
+
+def test_an_open_loop_drive_never_sees_the_joint_and_feedback_does():
+    """Same seed, muscles with shorter fibres (other forces, the same moment arms the drive is scaled
+    by): the open drive's excitations are the same (nothing reads the state), the feedback drive's
+    differ (it answers the joint), and the joint moves differently either way."""
+    from dataclasses import replace
+
+    from myoedge.ground.errors import InputError
+
+    spec = JOINTS["wrist"]
+    short = replace(spec, muscles=tuple(replace(m, l_opt=0.7 * m.l_opt) for m in spec.muscles))
+    runs = {(drive, k): simulate_trial(s, load_kg=0.0, duration_s=1.5, seed=5, drive=drive)
+            for drive in ("open", "feedback") for k, s in enumerate((spec, short))}
+    a, b = runs[("open", 0)], runs[("open", 1)]
+    np.testing.assert_array_equal(a["excitations"], b["excitations"])
+    assert not np.allclose(a["theta"], b["theta"], atol=1e-3)
+    c, d = runs[("feedback", 0)], runs[("feedback", 1)]
+    assert not np.allclose(c["excitations"], d["excitations"], atol=1e-3)
+    with pytest.raises(InputError, match="drive"):
+        simulate_trial(spec, load_kg=0.0, duration_s=1.5, seed=5, drive="closed")
