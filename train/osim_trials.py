@@ -244,10 +244,9 @@ def simulate_trial(spec: JointSpec, *, load_kg: float, duration_s: float, seed: 
     kp, kd = inertia * omega ** 2 / capacity, 2 * zeta * inertia * omega / capacity
     rest = math.radians(spec.rest_deg)
     if drive == "open":  # the internal model: misjudged segment, damping and stiffness; no feedback
-        def judged():
-            return float(rng.uniform(0.75, 1.25))
-        inertia, mgl = inertia * judged(), mgl * judged()
-        stiffness, damping = spec.stiffness * judged(), spec.damping * judged()
+        misjudged = rng.uniform(0.75, 1.25, size=4)
+        inertia, mgl = inertia * misjudged[0], mgl * misjudged[1]
+        stiffness, damping = spec.stiffness * misjudged[2], spec.damping * misjudged[3]
         accel = np.gradient(np.gradient(target, CONTROL_DT), CONTROL_DT)
     rows = {"theta": [], "theta_dot": [], "forces": [], "moment_arms": [], "torque": [], "excitations": []}
     for k in range(n):
