@@ -48,6 +48,10 @@ def register(sub) -> None:
                    "interrupted)")
     p.add_argument("--rt-priority", type=int, metavar="N", help="run the reader thread under SCHED_FIFO "
                    "priority N (1-99; needs CAP_SYS_NICE or `ulimit -r`): a busy machine no longer delays it")
+    p.add_argument("--spin-us", type=float, default=0.0, metavar="US",
+                   help="busy-poll the port for up to US microseconds after each read before blocking "
+                        "(default 0: block): the loop stays on a warm core, at the cost of that core; for a "
+                        "core kept for the loop, not with --rt-priority (docs/runtime.md)")
     p.add_argument("--fill-off-channels", action="store_true",
                    help="when an electrode is off (a flat channel), fill in its envelope from the other "
                    "channels and keep going, flagged RECONSTRUCTED instead of ELECTRODE_OFF (at most "
@@ -104,7 +108,8 @@ def _run(args: argparse.Namespace) -> dict:
                                     fill_off_channels=args.fill_off_channels)
     if safety.fill_off_channels:
         check_channel_fill(bundle)
-    transport = open_transport(args.port)  # a URL that cannot work is refused before any output is made
+    # a URL that cannot work is refused before any output is made
+    transport = open_transport(args.port, **({"spin_us": args.spin_us} if args.spin_us else {}))
     publishers = []
     try:
         for url in urls:

@@ -74,6 +74,10 @@ class Runtime:
                                                   and 1 <= realtime_priority <= 99):
             raise InputError(f"realtime_priority must be an int in 1..99 (SCHED_FIFO), "
                              f"got {realtime_priority!r}")
+        if realtime_priority is not None and getattr(transport, "spin_us", 0):
+            raise InputError("busy-polling the port (spin_us) and a real-time priority do not go together: "
+                             "under SCHED_FIFO the poll would hold the tty layer's kernel worker, which "
+                             "delivers the bytes, off the loop's core; choose one (docs/runtime.md)")
         self._rt_priority = realtime_priority
         self._prewarm = prewarm
         if status_interval_s is not None and not 0.01 <= status_interval_s <= 60:

@@ -42,6 +42,7 @@ from myoedge.edge.model.bundle import load_bundle
 from myoedge.edge.sim.bench_model import MODEL_KINDS, bench_profile, synthetic_bundle
 from myoedge.edge.sim.bench_sim import SimProcess, sim_url
 from myoedge.edge.sim.faults import FaultPlan
+from myoedge.edge.wire.transport import check_spin_us
 from myoedge.ground.errors import InputError
 from myoedge.ground.fileio import atomic_write_text
 from myoedge.ground.host import usable_cores
@@ -73,6 +74,7 @@ class BenchConfig:
     realtime_priority: int | None = None
     seed: int = 0
     prewarm: bool = True
+    spin_us: float = 0.0  # busy-poll of the reader (pty and tcp; SerialTransport checks the value)
 
     def __post_init__(self) -> None:
         if not 0.2 <= self.seconds <= 3600:
@@ -92,6 +94,11 @@ class BenchConfig:
         plan = FaultPlan.parse(list(self.faults))  # refuses specs it does not understand
         if plan.disconnects and self.transport == "inproc":
             raise InputError("disconnect faults need transport pty or tcp (inproc has no port to lose)")
+        check_spin_us(self.spin_us)
+        if self.spin_us and self.transport == "inproc":
+            raise InputError("spin_us busy-polls a port: it needs transport pty or tcp")
+        if self.spin_us and self.realtime_priority is not None:
+            raise InputError("spin_us and realtime_priority do not go together (docs/runtime.md)")
         if not 0.1 <= self.envelope_seconds <= 600:
             raise InputError(f"envelope_seconds must be within 0.1 to 600, got {self.envelope_seconds!r}")
 
@@ -165,7 +172,8 @@ def run_bench(config: BenchConfig, *, command: str = "", log=None) -> dict:
             sim = SimProcess(signal, capacity=capacity, bits=bits, samples_per_frame=spf, faults=plan,
                              tcp_port=0 if config.transport == "tcp" else None,
                              realtime_priority=config.realtime_priority)
-            transport = open_transport(sim.address)
+            spin = {"spin_us": config.spin_us} if config.spin_us else {}
+            transport = open_transport(sim.address, **spin)
         sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sink.bind(("127.0.0.1", 0))
         sink.setblocking(False)

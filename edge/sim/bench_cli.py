@@ -34,6 +34,8 @@ def register(sub) -> None:
     b.add_argument("--envelope-seconds", type=float, default=10.0,
                    help="seconds of data for the envelope throughput measurement (default 10)")
     b.add_argument("--rt-priority", type=int, metavar="N", help="as `myoedge run --rt-priority`")
+    b.add_argument("--spin-us", type=float, default=0.0, metavar="US",
+                   help="as `myoedge run --spin-us` (pty and tcp)")
     b.add_argument("--no-prewarm", action="store_true", help="as `myoedge run --no-prewarm`")
     b.add_argument("--out", metavar="DIR", help="also write DIR/bench-<UTC timestamp>.json")
 
@@ -50,7 +52,7 @@ def _bench(args: argparse.Namespace) -> dict:
                          samples_per_frame=args.samples_per_frame, model=args.model, transport=args.transport,
                          faults=tuple(args.fault), bits=args.bits, warmup_s=args.warmup,
                          envelope_seconds=args.envelope_seconds, realtime_priority=args.rt_priority,
-                         prewarm=not args.no_prewarm)
+                         prewarm=not args.no_prewarm, spin_us=args.spin_us)
     command = "myoedge " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "myoedge bench"
     result = run_bench(config, command=command)
     print(format_table(result), flush=True)

@@ -41,13 +41,14 @@ from myoedge.edge.wire.socket_link import check_not_busy, check_socket_url, sock
 from myoedge.ground.errors import InputError
 
 LOG = logging.getLogger("myoedge.edge")
-__all__ = ["DEFAULT_BAUDRATE", "LATENCY_TIMER_MAX_MS", "PLUGIN_SCHEMES", "SERIAL_SCHEMES", "UDEV_RULE",
-           "SerialTransport", "Transport", "TransportStats", "check_latency_timer", "open_transport",
-           "transport_schemes"]
+__all__ = ["DEFAULT_BAUDRATE", "LATENCY_TIMER_MAX_MS", "MAX_SPIN_US", "PLUGIN_SCHEMES", "SERIAL_SCHEMES",
+           "UDEV_RULE", "SerialTransport", "Transport", "TransportStats", "check_latency_timer",
+           "check_spin_us", "open_transport", "transport_schemes"]
 
 # 8 channels x 2 kHz x 24 bit in 1 ms frames is 76 kB/s, about 760 kbaud with start and stop bits; FTDI
 # and CP210x adapters run 2 Mbaud exactly. Ignored by socket:// and loop:// and by USB CDC devices.
 DEFAULT_BAUDRATE = 2_000_000
+MAX_SPIN_US = 100_000  # a busy-poll longer than 0.1 s only burns the core: frames come every few ms
 
 
 @dataclass(slots=True)
@@ -117,6 +118,13 @@ def _ports_found() -> str:
     return ", ".join(ports) if ports else "none"
 
 
+def check_spin_us(spin_us: object) -> None:
+    """Refuse a busy-poll time that is not a number of microseconds within [0, MAX_SPIN_US]."""
+    if isinstance(spin_us, bool) or not isinstance(spin_us, (int, float)) or not 0 <= spin_us <= MAX_SPIN_US:
+        raise InputError(f"spin_us must be a number of microseconds within [0, {MAX_SPIN_US}], "
+                         f"got {spin_us!r}")
+
+
 class SerialTransport(Transport):
     """A pyserial port opened by URL with ``exclusive=True``, re-opened with back-off when it disappears.
 
@@ -125,6 +133,13 @@ class SerialTransport(Transport):
     ``timeout_s``; elsewhere (``loop://``, Windows) the first byte is waited for and then what is
     waiting is taken. (pyserial's ``read(n)`` with a timeout would wait for all ``n`` bytes.)
 
+    ``spin_us`` > 0 busy-polls the port for up to that long before blocking in ``select``: a loop that
+    sleeps between 1 ms frames wakes on a cold core (a virtual one may not even be running) and its
+    first instructions after the wake cost several times their warm cost; polling keeps the core and its
+    caches with the loop, at the price of that core (the reader thread uses ~100 % of it while frames
+    flow). For a core kept for the loop (docs/runtime.md); refused with a real-time priority, where the
+    poll would hold the tty layer's kernel worker off that core.
+
     Back-off after the port vanishes: ``backoff_initial_s`` doubling to ``backoff_max_s``, each delay
     jittered to 50-100 % of itself so that several readers do not retry in lock-step. The 1 s cap
     bounds the time from the port's return to the reconnect (the issue's recovery target is 1 s).
@@ -132,9 +147,13 @@ class SerialTransport(Transport):
 
     def __init__(self, url: str, *, baudrate: int = DEFAULT_BAUDRATE, timeout_s: float = 0.05,
                  backoff_initial_s: float = 0.05, backoff_max_s: float = 1.0, exclusive: bool = True,
-                 sysfs_root: str | os.PathLike = "/sys", seed: int | None = None) -> None:
+                 sysfs_root: str | os.PathLike = "/sys", seed: int | None = None,
+                 spin_us: float = 0.0) -> None:
         if not isinstance(url, str) or not url:
             raise InputError(f"a port URL must be a non-empty string, got {url!r}")
+        check_spin_us(spin_us)
+        self.spin_us = float(spin_us)
+        self._spin_ns = int(spin_us * 1000)
         if not 0 < timeout_s <= 10 or not 0 < backoff_initial_s <= backoff_max_s:
             raise InputError(f"need 0 < timeout_s <= 10 and 0 < backoff_initial_s <= backoff_max_s, got "
                              f"{timeout_s}, {backoff_initial_s}, {backoff_max_s}")
@@ -229,12 +248,14 @@ class SerialTransport(Transport):
             return self._try_reopen()
         try:
             if self._fd is not None:
-                # one select and one read(2) of what is there: pyserial's own read() would add a select,
-                # a second one to see that nothing more came, and a copy, to every frame
-                ready, _, _ = select.select([self._fd], [], [], self._timeout_s)
-                data = os.read(self._fd, max_bytes) if ready else b""
-                if ready and not data:  # readable and no bytes: the device went away (EOF)
-                    raise serial.SerialException("device reports readiness to read but returned no data")
+                data = self._poll(max_bytes) if self._spin_ns else b""
+                if not data:
+                    # one select and one read(2) of what is there: pyserial's own read() would add a
+                    # select, a second one to see that nothing more came, and a copy, to every frame
+                    ready, _, _ = select.select([self._fd], [], [], self._timeout_s)
+                    data = os.read(self._fd, max_bytes) if ready else b""
+                    if ready and not data:  # readable and no bytes: the device went away (EOF)
+                        raise serial.SerialException("device reports readiness to read but returned no data")
             else:
                 data = self._port.read(1)
                 waiting = self._port.in_waiting if data else 0
@@ -247,6 +268,20 @@ class SerialTransport(Transport):
             self.stats.reads += 1
             self.stats.bytes_read += len(data)
         return data
+
+    def _poll(self, max_bytes: int) -> bytes:
+        """Non-blocking reads until bytes arrive or ``spin_us`` has passed (then b""). A port with no
+        bytes answers b"" (a tty with VMIN 0) or EAGAIN (a socket); an end of file is left to the
+        ``select`` that follows, which sees it as readable with nothing to read."""
+        fd, end = self._fd, time.perf_counter_ns() + self._spin_ns
+        while time.perf_counter_ns() < end:
+            try:
+                data = os.read(fd, max_bytes)
+            except BlockingIOError:
+                continue
+            if data:
+                return data
+        return b""
 
     def _lost(self, exc: BaseException) -> None:
         self.stats.read_errors += 1
@@ -344,6 +379,10 @@ def open_transport(url: str, **options) -> Transport:
         return SerialTransport(url, **options)
     scheme = url.split("://", 1)[0].lower()
     if scheme in PLUGIN_SCHEMES:
+        if options.get("spin_us"):
+            raise InputError(f"port {url!r}: spin_us (busy-polling) applies to serial ports and sockets, not "
+                             f"to {scheme}:// streams")
+        options.pop("spin_us", None)
         module, name = PLUGIN_SCHEMES[scheme]
         factory: Callable[..., Transport] = getattr(importlib.import_module(module), name)
         return factory(url, **options)

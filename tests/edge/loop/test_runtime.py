@@ -154,7 +154,10 @@ def test_run_refuses_a_bundle_whose_envelope_the_runtime_computes_differently(pa
 @pytest.mark.parametrize("extra, message", [(["--port", "/dev/no-such-amplifier"], "no serial port"),
                                             (["--port", "loop://", "--udp", "nowhere"], "HOST:PORT"),
                                             (["--port", "loop://", "--torque-limit", "-1"], "torque limit"),
-                                            (["--port", "loop://", "--load-kg", "2"], "load_index")])
+                                            (["--port", "loop://", "--load-kg", "2"], "load_index"),
+                                            (["--port", "loop://", "--spin-us", "100", "--rt-priority", "10"],
+                                             "do not go together"),
+                                            (["--port", "loop://", "--spin-us", "-1"], "spin_us")])
 def test_run_refuses_bad_options(files, capsys, extra, message):
     bundle_path, profile_path = files
     code, err = run_cli(["--bundle", str(bundle_path), "--profile", str(profile_path), *extra], capsys)

@@ -67,7 +67,10 @@ def test_injected_drops_are_counted_exactly_with_a_trained_bundle(tmp_path):
 @pytest.mark.parametrize("kwargs, message", [({"transport": "usb"}, "transport"),
                                              ({"model": "no-such-bundle"}, "bundle folder"),
                                              ({"seconds": 0.1}, "seconds"),
-                                             ({"channels": 0}, "channels")])
+                                             ({"channels": 0}, "channels"),
+                                             ({"spin_us": -5}, "spin_us"),
+                                             ({"spin_us": 100, "transport": "inproc"}, "pty or tcp"),
+                                             ({"spin_us": 100, "realtime_priority": 10}, "go together")])
 def test_bad_configs_are_refused(kwargs, message):
     with pytest.raises(InputError, match=message):
         BenchConfig(**kwargs)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import pty
+import select
 import socket
 import time
 
@@ -16,7 +18,7 @@ from myoedge.edge.sim.ampsim import AmplifierSimulator
 from myoedge.edge.sim.faults import FaultPlan
 from myoedge.edge.wire.protocol import Frame, encode_frame
 from myoedge.edge.wire.reader import Reader
-from myoedge.edge.wire.transport import SerialTransport, check_latency_timer
+from myoedge.edge.wire.transport import SerialTransport, check_latency_timer, open_transport
 from myoedge.ground.errors import InputError
 
 
@@ -74,12 +76,13 @@ def test_consumer_errors_are_counted_and_reading_goes_on() -> None:
     assert stats.consumer_errors == len(calls) >= 1 and stats.frames == 3 and stats.error == ""
 
 
+@pytest.mark.parametrize("spin_us", [0, 3000])
 @pytest.mark.parametrize("output", ["pty", "tcp"])
-def test_every_frame_arrives_in_order_through_real_bytes(output: str) -> None:
+def test_every_frame_arrives_in_order_through_real_bytes(output: str, spin_us: int) -> None:
     got = Collector()
     sim = AmplifierSimulator(noise_signal(), bits=24, tcp_port=0 if output == "tcp" else None,
                              stop_after_s=0.4, on_sent=got.on_sent)
-    with streaming(sim, collector=got) as (sim, reader):
+    with streaming(sim, collector=got, spin_us=spin_us) as (sim, reader):
         assert sim.wait(10.0)
         assert wait_until(lambda: len(got.got) == len(got.sent), 15.0)
         stats = reader.stats()
@@ -93,12 +96,14 @@ def test_every_frame_arrives_in_order_through_real_bytes(output: str) -> None:
     assert sim.address == (f"socket://127.0.0.1:{sim.port}" if output == "tcp" else reader.transport.url)
 
 
-def test_reconnects_when_the_tcp_server_goes_away_and_comes_back(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("spin_us", [0, 3000])  # with the poll, the end of file still reaches select
+def test_reconnects_when_the_tcp_server_goes_away_and_comes_back(caplog: pytest.LogCaptureFixture,
+                                                                 spin_us: int) -> None:
     caplog.set_level(logging.INFO, logger="myoedge.edge")
     got = Collector()
     sim = AmplifierSimulator(noise_signal(), tcp_port=0, stop_after_s=1.0, on_sent=got.on_sent,
                              faults=FaultPlan.parse("disconnect:0.3@0.3s"))
-    with streaming(sim, collector=got) as (sim, reader):
+    with streaming(sim, collector=got, spin_us=spin_us) as (sim, reader):
         assert sim.wait(10.0)
         assert wait_until(lambda: len(got.got) == len(got.sent), 15.0)
         stats, sim_stats = reader.stats(), sim.stats()
@@ -184,3 +189,53 @@ def test_connect_checks_the_latency_timer_of_a_usb_port(tmp_path, caplog: pytest
     finally:
         os.close(slave)
         os.close(master)
+
+
+@pytest.mark.parametrize("spin_us", [0, 5000])
+def test_a_spinning_read_polls_before_it_blocks_and_takes_bytes_without_select(monkeypatch, spin_us) -> None:
+    master, slave = pty.openpty()
+    transport = SerialTransport(os.ttyname(slave), timeout_s=0.01, spin_us=spin_us)
+    transport.connect()
+    calls = {"read": 0, "select": 0}
+    real_read, real_select = os.read, select.select
+
+    def counted_read(fd, n):
+        calls["read"] += 1
+        return real_read(fd, n)
+
+    def counted_select(*args):
+        calls["select"] += 1
+        return real_select(*args)
+
+    monkeypatch.setattr(os, "read", counted_read)
+    monkeypatch.setattr(select, "select", counted_select)
+    try:
+        t0 = time.perf_counter()
+        assert transport.read() == b""  # nothing sent: poll (when spinning), then wait in select
+        waited = time.perf_counter() - t0
+        idle = dict(calls)
+        os.write(master, b"\x01\x02\x03")
+        time.sleep(0.02)
+        calls.update(read=0, select=0)
+        assert transport.read() == b"\x01\x02\x03"
+    finally:
+        transport.close()
+        os.close(master)
+        os.close(slave)
+    assert idle["select"] == 1 and waited >= 0.01 + spin_us * 1e-6
+    if spin_us:
+        assert idle["read"] >= 2 and calls == {"read": 1, "select": 0}  # polled; bytes taken by the poll
+    else:
+        assert idle["read"] == 0 and calls == {"read": 1, "select": 1}
+
+
+@pytest.mark.parametrize("value", [-1, 100_001, float("nan"), True, "50"])
+def test_a_bad_spin_time_is_refused(value) -> None:
+    with pytest.raises(InputError, match="spin_us"):
+        SerialTransport("loop://", spin_us=value)
+
+
+def test_spinning_is_refused_for_streams_that_are_not_ports() -> None:
+    with pytest.raises(InputError, match="serial ports and sockets"):
+        open_transport("sim://?channels=2", spin_us=100)
+    assert open_transport("socket://127.0.0.1:9", spin_us=100).spin_us == 100
