@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from myoedge.edge.model.bundle import load_bundle
-from myoedge.edge.sim.bench_model import MODEL_KINDS, bench_profile, synthetic_bundle
+from myoedge.edge.sim.bench_model import BENCH_MODELS, MODEL_KINDS, PACKAGED, bench_profile, synthetic_bundle
 from myoedge.edge.sim.bench_sim import SimProcess, sim_url
 from myoedge.edge.sim.faults import FaultPlan
 from myoedge.edge.wire.transport import check_spin_us
@@ -59,7 +59,8 @@ RESULT_FORMAT = "myoedge-bench/1"
 
 @dataclass(frozen=True, kw_only=True)
 class BenchConfig:
-    """What to run. ``model`` is "paper", "edge" or a bundle folder (which then fixes channels and rate)."""
+    """What to run. ``model`` is "edge" (the shipped model's bundle), "edge-rnn" or "paper" (synthetic graphs)
+    or a bundle folder; a bundle fixes channels and rate."""
 
     seconds: float = 10.0
     channels: int = 8
@@ -88,8 +89,8 @@ class BenchConfig:
         if self.bits not in (16, 24) or not 0 <= self.warmup_s < self.seconds:
             raise InputError(f"need bits 16 or 24 and 0 <= warmup_s < seconds, got {self.bits}, "
                              f"{self.warmup_s}")
-        if self.model not in MODEL_KINDS and not Path(self.model).is_dir():
-            raise InputError(f"model must be one of {list(MODEL_KINDS)} or a bundle folder, "
+        if self.model not in BENCH_MODELS and not Path(self.model).is_dir():
+            raise InputError(f"model must be one of {list(BENCH_MODELS)} or a bundle folder, "
                              f"got {self.model!r}")
         plan = FaultPlan.parse(list(self.faults))  # refuses specs it does not understand
         if plan.disconnects and self.transport == "inproc":
@@ -148,7 +149,7 @@ def run_bench(config: BenchConfig, *, command: str = "", log=None) -> dict:
                                               muscles=tuple(f"M{i}" for i in range(config.channels)),
                                               fs_hz=config.fs_hz, input_bits=config.bits)
         else:
-            path, n_params = Path(config.model), None
+            path, n_params = PACKAGED.get(config.model, Path(config.model)), None
         bundle = load_bundle(path)
         fs, n_ch, spf = bundle.emg_rate_hz, bundle.n_channels, config.samples_per_frame
         bits = bundle.meta.envelope.config.input_bits
@@ -220,12 +221,15 @@ def run_bench(config: BenchConfig, *, command: str = "", log=None) -> dict:
         "format": RESULT_FORMAT, "command": command,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "host": host, "config": {**asdict(config), "faults": plan.describe()},
-        "model": {"kind": config.model if n_params is not None else "bundle", "bundle": bundle.meta.name,
-                  "synthetic": n_params is not None, "parameters": n_params, "window": bundle.window,
-                  "stateful": bundle.stateful,
+        "model": {"kind": config.model if config.model in BENCH_MODELS else "bundle",
+                  "bundle": bundle.meta.name,
+                  "synthetic": n_params is not None,
+                  "parameters": n_params if n_params is not None else bundle.meta.training.get("parameters"),
+                  "window": bundle.window, "stateful": bundle.stateful,
                   "channels": n_ch, "rate_hz": bundle.input_rate_hz, "emg_rate_hz": fs, "sample_bits": bits,
                   "note": ("random fixed weights: real compute, meaningless outputs" if n_params is not None
-                           else "trained bundle")},
+                           else "the shipped edge model, trained briefly on a built-in synthetic wrist"
+                           if config.model in PACKAGED else "trained bundle")},
         "backend": stats.get("predictor"), "transport": config.transport, "realtime": stats["realtime"],
         "frame_period_us": round(period_us, 3),
         "measured_s": round(wall, 3), "warmup_s": config.warmup_s,
@@ -243,7 +247,7 @@ def run_bench(config: BenchConfig, *, command: str = "", log=None) -> dict:
         "envelope_in_loop_x_real_time": round(period_us / filter_mean_us, 1) if filter_mean_us else None,
         "targets": {
             "processing_p99_us": _target(processing.get("p99"), TARGETS["processing_p99_us"][
-                "edge" if config.model == "edge" else "paper"], below=True),
+                "edge" if config.model in ("edge", "edge-rnn") else "paper"], below=True),
             "end_to_end_p99_us": _target(e2e.get("p99") if config.transport != "inproc" else None,
                                          TARGETS["end_to_end_p99_us"], below=True),
             "end_to_end_p99.9_us": _target(e2e.get("p99.9") if config.transport != "inproc" else None,

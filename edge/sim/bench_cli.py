@@ -22,9 +22,10 @@ def register(sub) -> None:
                    "fixes it)")
     b.add_argument("--samples-per-frame", type=int, default=2, help="samples per channel per frame (default "
                    "2: 1 ms frames at 2 kHz)")
-    b.add_argument("--model", default="edge", metavar="edge|paper|BUNDLE",
-                   help="synthetic model of the shipped edge model's size (default) or of the paper's, or "
-                        "a bundle folder")
+    b.add_argument("--model", default="edge", metavar="edge|edge-rnn|paper|BUNDLE",
+                   help="edge: the shipped edge model (a bundle of it trained on a built-in synthetic wrist; "
+                        "the default); edge-rnn, paper: synthetic graphs of its GRU alone and of the paper's "
+                        "network, for any channel count; or a bundle folder")
     b.add_argument("--transport", choices=["pty", "tcp", "inproc"], default="pty",
                    help="pty (default), TCP on 127.0.0.1, or inproc (no OS link: the loop's own cost)")
     b.add_argument("--bits", type=int, choices=[16, 24], default=24, help="sample width (default 24)")
@@ -42,10 +43,11 @@ def register(sub) -> None:
 
 def _bench(args: argparse.Namespace) -> dict:
     from myoedge.edge.sim.bench import BenchConfig, format_table, run_bench, write_result
+    from myoedge.edge.sim.bench_model import BENCH_MODELS
     from myoedge.ground.fileio import check_output
 
     if args.out is not None:  # before the benchmark runs, not after
-        model = args.model if args.model not in ("edge", "paper") else None
+        model = args.model if args.model not in BENCH_MODELS else None
         check_output(args.out, folder=True, merge=True, inputs=[model])
 
     config = BenchConfig(seconds=args.seconds, channels=args.channels, fs_hz=args.fs,

@@ -1,14 +1,18 @@
-"""Synthetic models for ``myoedge bench`` when no trained bundle is given, and a profile to run them.
+"""The models ``myoedge bench`` runs when no bundle is given, and a profile to run them.
+
+``edge`` (the default): the shipped edge model itself, a bundle of the ``edge`` observer trained briefly
+on a built-in synthetic wrist (``bundles/edge``, made by ``myoedge.train.bench_bundle``): its graph and
+its cost per step are the shipped model's. The synthetic graphs, for any channel count:
 
 ``paper``: the paper's size, a 128-filter temporal convolution (k = 3) over a 50-step window, two
-dense layers of 128 and two heads. ``edge``: the shipped edge model's shape (the ``edge`` preset of
-``myoedge.train``): a single-layer GRU of 64 units stepped once per model step on the newest envelope
-frame, its hidden vector the model state (``state`` in, ``state_next`` out; the bundle's ``state``
-block), and a head on [hidden, frame] of one Linear+Tanh block of 64 and a linear output layer, 19 465
-parameters for 8 channels. Both are built by :mod:`myoedge.edge.sim.synthetic_net` (``onnx`` is imported
-only there, when building, so the runtime never needs it) with random weights from a fixed seed: a real
-model's compute, meaningless outputs. They take envelopes at ``MODEL_RATE_HZ`` and give physical
-outputs like any bundle.
+dense layers of 128 and two heads. ``edge-rnn``: the observer's network without its physics (the
+``edge-rnn`` preset of ``myoedge.train``): a single-layer GRU of 64 units stepped once per model step on
+the newest envelope frame, its hidden vector the model state (``state`` in, ``state_next`` out; the
+bundle's ``state`` block), and a head on [hidden, frame] of one Linear+Tanh block of 64 and a linear
+output layer, 19 465 parameters for 8 channels. Both are built by :mod:`myoedge.edge.sim.synthetic_net`
+(``onnx`` is imported only there, when building, so the runtime never needs it) with random weights
+from a fixed seed: a real model's compute, meaningless outputs. They take envelopes at
+``MODEL_RATE_HZ`` and give physical outputs like any bundle.
 """
 
 from __future__ import annotations
@@ -35,16 +39,19 @@ from myoedge.edge.sim.synthetic_net import (
 )
 from myoedge.ground.errors import InputError
 
-__all__ = ["MODEL_KINDS", "MODEL_RATE_HZ", "MVC_VOLTS", "bench_profile", "synthetic_bundle"]
+__all__ = ["BENCH_MODELS", "MODEL_KINDS", "MODEL_RATE_HZ", "MVC_VOLTS", "PACKAGED", "bench_profile",
+           "synthetic_bundle"]
 
-MODEL_KINDS = ("paper", "edge")
+MODEL_KINDS = ("paper", "edge-rnn")  # synthetic graphs
+PACKAGED = {"edge": Path(__file__).resolve().parent / "bundles" / "edge"}  # trained bundles shipped here
+BENCH_MODELS = (*PACKAGED, *MODEL_KINDS)
 MODEL_RATE_HZ = 100.0
 # A stateful synthetic bundle's warm-up: the burn-in the stateful edge presets train with (3 s at 100 Hz),
 # so that after a reset its estimates are flagged WARMING_UP for as long as a real bundle's.
 SYNTHETIC_WARMUP_STEPS = 300
 MVC_VOLTS = 300e-6  # near the bench signal's contraction peaks: normalised envelopes of 0.1 to 1
 _SIZES = {"paper": {"window": 50, "filters": 128, "hidden": (128, 128), "dilations": (1,)},
-          "edge": {"window": 1, "gru_hidden": 64, "head_blocks": 1}}  # the edge preset: GRU step, W = 1
+          "edge-rnn": {"window": 1, "gru_hidden": 64, "head_blocks": 1}}  # the edge-rnn preset: GRU step
 _TEST_STEPS = 8  # test vectors: a stateful model's are one sequence of this many steps
 
 

@@ -47,7 +47,7 @@ class SoakConfig:
     channels: int = 8
     fs_hz: float = 2000.0
     samples_per_frame: int = 2
-    model: str = "edge"  # a synthetic bundle of the edge model's size (bench_model)
+    model: str = "edge-rnn"  # a synthetic bundle of the edge model's network (bench_model)
     bitflip: float = 1e-4  # per data frame
     drop: float = 1e-3
     garbage: float = 1e-3

@@ -6,11 +6,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 from loop_parts import setup_parts
 
+from myoedge.body.catalog import generic_model
 from myoedge.cli import main
+from myoedge.edge.model.bundle import load_bundle
+from myoedge.edge.model.onnx_cpu import OnnxCpuPredictor
+from myoedge.edge.model.replay import replay_test_vectors
 from myoedge.edge.sim.bench import BenchConfig, format_table, run_bench
+from myoedge.edge.sim.bench_model import PACKAGED
 from myoedge.ground.errors import InputError
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "runtime.md"
@@ -37,15 +43,16 @@ def test_bench_json_has_the_documented_keys(tmp_path, capsys):
     assert set(latency["all"]["processing"]) == {"n", "p50", "p99", "p99.9", "max"}
     assert set(result["host"]) >= {"cpu", "cores", "os", "python", "onnxruntime"}
     model = result["model"]
-    assert model["kind"] == "edge"  # the default: the shipped edge model's size (--model paper stays)
-    assert model["synthetic"] and model["parameters"] == 19_465 and model["window"] == 1  # the GRU step
+    assert model["kind"] == "edge"  # the default: the shipped edge model (--model paper stays)
+    assert not model["synthetic"] and model["bundle"] == "bench-edge-observer"
+    assert model["window"] == 1 and model["stateful"] and model["parameters"] > 18_000
     assert result["backend"] == "onnxruntime-cpu" and result["transport"] == "pty"
     assert result["frames"]["lost"] == 0 and result["frames"]["crc_errors"] == 0  # exact counts: below
     assert result["frames"]["udp_datagrams_received"] == result["frames"]["estimates"] > 50
     assert set(result["targets"]) == {"processing_p99_us", "end_to_end_p99_us", "end_to_end_p99.9_us",
                                       "frames_lost", "envelope_x_real_time"}
     assert result["targets"]["processing_p99_us"]["target"] == 150.0  # the edge model's
-    assert "latency (us)" in out and "random fixed weights" in out and "targets:" in out
+    assert "latency (us)" in out and "the shipped edge model" in out and "targets:" in out
     docs = DOCS.read_text(encoding="utf-8")
     assert all(f"`{key}`" in docs for key in TOP_KEYS)
 
@@ -81,3 +88,20 @@ def test_disconnect_needs_a_port_and_faults_must_parse():
         BenchConfig(transport="inproc", faults=("disconnect@0.2s",))
     with pytest.raises(InputError, match="not understood"):
         BenchConfig(faults=("flood:0.1",))
+
+
+def test_the_packaged_edge_bundle_is_the_observer_and_replays():
+    bundle = load_bundle(PACKAGED["edge"])
+    assert bundle.stateful and bundle.window == 1 and bundle.muscles == generic_model("wrist").muscle_names
+    with OnnxCpuPredictor(bundle) as predictor:
+        assert replay_test_vectors(bundle, predictor).check().deviation <= 1e-4
+    ops = {node.op_type for node in onnx.load(str(PACKAGED["edge"] / "model.onnx")).graph.node}
+    assert {"GRU", "Softplus", "Sin", "Cos", "Exp"} <= ops  # the force stage and the equation of motion
+
+
+def test_the_synthetic_gru_is_still_there_for_any_channel_count():
+    config = BenchConfig(seconds=0.6, warmup_s=0.1, model="edge-rnn", channels=3, transport="inproc",
+                         envelope_seconds=0.1)
+    result = run_bench(config, log=lambda text: None)
+    assert result["model"]["kind"] == "edge-rnn" and result["model"]["synthetic"]
+    assert result["model"]["channels"] == 3 and result["targets"]["processing_p99_us"]["target"] == 150.0

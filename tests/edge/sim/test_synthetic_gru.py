@@ -39,7 +39,7 @@ def test_edge_size_is_the_shipped_presets():
 
 
 def test_bench_edge_bundle_is_stateful_and_replays(tmp_path):
-    path, n_params = synthetic_bundle(tmp_path / "b", kind="edge", muscles=("a", "b", "c"), fs_hz=2000.0,
+    path, n_params = synthetic_bundle(tmp_path / "b", kind="edge-rnn", muscles=("a", "b", "c"), fs_hz=2000.0,
                                       input_bits=24)
     bundle = load_bundle(path)
     assert bundle.stateful and bundle.window == 1 and bundle.state.size == 64
@@ -51,7 +51,7 @@ def test_bench_edge_bundle_is_stateful_and_replays(tmp_path):
 
 def test_state_swaps_buffers_and_warm_changes_nothing(tmp_path):
     muscles = ("a", "b", "c")
-    path, _ = synthetic_bundle(tmp_path / "b", kind="edge", muscles=muscles, fs_hz=2000.0, input_bits=24)
+    path, _ = synthetic_bundle(tmp_path / "b", kind="edge-rnn", muscles=muscles, fs_hz=2000.0, input_bits=24)
     x = np.random.default_rng(5).uniform(0.0, 1.0, (9, 1, 3)).astype(np.float32)
     ref = gru_reference_outputs(random_gru_params(channels=3, muscles=3), x)
     with OnnxCpuPredictor(load_bundle(path)) as predictor:
