@@ -1,5 +1,5 @@
 """What drives the loop without hardware: the amplifier simulator (signals, links, injected faults) and
-the latency benchmark with its synthetic models.
+the latency benchmark with its models (the shipped edge model's bundle, synthetic graphs).
 """
 
 from __future__ import annotations
