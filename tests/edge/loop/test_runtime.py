@@ -171,3 +171,14 @@ def test_no_device_info_frame_is_refused(parts):
     with pytest.raises(InputError, match="no device-info frame"):
         runtime.run(say=lambda line: None)
     assert not runtime.reader.running
+
+
+def test_polling_is_refused_under_a_real_time_policy_set_from_outside(files, capsys, monkeypatch):
+    # systemd's CPUSchedulingPolicy=fifo or chrt: the process starts real-time without --rt-priority
+    bundle_path, profile_path = files
+    monkeypatch.setattr(os, "sched_getscheduler", lambda pid: os.SCHED_FIFO, raising=False)
+    monkeypatch.setattr(os, "SCHED_FIFO", getattr(os, "SCHED_FIFO", 1), raising=False)
+    monkeypatch.setattr(os, "SCHED_RR", getattr(os, "SCHED_RR", 2), raising=False)
+    code, err = run_cli(["--bundle", str(bundle_path), "--profile", str(profile_path), "--port", "loop://",
+                         "--spin-us", "100"], capsys)
+    assert code == 2 and "set from outside" in err
