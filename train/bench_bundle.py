@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", help="bundle folder to (re)write, normally edge/sim/bundles/edge")
     args = parser.parse_args(argv)
     report = make_bench_bundle(args.out)
-    print(f"wrote {args.out}: {graph_signature(Path(args.out) / 'model.onnx')}; parity {report}")
+    print(f"wrote {args.out}: {graph_signature(Path(args.out) / 'model.onnx')}; parity, largest error in "
+          f"training stds: {report['max_scaled_error']:.2g}")
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace) -> dict:
     if safety.fill_off_channels:
         check_channel_fill(bundle)
     # a URL that cannot work is refused before any output is made
-    transport = open_transport(args.port, **({"spin_us": args.spin_us} if args.spin_us else {}))
+    transport = open_transport(args.port, spin_us=args.spin_us)
     publishers = []
     try:
         for url in urls:

@@ -39,7 +39,7 @@ from myoedge.edge.model.predictor import check_load
 from myoedge.edge.wire.frame_ring import warm_up_scan
 from myoedge.edge.wire.protocol import MAX_FRAME_SIZE, DeviceInfo, Frame, FrameRing, frame_size
 from myoedge.edge.wire.reader import Reader
-from myoedge.edge.wire.transport import Transport
+from myoedge.edge.wire.transport import Transport, check_spin_us
 from myoedge.ground.errors import InputError
 
 __all__ = ["LATENCY_CAPACITY", "Runtime"]
@@ -74,12 +74,7 @@ class Runtime:
                                                   and 1 <= realtime_priority <= 99):
             raise InputError(f"realtime_priority must be an int in 1..99 (SCHED_FIFO), "
                              f"got {realtime_priority!r}")
-        if getattr(transport, "spin_us", 0) and (realtime_priority is not None or _inherited_realtime()):
-            why = "a real-time priority" if realtime_priority is not None else \
-                "a real-time scheduling policy set from outside (systemd's CPUSchedulingPolicy=, chrt)"
-            raise InputError(f"busy-polling the port (spin_us) and {why} do not go together: under "
-                             "SCHED_FIFO or SCHED_RR the poll would hold the tty layer's kernel worker, "
-                             "which delivers the bytes, off the loop's core; choose one (docs/runtime.md)")
+        check_spin_us(getattr(transport, "spin_us", 0), realtime_priority=realtime_priority)
         self._rt_priority = realtime_priority
         self._prewarm = prewarm
         if status_interval_s is not None and not 0.01 <= status_interval_s <= 60:
@@ -302,13 +297,6 @@ class Runtime:
         if self._failed:
             raise InputError(self._failed)
         return stats
-
-
-def _inherited_realtime() -> bool:
-    """Whether this process already runs under a real-time policy (SCHED_FIFO or SCHED_RR)."""
-    if not hasattr(os, "sched_getscheduler"):
-        return False
-    return os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR)
 
 
 def _make_realtime(priority: int) -> str:

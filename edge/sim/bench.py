@@ -95,11 +95,9 @@ class BenchConfig:
         plan = FaultPlan.parse(list(self.faults))  # refuses specs it does not understand
         if plan.disconnects and self.transport == "inproc":
             raise InputError("disconnect faults need transport pty or tcp (inproc has no port to lose)")
-        check_spin_us(self.spin_us)
+        check_spin_us(self.spin_us, realtime_priority=self.realtime_priority)  # before the simulator starts
         if self.spin_us and self.transport == "inproc":
             raise InputError("spin_us busy-polls a port: it needs transport pty or tcp")
-        if self.spin_us and self.realtime_priority is not None:
-            raise InputError("spin_us and realtime_priority do not go together (docs/runtime.md)")
         if not 0.1 <= self.envelope_seconds <= 600:
             raise InputError(f"envelope_seconds must be within 0.1 to 600, got {self.envelope_seconds!r}")
 
@@ -173,8 +171,7 @@ def run_bench(config: BenchConfig, *, command: str = "", log=None) -> dict:
             sim = SimProcess(signal, capacity=capacity, bits=bits, samples_per_frame=spf, faults=plan,
                              tcp_port=0 if config.transport == "tcp" else None,
                              realtime_priority=config.realtime_priority)
-            spin = {"spin_us": config.spin_us} if config.spin_us else {}
-            transport = open_transport(sim.address, **spin)
+            transport = open_transport(sim.address, spin_us=config.spin_us)
         sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sink.bind(("127.0.0.1", 0))
         sink.setblocking(False)

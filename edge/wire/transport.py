@@ -118,11 +118,27 @@ def _ports_found() -> str:
     return ", ".join(ports) if ports else "none"
 
 
-def check_spin_us(spin_us: object) -> None:
-    """Refuse a busy-poll time that is not a number of microseconds within [0, MAX_SPIN_US]."""
+def check_spin_us(spin_us: object, *, realtime_priority: int | None = None) -> None:
+    """Refuse a busy-poll time that is not a number of microseconds within [0, MAX_SPIN_US], and any
+    poll in a real-time reader: asked for (``realtime_priority``) or inherited by this process (systemd's
+    ``CPUSchedulingPolicy=``, ``chrt``), SCHED_FIFO or SCHED_RR would let the poll hold the tty layer's
+    kernel worker, which delivers the bytes, off the loop's core."""
     if isinstance(spin_us, bool) or not isinstance(spin_us, (int, float)) or not 0 <= spin_us <= MAX_SPIN_US:
         raise InputError(f"spin_us must be a number of microseconds within [0, {MAX_SPIN_US}], "
                          f"got {spin_us!r}")
+    if spin_us and (realtime_priority is not None or _inherited_realtime()):
+        why = "a real-time priority" if realtime_priority is not None else \
+            "a real-time scheduling policy set from outside (systemd's CPUSchedulingPolicy=, chrt)"
+        raise InputError(f"busy-polling the port (spin_us) and {why} do not go together: under "
+                         "SCHED_FIFO or SCHED_RR the poll would hold the tty layer's kernel worker, "
+                         "which delivers the bytes, off the loop's core; choose one (docs/runtime.md)")
+
+
+def _inherited_realtime() -> bool:
+    """Whether this process already runs under a real-time policy (SCHED_FIFO or SCHED_RR)."""
+    if not hasattr(os, "sched_getscheduler"):
+        return False
+    return os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR)
 
 
 class SerialTransport(Transport):
@@ -137,8 +153,8 @@ class SerialTransport(Transport):
     sleeps between 1 ms frames wakes on a cold core (a virtual one may not even be running) and its
     first instructions after the wake cost several times their warm cost; polling keeps the core and its
     caches with the loop, at the price of that core (the reader thread uses ~100 % of it while frames
-    flow). For a core kept for the loop (docs/runtime.md); refused with a real-time priority, where the
-    poll would hold the tty layer's kernel worker off that core.
+    flow). For a core kept for the loop (docs/runtime.md); refused in a real-time process
+    (``check_spin_us``).
 
     Back-off after the port vanishes: ``backoff_initial_s`` doubling to ``backoff_max_s``, each delay
     jittered to 50-100 % of itself so that several readers do not retry in lock-step. The 1 s cap
