@@ -38,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--csv", metavar="FILE", help="log every estimate to FILE (complete when the run ends); "
                    "never one of the inputs, and an existing FILE only with --overwrite (kept as FILE.prev)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --csv log")
-    p.add_argument("--backend", default="auto", metavar="auto|onnxruntime|tensorrt",
+    p.add_argument("--backend", default="auto", metavar="auto|numba|onnxruntime|tensorrt",
                    help="predictor backend (default auto: TensorRT when an engine is there)")
     p.add_argument("--engine", metavar="PATH", help="TensorRT engine (default: model.engine in the bundle)")
     p.add_argument("--watchdog-ms", type=float, default=50.0,

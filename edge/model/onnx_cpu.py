@@ -88,7 +88,7 @@ class OnnxCpuPredictor(Predictor):
         # makes ORT read the window from, and write results into, the arrays allocated above.
         value = ort.OrtValue.ortvalue_from_numpy
         state_in, state_out = (bundle.state.input, bundle.state.output) if self.stateful else ("", "")
-        buffers = [self._state, self._state.copy()] if self.stateful else [self._state]
+        buffers = self._crosswise()
         self._bindings = []
         for k in range(len(buffers)):  # stateful: binding k reads buffers[k], writes buffers[1 - k]
             binding = self._session.io_binding()
@@ -100,9 +100,6 @@ class OnnxCpuPredictor(Predictor):
                 binding.bind_ortvalue_input(state_in, value(buffers[k]))
                 binding.bind_ortvalue_output(state_out, value(buffers[1 - k]))
             self._bindings.append(binding)
-        self._buffers, self._turn = buffers, 0
-        if self.stateful:
-            self._outputs[state_out] = buffers[1]
         self._scratch = {"in": np.zeros_like(self._input), "state": np.zeros_like(self._state)}
         self._warm_binding = self._session.io_binding()
         self._warm_binding.bind_ortvalue_input(input_spec.name, value(self._scratch["in"]))
@@ -115,13 +112,6 @@ class OnnxCpuPredictor(Predictor):
     def _run(self, window: np.ndarray) -> None:
         np.copyto(self._window_view, window)
         self._session.run_with_iobinding(self._bindings[self._turn])
-
-    def _advance_state(self) -> None:
-        """The buffer just written is the next call's state: switch to the binding that reads it."""
-        turn = 1 - self._turn
-        self._turn = turn
-        self._state = self._buffers[turn]
-        self._outputs[self._state_out] = self._state  # state_next as predict() returns it
 
     def warm(self) -> None:
         if not self._closed:

@@ -111,9 +111,9 @@ class Predictor(abc.ABC):
 
     A stateful model (``state`` given: the bundle's state block) carries its state here: the backend
     reads ``self._state`` as the graph's ``state`` input, and after each call :meth:`_advance_state` makes
-    ``state_next`` the next ``state`` (here a copy into the one array; ONNX Runtime swaps two bound
-    buffers instead). ``reset_state`` returns it to the bundle's initial state (the loop does so after
-    lost frames, a reconnect or a device restart).
+    ``state_next`` the next ``state`` (a copy into the one array, or a switch between the two buffers of
+    :meth:`_crosswise`, which ONNX Runtime and the compiled graph use). ``reset_state`` returns it to the
+    bundle's initial state (the loop does so after lost frames, a reconnect or a device restart).
 
     :meth:`warm` runs the graph once on scratch buffers (state and outputs untouched), so that the code
     and weights of the next real call are in the caches: the loop calls it in the idle time before a
@@ -137,6 +137,8 @@ class Predictor(abc.ABC):
         self._initial = np.asarray(state.initial if state else (), dtype=np.float32).reshape(1, -1)
         self._state = self._initial.copy()
         self._load_index = state.load_index if state else None
+        self._buffers: list[np.ndarray] | None = None  # see _crosswise
+        self._turn = 0
 
     @property
     def state(self) -> np.ndarray:
@@ -174,8 +176,25 @@ class Predictor(abc.ABC):
         return self._outputs
 
     def _advance_state(self) -> None:
-        """Make ``state_next`` the state the next call reads."""
-        np.copyto(self._state, self._outputs[self._state_out])
+        """Make ``state_next`` the state the next call reads: a copy, or with :meth:`_crosswise` buffers
+        a switch to the buffer just written."""
+        if self._buffers is None:
+            np.copyto(self._state, self._outputs[self._state_out])
+            return
+        turn = 1 - self._turn
+        self._turn = turn
+        self._state = self._buffers[turn]
+        self._outputs[self._state_out] = self._state  # state_next as predict() returns it
+
+    def _crosswise(self) -> list[np.ndarray]:
+        """Two state buffers for a backend that writes ``state_next`` where it is told: call ``_turn`` reads
+        buffer ``_turn`` and writes the other, and :meth:`_advance_state` switches without a copy. Returns
+        ``[self._state]`` alone for a window model."""
+        if not self.stateful:
+            return [self._state]
+        self._buffers, self._turn = [self._state, self._state.copy()], 0
+        self._outputs[self._state_out] = self._buffers[1]
+        return self._buffers
 
     def warm(self) -> None:  # noqa: B027 - optional: a backend without a cheap warm-up keeps this no-op
         """Run the graph on scratch buffers, changing nothing a caller sees (see the class doc)."""

@@ -50,6 +50,7 @@ from myoedge.ground.host import usable_cores
 __all__ = ["TARGETS", "TRANSPORTS", "BenchConfig", "format_table", "host_info", "run_bench", "write_result"]
 
 TRANSPORTS = ("pty", "tcp", "inproc")
+CPU_BACKENDS = ("auto", "numba", "onnxruntime")  # the backends a bench can use: it builds no engine
 # issue 13's latency targets (quiet machine, pty): processing p99 by model (the edge model, else the
 # paper-size one's), end-to-end p99 and p99.9, frames lost; the envelope's throughput
 TARGETS = {"processing_p99_us": {"edge": 150.0, "paper": 400.0}, "end_to_end_p99_us": 400.0,
@@ -76,6 +77,7 @@ class BenchConfig:
     seed: int = 0
     prewarm: bool = True
     spin_us: float = 0.0  # busy-poll of the reader (pty and tcp; SerialTransport checks the value)
+    backend: str = "auto"  # as `myoedge run --backend`, without an engine: the compiled graph or ONNX Runtime
 
     def __post_init__(self) -> None:
         if not 0.2 <= self.seconds <= 3600:
@@ -92,6 +94,8 @@ class BenchConfig:
         if self.model not in BENCH_MODELS and not Path(self.model).is_dir():
             raise InputError(f"model must be one of {list(BENCH_MODELS)} or a bundle folder, "
                              f"got {self.model!r}")
+        if self.backend not in CPU_BACKENDS:
+            raise InputError(f"backend must be one of {list(CPU_BACKENDS)}, got {self.backend!r}")
         plan = FaultPlan.parse(list(self.faults))  # refuses specs it does not understand
         if plan.disconnects and self.transport == "inproc":
             raise InputError("disconnect faults need transport pty or tcp (inproc has no port to lose)")
@@ -104,6 +108,7 @@ class BenchConfig:
 
 def host_info() -> dict:
     """CPU model, cores, OS, Python and library versions, and the load when the benchmark ran."""
+    import numba
     import onnxruntime
 
     cpu = platform.processor() or platform.machine()
@@ -114,7 +119,7 @@ def host_info() -> dict:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable_cores(), "os": platform.platform(),
             "python": f"{platform.python_implementation()} {platform.python_version()}",
-            "numpy": np.__version__, "onnxruntime": onnxruntime.__version__,
+            "numpy": np.__version__, "onnxruntime": onnxruntime.__version__, "numba": numba.__version__,
             "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None}
 
 
@@ -178,7 +183,7 @@ def run_bench(config: BenchConfig, *, command: str = "", log=None) -> dict:
         received = 0
         runtime = Runtime(bundle=bundle, profile=bench_profile(bundle), transport=transport,
                           publishers=[UdpPublisher(sink.getsockname(), n_muscles=n_ch)],
-                          backend="onnxruntime", realtime_priority=config.realtime_priority,
+                          backend=config.backend, realtime_priority=config.realtime_priority,
                           prewarm=config.prewarm)
         try:
             runtime.start()
@@ -285,7 +290,8 @@ def format_table(result: dict) -> str:
              + (f", {model['parameters']:,} parameters" if model["parameters"] else "")
              + f"), window {model['window']} at {model['rate_hz']:g} Hz; predictor {result['backend']}",
              f"host: {host['cpu']}, {host['cores']} cores ({host['usable_cores']} usable), {host['os']}, "
-             f"{host['python']}, onnxruntime {host['onnxruntime']}, load average {host['load_average']}",
+             f"{host['python']}, onnxruntime {host['onnxruntime']}, numba {host.get('numba')}, "
+             f"load average {host['load_average']}",
              "", f"{'latency (us)':<28}{'n':>8}{'p50':>9}{'p99':>9}{'p99.9':>9}{'max':>9}"]
     for group, title in (("all", "all frames"), ("with_inference", "frames with inference"),
                          ("without_inference", "frames without inference")):

@@ -37,6 +37,9 @@ def register(sub) -> None:
     b.add_argument("--rt-priority", type=int, metavar="N", help="as `myoedge run --rt-priority`")
     b.add_argument("--spin-us", type=float, default=0.0, metavar="US",
                    help="as `myoedge run --spin-us` (pty and tcp)")
+    b.add_argument("--backend", default="auto", choices=["auto", "numba", "onnxruntime"],
+                   help="predictor backend, as `myoedge run --backend` (default auto: the compiled graph "
+                        "when it compiles and replays the test vectors, else ONNX Runtime)")
     b.add_argument("--no-prewarm", action="store_true", help="as `myoedge run --no-prewarm`")
     b.add_argument("--out", metavar="DIR", help="also write DIR/bench-<UTC timestamp>.json")
 
@@ -54,7 +57,8 @@ def _bench(args: argparse.Namespace) -> dict:
                          samples_per_frame=args.samples_per_frame, model=args.model, transport=args.transport,
                          faults=tuple(args.fault), bits=args.bits, warmup_s=args.warmup,
                          envelope_seconds=args.envelope_seconds, realtime_priority=args.rt_priority,
-                         prewarm=not args.no_prewarm, spin_us=args.spin_us)
+                         prewarm=not args.no_prewarm, spin_us=args.spin_us,
+                         backend=args.backend)
     command = "myoedge " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "myoedge bench"
     result = run_bench(config, command=command)
     print(format_table(result), flush=True)

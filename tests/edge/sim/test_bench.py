@@ -41,12 +41,12 @@ def test_bench_json_has_the_documented_keys(tmp_path, capsys):
     assert set(latency["all"]) == STAGES and set(latency["with_inference"]) == STAGES
     assert set(latency["without_inference"]) == STAGES - {"infer", "publish"}
     assert set(latency["all"]["processing"]) == {"n", "p50", "p99", "p99.9", "max"}
-    assert set(result["host"]) >= {"cpu", "cores", "os", "python", "onnxruntime"}
+    assert set(result["host"]) >= {"cpu", "cores", "os", "python", "onnxruntime", "numba"}
     model = result["model"]
     assert model["kind"] == "edge"  # the default: the shipped edge model (--model paper stays)
     assert not model["synthetic"] and model["bundle"] == "bench-edge-observer"
     assert model["window"] == 1 and model["stateful"] and model["parameters"] > 18_000
-    assert result["backend"] == "onnxruntime-cpu" and result["transport"] == "pty"
+    assert result["backend"] == "numba-cpu" and result["transport"] == "pty"  # auto: the compiled graph
     assert result["frames"]["lost"] == 0 and result["frames"]["crc_errors"] == 0  # exact counts: below
     assert result["frames"]["udp_datagrams_received"] == result["frames"]["estimates"] > 50
     assert set(result["targets"]) == {"processing_p99_us", "end_to_end_p99_us", "end_to_end_p99.9_us",
@@ -76,6 +76,7 @@ def test_injected_drops_are_counted_exactly_with_a_trained_bundle(tmp_path):
                                              ({"seconds": 0.1}, "seconds"),
                                              ({"channels": 0}, "channels"),
                                              ({"spin_us": -5}, "spin_us"),
+                                             ({"backend": "tensorrt"}, "backend must be one of"),
                                              ({"spin_us": 100, "transport": "inproc"}, "pty or tcp"),
                                              ({"spin_us": 100, "realtime_priority": 10}, "go together")])
 def test_bad_configs_are_refused(kwargs, message):
