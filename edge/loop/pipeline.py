@@ -117,6 +117,7 @@ class Pipeline:
         self._phase = 0  # input samples since the latest model-rate sample (the envelope's decimation phase)
         self._spf = device_info.samples_per_frame
         self._prewarm = bool(prewarm)
+        self._scratch_forces = np.zeros(len(bundle.muscles), np.float32)
         self.prewarms = 0
         self._env_out = np.empty((device_info.samples_per_frame // config.decimation + 1, c), np.float32)
         self.safety = SafetyMonitor(self.safety_config, n_channels=c, sample_bits=device_info.sample_bits,
@@ -180,11 +181,23 @@ class Pipeline:
 
     def _warm_if_due(self) -> None:
         """When the next frame will complete a model-rate sample, run the predictor once on scratch
-        buffers now, in the idle time before that frame: its code and weights are then in the caches when
-        the real step runs (``Predictor.warm``; measured in docs/results/latency.md)."""
+        buffers now, in the idle time before that frame, and the estimate's own steps on scratch values:
+        their code and data are then in the caches when the real step runs (``Predictor.warm``,
+        :meth:`_warm_estimate`; measured in docs/results/latency.md)."""
         if self._prewarm and self._phase + self._spf >= self._decimation > self._spf:
             self.predictor.warm()
+            self._warm_estimate()
             self.prewarms += 1
+
+    def _warm_estimate(self) -> None:
+        """The torque, the plausibility and range checks and an ``Estimate`` on scratch values; no state of
+        the pipeline, its checks or its safety monitor changes."""
+        forces = self._scratch_forces
+        _torque(0.0, forces, self._coeffs)
+        self.checks.warm()
+        self.safety.out_of_range(0.0, forces)
+        Estimate(index=0, seq=0, timestamp_us=0, theta_rad=0.0, forces_n=tuple(forces.tolist()),
+                 torque_nm=0.0, torque_requested_nm=0.0, flags=FLAG_VALUES[0], bad_channels=0, latency_us=0.0)
 
     def _before(self, n: int, t_read_ns: int, break_at: int | None = None) -> int:
         """Bookkeeping before a read's ``n`` frames: a gap reset, lost frames; returns the index of the

@@ -225,8 +225,13 @@ def test_prewarm_runs_once_before_each_model_step(parts):
     pipe, got = _ring_pipeline(parts, wire, chunk=len(wire) // 300)  # about one frame per read
     steps = pipe.model_samples
     assert steps == len(got) == 60 and steps - 1 <= pipe.prewarms <= steps + 1
-    off, _ = _ring_pipeline(parts, wire, prewarm=False)
+    off, cold = _ring_pipeline(parts, wire, prewarm=False)
     assert off.prewarms == 0
+    # warming (predictor and estimate path on scratch) changes no estimate and no statistic
+    assert [(e.theta_rad, e.forces_n, int(e.flags), e.torque_nm) for e in got] \
+        == [(e.theta_rad, e.forces_n, int(e.flags), e.torque_nm) for e in cold]
+    assert {k: v for k, v in pipe.stats().items() if k != "prewarms"} \
+        == {k: v for k, v in off.stats().items() if k != "prewarms"}
 
 
 def test_ring_path_keeps_no_memory(parts):
