@@ -1,5 +1,6 @@
 """What drives the loop without hardware: the amplifier simulator (signals, links, injected faults) and
-the latency benchmark with its models (the shipped edge model's bundle, synthetic graphs).
+the latency benchmark with its models (the shipped edge model's bundle, synthetic graphs), and the
+link's own latency floor (``link_floor``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from myoedge.ground.lazy import lazy_exports
 _HOMES = {
     "AmplifierSimulator": "ampsim", "AmpSignal": "ampsim_signals", "FaultPlan": "faults",
     "FaultInjector": "faults", "BenchConfig": "bench", "run_bench": "bench", "SimProcess": "bench_sim",
-    "InprocTransport": "bench_sim",
+    "InprocTransport": "bench_sim", "measure_link_floor": "link_floor",
 }
 __all__ = sorted(_HOMES)
 
