@@ -79,6 +79,8 @@ class PlausibilityChecks:
         self._tol = float(config.flat_output_tolerance)
         self._out_ref = np.full(n_muscles + 1, np.nan)  # theta, forces: NaN never matches, so the first moves
         self._env_prev = np.full(n_channels + 1, np.nan)  # slot 0 (_moved's theta) unused: 0.0
+        self._warm_row = np.zeros(n_channels, dtype=np.float32)  # scratch for warm(): the loop calls it
+        self._warm_ref = np.zeros(n_channels + 1)  # before model steps, so it allocates nothing
         self.reset()
 
     def reset(self) -> None:
@@ -109,8 +111,7 @@ class PlausibilityChecks:
         return bits
 
     def warm(self) -> None:
-        """Compile the kernels (or load them from numba's cache) for the loop's float32 arrays."""
-        row = np.zeros(self._hi.shape[0], dtype=np.float32)
-        _outside(row, self._lo, self._hi)
-        ref = np.zeros(row.shape[0] + 1)
-        _moved(0.0, row, ref, 0.0)
+        """Run the kernels on scratch arrays for the loop's float32 rows (compiling them, or loading them
+        from numba's cache, the first time); no state changes."""
+        _outside(self._warm_row, self._lo, self._hi)
+        _moved(0.0, self._warm_row, self._warm_ref, 0.0)

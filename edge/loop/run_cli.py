@@ -10,6 +10,7 @@ from myoedge.ground.fileio import check_output
 
 
 def register(sub) -> None:
+    from myoedge.edge.model import BACKENDS  # a light import: the package loads its modules on use
     from myoedge.ground.verbs import add_verb
 
     p = add_verb(sub, "run", _run, help="run the real-time loop: amplifier frames in, estimates out",
@@ -38,8 +39,9 @@ def register(sub) -> None:
     p.add_argument("--csv", metavar="FILE", help="log every estimate to FILE (complete when the run ends); "
                    "never one of the inputs, and an existing FILE only with --overwrite (kept as FILE.prev)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --csv log")
-    p.add_argument("--backend", default="auto", metavar="auto|numba|onnxruntime|tensorrt",
-                   help="predictor backend (default auto: TensorRT when an engine is there)")
+    p.add_argument("--backend", default="auto", metavar="|".join(BACKENDS),
+                   help="predictor backend (default auto: TensorRT when an engine is there, else the "
+                        "compiled graph when it compiles and replays the test vectors, else ONNX Runtime)")
     p.add_argument("--engine", metavar="PATH", help="TensorRT engine (default: model.engine in the bundle)")
     p.add_argument("--watchdog-ms", type=float, default=50.0,
                    help="flag estimates stale after this long without a frame (default 50)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from myoedge.ground.lazy import lazy_exports
 
 BACKENDS = ("auto", "numba", "onnxruntime", "tensorrt")
+CPU_BACKENDS = ("auto", "numba", "onnxruntime")  # what runs without an engine (the benchmark builds none)
 
 _HOMES = {
     "BackendUnavailable": "predictor", "Predictor": "predictor", "TensorSpec": "predictor",
@@ -28,6 +29,6 @@ _HOMES = {
     "default_engine_path": "select", "select_predictor": "select",
     "Replay": "replay", "replay_test_vectors": "replay",
 }
-__all__ = ["BACKENDS", *sorted(_HOMES)]
+__all__ = ["BACKENDS", "CPU_BACKENDS", *sorted(_HOMES)]
 
 __getattr__ = lazy_exports(__name__, _HOMES)

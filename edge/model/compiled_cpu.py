@@ -19,7 +19,6 @@ from numba.core.errors import NumbaError
 from myoedge.edge.model.bundle import Bundle
 from myoedge.edge.model.graph_compile import UnsupportedGraph, compile_graph
 from myoedge.edge.model.predictor import (
-    BackendUnavailable,
     Predictor,
     TensorSpec,
     bundle_specs,
@@ -30,15 +29,6 @@ from myoedge.edge.model.predictor import (
 __all__ = ["CompiledCpuPredictor"]
 
 
-def _compile(bundle: Bundle, shapes: dict):
-    try:
-        import onnx  # noqa: F401 - the compiler reads the graph with it
-    except ImportError as exc:
-        raise BackendUnavailable(f"the compiled CPU backend needs the onnx package ({exc}); install it with "
-                                 "`pip install onnx` (the `edge` extra)") from None
-    return compile_graph(bundle.onnx_path, shapes)
-
-
 class CompiledCpuPredictor(Predictor):
     """The bundle's graph as one compiled function (numba); graph I/O checked against ``meta.json``."""
 
@@ -47,7 +37,7 @@ class CompiledCpuPredictor(Predictor):
     def __init__(self, bundle: Bundle):
         input_spec, output_specs = bundle_specs(bundle)
         super().__init__(input_spec, output_specs, state=bundle.state)
-        graph = _compile(bundle, {s.name: s.shape for s in input_specs(bundle)})
+        graph = compile_graph(bundle.onnx_path, {s.name: s.shape for s in input_specs(bundle)})
         where = str(bundle.onnx_path)
         check_io_specs([TensorSpec(n, s) for n, s in graph.inputs], input_specs(bundle), what="inputs",
                        where=where)

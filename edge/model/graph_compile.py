@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit
 
 from myoedge.edge.model.graph_kernels import gru, matmul
+from myoedge.edge.model.predictor import BackendUnavailable
 from myoedge.ground.errors import InputError
 
 __all__ = ["CompiledGraph", "UnsupportedGraph", "compile_graph"]
@@ -302,7 +303,11 @@ class _Writer:
 
 def compile_graph(path, input_shapes: dict[str, tuple[int, ...]]) -> CompiledGraph:
     """Compile the ONNX model at ``path`` for float32 inputs of ``input_shapes`` (name -> shape)."""
-    import onnx
+    try:
+        import onnx
+    except ImportError as exc:
+        raise BackendUnavailable(f"the compiled CPU backend needs the onnx package ({exc}); install it with "
+                                 "`pip install onnx` (the `edge` extra)") from None
 
     try:
         data = Path(path).read_bytes()

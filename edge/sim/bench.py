@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from myoedge.edge.model import CPU_BACKENDS
 from myoedge.edge.model.bundle import load_bundle
 from myoedge.edge.sim.bench_model import BENCH_MODELS, MODEL_KINDS, PACKAGED, bench_profile, synthetic_bundle
 from myoedge.edge.sim.bench_sim import SimProcess, sim_url
@@ -50,7 +51,6 @@ from myoedge.ground.host import usable_cores
 __all__ = ["TARGETS", "TRANSPORTS", "BenchConfig", "format_table", "host_info", "run_bench", "write_result"]
 
 TRANSPORTS = ("pty", "tcp", "inproc")
-CPU_BACKENDS = ("auto", "numba", "onnxruntime")  # the backends a bench can use: it builds no engine
 # issue 13's latency targets (quiet machine, pty): processing p99 by model (the edge model, else the
 # paper-size one's), end-to-end p99 and p99.9, frames lost; the envelope's throughput
 TARGETS = {"processing_p99_us": {"edge": 150.0, "paper": 400.0}, "end_to_end_p99_us": 400.0,

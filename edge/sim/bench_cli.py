@@ -8,14 +8,15 @@ import sys
 
 
 def register(sub) -> None:
+    from myoedge.edge.model import CPU_BACKENDS  # a light import: the package loads its modules on use
     from myoedge.ground.verbs import add_verb
 
     b = add_verb(sub, "bench", _bench, help="measure the loop's latency against the amplifier simulator",
                  description="Run the amplifier simulator and the real-time loop together and report "
                              "per-stage and end-to-end latency (p50/p99/p99.9/max), deadline misses, frames "
                              "lost, CPU use, envelope throughput, host and backend, as a table and (--json, "
-                             "--out) JSON. Without a bundle the model is a synthetic graph of the paper's "
-                             "(or the edge model's) size with random fixed weights.")
+                             "--out) JSON. The default model is the shipped edge model's packaged bundle; "
+                             "edge-rnn and paper are synthetic graphs with random fixed weights.")
     b.add_argument("--seconds", type=float, default=10.0, help="how long to run (default 10)")
     b.add_argument("--channels", type=int, default=8, help="EMG channels (default 8; a bundle fixes it)")
     b.add_argument("--fs", type=float, default=2000.0, help="EMG sample rate, Hz (default 2000; a bundle "
@@ -37,7 +38,7 @@ def register(sub) -> None:
     b.add_argument("--rt-priority", type=int, metavar="N", help="as `myoedge run --rt-priority`")
     b.add_argument("--spin-us", type=float, default=0.0, metavar="US",
                    help="as `myoedge run --spin-us` (pty and tcp)")
-    b.add_argument("--backend", default="auto", choices=["auto", "numba", "onnxruntime"],
+    b.add_argument("--backend", default="auto", choices=CPU_BACKENDS,
                    help="predictor backend, as `myoedge run --backend` (default auto: the compiled graph "
                         "when it compiles and replays the test vectors, else ONNX Runtime)")
     b.add_argument("--no-prewarm", action="store_true", help="as `myoedge run --no-prewarm`")

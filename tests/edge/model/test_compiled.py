@@ -4,6 +4,7 @@ constant folding, refusals, the predictor contract with state, and the selection
 from __future__ import annotations
 
 import logging
+import sys
 
 import numpy as np
 import onnx
@@ -13,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx_models import bundle_meta
 
 from myoedge.edge.model import (
+    BackendUnavailable,
     CompiledCpuPredictor,
     OnnxCpuPredictor,
     UnsupportedGraph,
@@ -238,3 +240,10 @@ def test_auto_picks_the_compiled_graph_and_falls_back(tmp_path, caplog, monkeypa
     assert isinstance(p, OnnxCpuPredictor)
     assert any(r.levelno == logging.WARNING and "misses the test vectors" in r.getMessage()
                for r in caplog.records)
+
+
+def test_without_the_onnx_package_auto_keeps_onnxruntime(observer, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError
+    with pytest.raises(BackendUnavailable, match="pip install onnx"):
+        CompiledCpuPredictor(observer)
+    assert isinstance(select_predictor(observer), OnnxCpuPredictor)
