@@ -49,6 +49,9 @@ def register(sub) -> None:
     p.add_argument("--w-force", type=float, help="weight of L_F (default 1)")
     p.add_argument("--w-theta", type=float, help="weight of L_theta (default 1)")
     p.add_argument("--w-physics", type=float, help="weight of L_P (default 0.1; 0 for cnn)")
+    p.add_argument("--physics-smooth", type=int, metavar="N",
+                   help="L_P judges θ and F averaged by a zero-phase Hann window of N steps (odd; default 1, "
+                        "none; 15 under --protocol paper)")
     p.add_argument("--smooth", type=int, metavar="N",
                    help="edge: θ is a causal Hann average of the network's last N outputs, which it learns "
                         "to lead (default 31; 1: none; the window grows by N - 1)")
@@ -82,7 +85,7 @@ def _train(args: argparse.Namespace) -> dict:
     if args.threads < 1:
         raise InputError(f"--threads must be at least 1, got {args.threads}")
     given = {"iterations": args.iterations, "lr": args.lr, "w_force": args.w_force, "w_theta": args.w_theta,
-             "w_physics": args.w_physics}
+             "w_physics": args.w_physics, "physics_smooth": args.physics_smooth}
     overrides = {k: v for k, v in given.items() if v is not None}
     if args.smooth is not None:
         from myoedge.train.presets import preset

@@ -68,6 +68,11 @@ PAPER_HYPERPARAMETERS = {"optimizer": "sgd", "momentum": 0.9, "iterations": 1200
 #: iterations saw each training cycle ~20 times and PI-CNN and CNN were far from converged
 #: (docs/evaluation.md)
 PAPER_CYCLES_PER_ITERATION = 10
+#: steps of the zero-phase Hann window the PI-CNN's physics term averages its predicted θ and F by under
+#: the paper's protocol before differentiating them (ours, not the paper's; chosen on development subjects
+#: that are not evaluated, docs/evaluation.md): without it the second difference of a per-frame
+#: network's jitter dominates L_P and costs the PI-CNN its angle and its forces
+PAPER_PHYSICS_SMOOTH = 15
 SIZE_FRACTIONS = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 RESULT_FORMAT = "myoedge-evaluation"
 TRACE_POINTS = 1500  # samples of the example test trace kept for the plots
@@ -90,6 +95,7 @@ class EvaluationConfig:
     cycle_frames: int = FRAMES  # paper, sessions: frames per time-normalised cycle
     cycle_k_mad: float = 3.0  # paper, sessions: a cycle whose duration is this many MADs off is dropped
     cycle_batch: int = PAPER_CYCLES_PER_ITERATION  # paper, sessions: cycles per PI-CNN / CNN iteration
+    physics_smooth: int = PAPER_PHYSICS_SMOOTH  # paper, sessions: frames the PI-CNN's residual is averaged by
 
     def __post_init__(self):
         object.__setattr__(self, "methods", parse_methods(self.methods))
@@ -113,6 +119,9 @@ class EvaluationConfig:
         batch = self.cycle_batch
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise InputError(f"cycle_batch must be an int >= 1, got {self.cycle_batch!r}")
+        smooth = self.physics_smooth
+        if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 1 or smooth % 2 == 0:
+            raise InputError(f"physics_smooth must be an odd number of frames >= 1, got {smooth!r}")
         if not self.cycle_k_mad > 0:
             raise InputError(f"cycle_k_mad must be > 0, got {self.cycle_k_mad!r}")
 
@@ -201,10 +210,13 @@ def _record(fold: Fold, method: str) -> dict:
             "n_test": int(sum(s.n for s in fold.test))}
 
 
-def paper_options(cycle_frames: int, cycle_batch: int = PAPER_CYCLES_PER_ITERATION) -> dict:
+def paper_options(cycle_frames: int, cycle_batch: int = PAPER_CYCLES_PER_ITERATION,
+                  physics_smooth: int = PAPER_PHYSICS_SMOOTH) -> dict:
     """The training options of PI-CNN and CNN under the paper's protocol: the paper's hyper-parameters,
-    each iteration a batch of ``cycle_batch`` whole cycles of ``cycle_frames``."""
-    return {**PAPER_HYPERPARAMETERS, "max_steps": cycle_batch * cycle_frames}
+    each iteration a batch of ``cycle_batch`` whole cycles of ``cycle_frames``, the physics residual
+    averaged over ``physics_smooth`` frames."""
+    return {**PAPER_HYPERPARAMETERS, "max_steps": cycle_batch * cycle_frames,
+            "physics_smooth": physics_smooth}
 
 
 def run_fold(fold: Fold, method: str, config: EvaluationConfig) -> tuple[dict, list | None, list]:
@@ -218,8 +230,8 @@ def run_fold(fold: Fold, method: str, config: EvaluationConfig) -> tuple[dict, l
     if method in ("elm", "ml-elm", "svr"):
         options["lags_s"] = config.baseline_lags_s
     if fold.protocol in CYCLE_PROTOCOLS and method in ("pi-cnn", "cnn"):
-        options.update({k: v for k, v in paper_options(config.cycle_frames, config.cycle_batch).items()
-                        if not (config.quick and k == "iterations")})
+        paper = paper_options(config.cycle_frames, config.cycle_batch, config.physics_smooth)
+        options.update({k: v for k, v in paper.items() if not (config.quick and k == "iterations")})
     t0 = time.perf_counter()
     try:
         model = get_method(method).fit(fold.train, seed=config.seed, quick=config.quick, **options)
@@ -270,7 +282,7 @@ class FitCache:
 
     A fit is found again only for the same joint group, fold, method, data (a digest of every training
     and test array) and settings that change a fit (seed, quick, baseline lags, train fraction, cycles per
-    PI-CNN / CNN iteration). It
+    PI-CNN / CNN iteration, the physics residual's averaging window). It
     cannot see code changes: start from an empty cache after changing a method.
     """
 
@@ -287,7 +299,7 @@ class FitCache:
                 digest.update(np.ascontiguousarray(a).tobytes())
         ident = [key, fold.protocol, fold.subject, fold.name, fold.fraction, method, config.seed,
                  config.quick, list(config.baseline_lags_s), config.train_fraction, config.cycle_batch,
-                 digest.hexdigest()]
+                 config.physics_smooth, digest.hexdigest()]
         return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:32]
 
     def get(self, name: str):

@@ -270,7 +270,8 @@ def _sequence_steps(model, seqs, config, stats, rng):
             seq, env, t = seq.part(a, b, tag="stretch"), env[a:b], t[a:b]
             theta, forces = theta[a:b], forces[a:b]
         out = model(env, t)
-        yield _terms(model, out, theta, forces, lambda th, f, s=seq: sequence_residual(s, th, f), stats)
+        yield _terms(model, out, theta, forces,
+                     lambda th, f, s=seq: sequence_residual(s, th, f, smooth=config.physics_smooth), stats)
 
 
 def _cycle_steps(model, seqs, config, stats, rng):
@@ -293,7 +294,7 @@ def _cycle_steps(model, seqs, config, stats, rng):
         bounds = np.cumsum([0] + [seqs[i].n for i in picks])
 
         def physics(th, f, picks=picks, bounds=bounds):
-            parts = [sequence_residual(seqs[i], th[a:b], f[a:b])
+            parts = [sequence_residual(seqs[i], th[a:b], f[a:b], smooth=config.physics_smooth)
                      for i, a, b in zip(picks, bounds[:-1], bounds[1:], strict=True)]
             parts = [p.reshape(-1) for p in parts if p is not None]
             return torch.cat(parts) if parts else None
@@ -340,14 +341,15 @@ def _chunk_steps(model, seqs, config, stats, rng):
         out = model(torch.as_tensor(np.stack(env), dtype=torch.float32))
         target_theta = torch.as_tensor(np.stack(theta), dtype=torch.float32)
         target_forces = torch.as_tensor(np.stack(forces), dtype=torch.float32)
-        chunk_physics = _chunk_physics(physics, keys, length)
+        chunk_physics = _chunk_physics(physics, keys, length, config.physics_smooth)
         yield _terms(model, out, target_theta, target_forces, chunk_physics, stats)
 
 
 
-def _chunk_physics(physics: list[tuple[Sequence, int]], keys: dict, length: int):
+def _chunk_physics(physics: list[tuple[Sequence, int]], keys: dict, length: int, smooth: int = 1):
     """The residual of a batch of chunks (``physics``: (sequence, first step) per row), rows of one physics
-    key computed together; None when no row has physics."""
+    key computed together (``smooth``: :func:`~myoedge.train.physics.physics_residual`'s); None when no
+    row has physics."""
 
     def residual(th, f):
         groups: dict[tuple, list[int]] = {}
@@ -362,7 +364,7 @@ def _chunk_physics(physics: list[tuple[Sequence, int]], keys: dict, length: int)
             torque = None if s.physics != "id" else np.stack([q.torque[a:a + length] for q, a in rows])
             parts.append(physics_residual(th[idx], f[idx], dt=1.0 / s.rate_hz, model=s.model,
                                           moment_arms=arms, torque=torque, mode=s.physics,
-                                          passive=s.passive).reshape(-1))
+                                          passive=s.passive, smooth=smooth).reshape(-1))
         return torch.cat(parts) if parts else None
 
     return residual
@@ -426,7 +428,7 @@ def _recurrent_steps(model, seqs, config, stats, rng):
         out, h_last = model(torch.as_tensor(env, dtype=torch.float32), h0)
         theta = torch.as_tensor(np.stack([s.theta[a:a + length] for s, a, _ in rows]), dtype=torch.float32)
         forces = torch.as_tensor(np.stack([s.forces[a:a + length] for s, a, _ in rows]), dtype=torch.float32)
-        physics = _chunk_physics([(s, a) for s, a, _ in rows], keys, length)
+        physics = _chunk_physics([(s, a) for s, a, _ in rows], keys, length, config.physics_smooth)
         terms = _terms(model, out, theta, forces, physics, stats)
         if hasattr(model, "direct_loss"):
             terms["L_direct"] = model.direct_loss(theta)

@@ -15,14 +15,20 @@ only differentiates the predicted angle sequence and picks the form of the resid
 
 θ̇ and θ̈ are central finite differences of the *predicted* sequence (step ``dt``), so the residual is
 defined at the interior steps 1 … n−2 only; both modes return those steps so their shapes agree.
-Moment arms come from ``model`` as r(θ̂) at the predicted angle, or from ``moment_arms`` (recorded,
-per step) when given. Everything works on torch tensors (with gradients) and on numpy arrays.
+With ``smooth`` = k > 1 the residual is then averaged along time by a zero-phase Hann window of k
+steps (:func:`zero_phase_hann`): it judges the equation of motion in the band the predictions resolve,
+as a laboratory low-passes kinematics before differentiating them. Step-to-step jitter of a per-step
+network's θ̂, which the second difference amplifies by 1/dt², averages out of it, while a residual
+that persists over the window (a wrong force, a wrong acceleration) stays; the truth's residual, zero
+at every step, stays zero.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+
+import numpy as np
 
 from myoedge.body import dynamics
 from myoedge.body.identify import PassiveMoment, identify_passive
@@ -42,6 +48,33 @@ def central_differences(theta, *, dt: float):
     return mid, (after - before) / (2.0 * dt), (after - 2.0 * mid + before) / (dt * dt)
 
 
+def zero_phase_hann(x, steps: int, *, axis: int = -1):
+    """``x`` averaged along ``axis`` by a symmetric Hann window of ``steps`` (odd) nonzero taps, the ends
+    mirrored (no phase shift, no edge droop); numpy arrays or torch tensors (differentiable). A window
+    of 1 returns ``x`` unchanged."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or steps % 2 == 0:
+        raise InputError(f"the smoothing window must be an odd number of steps >= 1, got {steps!r}")
+    n, half = x.shape[axis], steps // 2
+    if steps == 1:
+        return x
+    if n <= half:
+        raise InputError(f"a {steps}-step smoothing window needs sequences of more than {half} steps, "
+                         f"got {n}")
+    taps = np.hanning(steps + 2)[1:-1]
+    taps = taps / taps.sum()
+    xp = dynamics.namespace(x)
+    if xp is np:
+        moved = np.moveaxis(np.asarray(x), axis, -1)
+        padded = np.concatenate([moved[..., half:0:-1], moved, moved[..., -2:-half - 2:-1]], axis=-1)
+        windows = np.lib.stride_tricks.sliding_window_view(padded, steps, axis=-1)
+        return np.moveaxis(windows @ taps, -1, axis)
+    moved = x.movedim(axis, -1)
+    flat = moved.reshape(-1, 1, n)
+    padded = xp.nn.functional.pad(flat, (half, half), mode="reflect")
+    kernel = xp.as_tensor(taps, dtype=x.dtype, device=x.device).view(1, 1, -1)
+    return xp.nn.functional.conv1d(padded, kernel).reshape(moved.shape).movedim(-1, axis)
+
+
 def _as_namespace(value, like):
     """``value`` (numpy array) in the array library of ``like`` with its dtype."""
     xp = dynamics.namespace(like)
@@ -51,11 +84,12 @@ def _as_namespace(value, like):
 
 
 def physics_residual(theta_seq, forces_seq, *, dt: float, model: JointModel | None = None, moment_arms=None,
-                     torque=None, mode: str = "eom", passive: PassiveMoment | None = None):
+                     torque=None, mode: str = "eom", passive: PassiveMoment | None = None, smooth: int = 1):
     """Residual (N·m) at the interior steps of a predicted sequence, shape (..., n − 2).
 
     ``theta_seq`` is (..., n) rad and ``forces_seq`` (..., n, M) N, as predicted. ``moment_arms``
     (..., n, M) m replaces the model's r(θ̂) when given; ``torque`` (..., n) N·m is required for "id".
+    ``smooth`` (odd, steps): the zero-phase Hann window the residual is averaged by (1: none).
     """
     if mode not in MODES:
         raise InputError(f"mode must be one of {MODES}, got {mode!r}")
@@ -87,14 +121,15 @@ def physics_residual(theta_seq, forces_seq, *, dt: float, model: JointModel | No
                              f"{tuple(torque.shape)}")
         if passive is not None:
             applied = applied - passive.moment(th, th_dot)
-        return applied - _as_namespace(torque, theta_seq)[..., 1:-1]
+        return zero_phase_hann(applied - _as_namespace(torque, theta_seq)[..., 1:-1], smooth)
     if model is None:
         raise InputError("mode 'eom' needs a model with segment parameters (or use mode 'id' with a torque)")
-    return dynamics.required_torque(th, th_dot, th_ddot, seg=model.segment) - applied
+    return zero_phase_hann(dynamics.required_torque(th, th_dot, th_ddot, seg=model.segment) - applied, smooth)
 
 
-def sequence_residual(seq, theta, forces):
-    """The residual of predictions ``theta`` (n,), ``forces`` (n, M) for sequence ``seq`` in its own mode.
+def sequence_residual(seq, theta, forces, *, smooth: int = 1):
+    """The residual of predictions ``theta`` (n,), ``forces`` (n, M) for sequence ``seq`` in its own mode
+    (``smooth``: as in :func:`physics_residual`).
 
     Returns None when the sequence has no physics ("none"). Chooses the model's r(θ) when the model
     names the sequence's muscles, else the recorded moment arms (see :class:`~myoedge.train.data.Sequence`).
@@ -104,7 +139,7 @@ def sequence_residual(seq, theta, forces):
     arms = None if seq.model_moment_arms else seq.moment_arms
     return physics_residual(theta, forces, dt=1.0 / seq.rate_hz, model=seq.model, moment_arms=arms,
                             torque=seq.torque if seq.physics == "id" else None, mode=seq.physics,
-                            passive=seq.passive)
+                            passive=seq.passive, smooth=smooth)
 
 
 def passive_moments(seqs) -> dict[str, PassiveMoment]:

@@ -129,6 +129,10 @@ def paper_sections(joint: dict, cfg: dict) -> list[str]:
              "hyper-parameters (SGD, momentum 0.9, learning rate 0.01, 1200 iterations, dropout 0.3), each "
              + (f"iteration a batch of {cfg['cycle_batch']} cycles, a dropout mask per cycle."
                 if cfg.get("cycle_batch", 1) > 1 else "iteration one cycle.")
+             + (f" The PI-CNN's physics residual is averaged by a zero-phase Hann window of "
+                f"{cfg['physics_smooth']} frames before it enters the loss (ours, not the paper's: the "
+                "equation of motion judged in the band a per-frame network resolves)."
+                if cfg.get("physics_smooth", 1) > 1 else "")
              + (" The time split beside it: the last 20 % of every trial held out, the time input the "
                 "elapsed time." if time_split else " This report holds no time split to set beside it."), ""]
     lines += _segmentation(joint)

@@ -86,9 +86,11 @@ def test_a_rerun_resumes_from_the_fit_cache(tmp_path):
     other = FitCache(tmp_path / "cache")
     evaluate(SEQS, EvaluationConfig(methods=("elm",), protocols=("intra",), quick=True, seed=1), cache=other)
     assert other.hits == 0  # another seed is another fit
-    fold = plan_folds(SEQS, config)[0]  # another cycle batch is another fit
+    fold = plan_folds(SEQS, config)[0]  # another cycle batch or residual window is another fit
     batch = EvaluationConfig(methods=("elm",), protocols=("intra", "loto"), quick=True, cycle_batch=3)
     assert other.name("knee", fold, "elm", batch) != other.name("knee", fold, "elm", config)
+    window = EvaluationConfig(methods=("elm",), protocols=("intra", "loto"), quick=True, physics_smooth=5)
+    assert other.name("knee", fold, "elm", window) != other.name("knee", fold, "elm", config)
 
 
 def test_worker_processes_give_the_same_numbers():

@@ -2,6 +2,7 @@
 a subject's fused cycles, the inter-session split, the folds and a quick ``myoedge evaluate --protocol
 paper`` end to end."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -90,14 +91,25 @@ def test_paper_folds_and_the_paper_hyperparameters():
 
 
 def test_paper_options_batch_whole_cycles_with_the_paper_hyperparameters(monkeypatch):
-    from myoedge.train.evaluate import PAPER_CYCLES_PER_ITERATION, PAPER_HYPERPARAMETERS, paper_options
+    from myoedge.train.evaluate import (
+        PAPER_CYCLES_PER_ITERATION,
+        PAPER_HYPERPARAMETERS,
+        PAPER_PHYSICS_SMOOTH,
+        paper_options,
+    )
     from myoedge.train.models import PerStepCNN
 
-    assert paper_options(100) == {**PAPER_HYPERPARAMETERS, "max_steps": PAPER_CYCLES_PER_ITERATION * 100}
+    assert paper_options(100) == {**PAPER_HYPERPARAMETERS, "max_steps": PAPER_CYCLES_PER_ITERATION * 100,
+                                  "physics_smooth": PAPER_PHYSICS_SMOOTH}
+    assert TrainConfig.for_preset("pi-cnn", **paper_options(100)).physics_smooth == PAPER_PHYSICS_SMOOTH
     assert paper_options(50, 3)["max_steps"] == 150
     assert EvaluationConfig().cycle_batch == PAPER_CYCLES_PER_ITERATION
     with pytest.raises(InputError, match="cycle_batch"):
         EvaluationConfig(cycle_batch=0)
+    assert EvaluationConfig().physics_smooth == PAPER_PHYSICS_SMOOTH
+    assert paper_options(100, physics_smooth=1)["physics_smooth"] == 1
+    with pytest.raises(InputError, match="physics_smooth"):
+        EvaluationConfig(physics_smooth=4)
     seen, original = [], PerStepCNN.forward
 
     def spy(self, env, t, lengths=None):
@@ -130,6 +142,7 @@ def test_evaluate_protocol_paper_end_to_end(tmp_path, capsys):
                     "subject (time split)"):
         assert heading in text
     assert "PI-CNN ahead of ELM on mean θ RMSE, paper protocol" in text
+    assert "residual is averaged by a zero-phase Hann window of 15 frames" in text
     doc = json.loads((out / "report.json").read_text())
     seg = doc["joints"]["wrist"]["segmentation"]
     assert len(seg) == 12 and all(c["kept"] >= 1 for c in seg)
@@ -138,6 +151,12 @@ def test_evaluate_protocol_paper_end_to_end(tmp_path, capsys):
                  "5", "--out", str(tmp_path / "run"), "--quiet", "--json"]) == 0
     trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert trained["split"] == "paper" and len(trained["cycles"]) == 12 and trained["test_sequences"] >= 2
+    from myoedge.train.evaluate import PAPER_PHYSICS_SMOOTH
+
+    saved = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert saved["config"]["physics_smooth"] == PAPER_PHYSICS_SMOOTH
+    assert main(["train", str(tmp_path / "data"), "--protocol", "paper", "--preset", "pi-cnn",
+                 "--physics-smooth", "4", "--out", str(tmp_path / "run4")]) == 2
     assert main(["train", str(tmp_path / "data"), "--protocol", "paper", "--preset", "edge", "--out",
                  str(tmp_path / "run2")]) == 2
     assert main(["evaluate", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "r2"), "--protocol",
@@ -162,3 +181,25 @@ def test_heel_strike_events_of_a_recording_reach_the_cycles():
     inside = strikes[(strikes >= seq.t[0]) & (strikes <= seq.t[-1])]
     assert counts["detected"] == len(inside) - 1 and len(cycles) == counts["kept"]
     np.testing.assert_allclose([c.cycle_s for c in cycles], np.diff(inside)[:len(cycles)], atol=1e-9)
+
+
+def test_the_physics_term_averages_the_residual_of_each_cycle_as_configured(monkeypatch):
+    """With ``physics_smooth`` the fit hands the window to every cycle's residual; bad windows are refused
+    before any training."""
+    import myoedge.train.fit as fit_module
+
+    windows, original = [], fit_module.sequence_residual
+
+    def spy(seq, theta, forces, *, smooth=1):
+        windows.append(smooth)
+        return original(seq, theta, forces, smooth=smooth)
+
+    monkeypatch.setattr(fit_module, "sequence_residual", spy)
+    arms = np.array([0.02, -0.02])
+    cycles = [dataclasses.replace(c, physics="id", moment_arms=np.tile(arms, (c.n, 1)),
+                                  torque=c.forces @ arms) for c in cycle_sequences(SEQS[:2])[0]]
+    model = fit(cycles, TrainConfig(preset="pi-cnn", iterations=2, max_steps=200, physics_smooth=9), seed=0)
+    assert windows == [9] * 4 and all(np.isfinite(h["L_P"]) for h in model.history)
+    for bad in (0, 2, -1, 1.0, True):
+        with pytest.raises(InputError, match="physics_smooth"):
+            TrainConfig(physics_smooth=bad)

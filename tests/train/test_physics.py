@@ -13,7 +13,13 @@ from myoedge.body.identify import PassiveMoment
 from myoedge.body.subjects import make_subject, simulate_session, true_profile
 from myoedge.ground.errors import InputError
 from myoedge.train.data import load_sequences
-from myoedge.train.physics import attach_passive, central_differences, physics_residual, sequence_residual
+from myoedge.train.physics import (
+    attach_passive,
+    central_differences,
+    physics_residual,
+    sequence_residual,
+    zero_phase_hann,
+)
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +131,50 @@ def test_a_recorded_net_moment_is_balanced_with_the_joints_passive_moment(knee):
     res = sequence_residual(test[0], th, torch.tensor(test[0].forces, dtype=torch.float64))
     res.pow(2).sum().backward()  # the passive moment is differentiable in the predicted angle
     assert th.grad is not None and torch.isfinite(th.grad).all()
+
+
+def test_zero_phase_hann_keeps_lines_and_slow_waves_and_removes_alternation():
+    n = 60
+    k = np.arange(n, dtype=float)
+    line = 0.3 + 0.02 * k
+    np.testing.assert_allclose(zero_phase_hann(line, 15)[7:-7], line[7:-7], atol=1e-12)  # no phase shift
+    assert np.all(np.diff(zero_phase_hann(line, 15)) > 0)  # the mirrored ends bend it, never fold it
+    slow = np.sin(2 * np.pi * k / 50)
+    smoothed = zero_phase_hann(slow, 15)
+    assert np.argmax(smoothed[:40]) == np.argmax(slow[:40])  # the peak stays where it was
+    assert np.abs(smoothed - slow)[10:-10].max() < 0.15 * np.abs(slow).max()
+    alternating = (-1.0) ** k
+    assert np.abs(zero_phase_hann(alternating, 15))[8:-8].max() < 0.02
+    batch = np.stack([line, slow])[..., None] * np.array([1.0, -2.0])  # (2, n, 2), time on axis 1
+    np.testing.assert_allclose(zero_phase_hann(batch, 9, axis=1)[1, :, 1], -2 * zero_phase_hann(slow, 9))
+    t = torch.tensor(batch, requires_grad=True)
+    out = zero_phase_hann(t, 9, axis=1)
+    np.testing.assert_allclose(out.detach().numpy(), zero_phase_hann(batch, 9, axis=1), atol=1e-12)
+    out.sum().backward()
+    assert t.grad is not None and torch.isfinite(t.grad).all()
+    assert zero_phase_hann(slow, 1) is slow
+    for bad in (0, 4, -3, 2.0, True):
+        with pytest.raises(InputError, match="odd number of steps"):
+            zero_phase_hann(slow, bad)
+    with pytest.raises(InputError, match="more than 7 steps"):
+        zero_phase_hann(slow[:7], 15)
+
+
+def test_a_smoothed_residual_ignores_step_jitter_and_still_sees_wrong_forces(knee):
+    """Averaging keeps the truth's residual small; alternating jitter of θ that the raw second difference
+    turns into a large residual leaves the averaged one near the truth's; a force error still shows."""
+    seq = knee[0][0]
+    kw = {"dt": 0.01, "model": seq.model}
+    truth = _relative(seq, physics_residual(seq.theta, seq.forces, smooth=15, **kw))
+    assert truth <= _relative(seq, physics_residual(seq.theta, seq.forces, **kw)) < 0.03
+    jitter = seq.theta + np.deg2rad(0.2) * (-1.0) ** np.arange(seq.n)
+    raw = _relative(seq, physics_residual(jitter, seq.forces, **kw))
+    smoothed = _relative(seq, physics_residual(jitter, seq.forces, smooth=15, **kw))
+    assert raw > 0.5 and smoothed < truth + 0.02, (raw, smoothed, truth)
+    wrong = seq.forces * np.array([1.2, 1.0])
+    assert _relative(seq, physics_residual(seq.theta, wrong, smooth=15, **kw)) > max(0.05, 5 * truth)
+    id_res = physics_residual(seq.theta, seq.forces, torque=seq.torque, mode="id",
+                              moment_arms=seq.moment_arms, smooth=15, **kw)
+    assert id_res.shape == (seq.n - 2,) and _relative(seq, id_res) < 1e-3
+    np.testing.assert_allclose(sequence_residual(seq, seq.theta, seq.forces, smooth=15),
+                               physics_residual(seq.theta, seq.forces, smooth=15, **kw))
