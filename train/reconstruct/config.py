@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from myoedge.ground.errors import InputError
 
 ENCODERS = ("gru", "tcn", "transformer")
+SYNERGY_MIXES = ("action", "learned")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,7 +23,9 @@ class NmmConfig:
     w_emg: float = 10.0  # λ_d
     w_torque: float = 1.0  # λ_p
     w_effort: float = 0.0  # λ_e, mean squared hidden excitation (least effort: no free co-contraction)
-    w_synergy: float = 1.0  # λ_s, hidden excitations near a learned non-negative mix of the measured ones
+    w_synergy: float = 1.0  # λ_s, hidden excitations near a non-negative mix of the measured ones
+    synergy_mix: str = "action"  # "action": the mean of the measured muscles of the hidden one's action
+    # (a learned mix where none is measured) | "learned": a mix learned with the rest
     hidden_strength: str = "personal"  # "personal" | "generic": F₀ of the hidden muscles fit or held
     seed: int = 0
 
@@ -31,6 +34,8 @@ class NmmConfig:
             raise InputError(f"unknown encoder {self.encoder!r}; choose one of {list(ENCODERS)}")
         if self.hidden_strength not in ("personal", "generic"):
             raise InputError(f"hidden_strength must be personal or generic, got {self.hidden_strength!r}")
+        if self.synergy_mix not in SYNERGY_MIXES:
+            raise InputError(f"synergy_mix must be one of {list(SYNERGY_MIXES)}, got {self.synergy_mix!r}")
         if self.iterations < 1 or self.window <= self.burn_in:
             raise InputError("iterations must be >= 1 and the window longer than the burn-in")
 

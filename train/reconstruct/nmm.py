@@ -89,16 +89,38 @@ class Nmm(nn.Module):
         nn.init.constant_(self.head.bias, -3.0)  # start near rest, not at half excitation
         self.personal = Personal(data.model,
                                  fixed_strength=data.hidden if cfg.hidden_strength == "generic" else ())
-        # the synergy prior's mix: hidden ≈ measured · softplus(mix), one column per hidden muscle
-        self.mix = nn.Parameter(torch.full((len(data.measured), len(data.hidden)), -2.0))
+        # the synergy prior's mix: hidden ≈ measured · mix, one column per hidden muscle
+        self.mix = nn.Parameter(torch.full((len(data.measured), len(data.hidden)), -2.0))  # learned: softplus
+        fixed = action_mix(data) if cfg.synergy_mix == "action" else np.full(self.mix.shape, np.nan)
+        self.register_buffer("fixed_mix", torch.tensor(fixed, dtype=torch.float32))
         self.register_buffer("mean", torch.tensor(norm[0], dtype=torch.float32))
         self.register_buffer("std", torch.tensor(norm[1], dtype=torch.float32))
+
+    def synergy_mix(self) -> torch.Tensor:
+        """(measured, hidden) weights of the synergy prior: the fixed column where there is one, else the
+        learned softplus(mix)."""
+        learned = nn.functional.softplus(self.mix)
+        return torch.where(torch.isnan(self.fixed_mix), learned, self.fixed_mix)
 
     def forward(self, x, l_mt, l_mt_dot, r):
         """(excitations (B, T, M), activations (B, T, M), torque (B, T)) of inputs x (B, T, F)."""
         e = torch.sigmoid(self.head(self.encoder((x - self.mean) / self.std)))
         tau, a = torque(e, l_mt, l_mt_dot, r, self.personal)
         return e, a, tau
+
+
+def action_mix(data: SubjectData) -> np.ndarray:
+    """(measured, hidden) weights: each hidden muscle's column averages the measured muscles of its own
+    action (synergists reach comparable fractions of their MVC); NaN where none is measured."""
+    actions = [m.action for m in data.model.muscles]
+    mix = np.zeros((len(data.measured), len(data.hidden)))
+    for j, h in enumerate(data.hidden):
+        same = [i for i, m in enumerate(data.measured) if actions[m] == actions[h]]
+        if same:
+            mix[same, j] = 1.0 / len(same)
+        else:
+            mix[:, j] = np.nan
+    return mix
 
 
 def inputs(trial: Trial) -> np.ndarray:
@@ -155,7 +177,7 @@ def fit(data: SubjectData, train: list[Trial], cfg: NmmConfig, *, progress=None)
                 + cfg.w_torque * mse(tau[:, keep], tau_id[:, keep]) / tau_var
                 + cfg.w_effort * e_hidden.pow(2).mean())
         if cfg.w_synergy > 0:
-            prior = env[:, keep] @ nn.functional.softplus(model.mix)
+            prior = env[:, keep] @ model.synergy_mix()
             loss = loss + cfg.w_synergy * mse(e_hidden, prior)
         opt.zero_grad()
         loss.backward()
