@@ -50,8 +50,8 @@ def register(sub) -> None:
     p.add_argument("--w-theta", type=float, help="weight of L_theta (default 1)")
     p.add_argument("--w-physics", type=float, help="weight of L_P (default 0.1; 0 for cnn)")
     p.add_argument("--physics-smooth", type=int, metavar="N",
-                   help="L_P judges θ and F averaged by a zero-phase Hann window of N steps (odd; default 1, "
-                        "none; 15 under --protocol paper)")
+                   help="L_P averages the physics residual by a zero-phase Hann window of N steps (odd; "
+                        "default 1, none; 15 under --protocol paper)")
     p.add_argument("--smooth", type=int, metavar="N",
                    help="edge: θ is a causal Hann average of the network's last N outputs, which it learns "
                         "to lead (default 31; 1: none; the window grows by N - 1)")

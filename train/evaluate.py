@@ -68,10 +68,10 @@ PAPER_HYPERPARAMETERS = {"optimizer": "sgd", "momentum": 0.9, "iterations": 1200
 #: iterations saw each training cycle ~20 times and PI-CNN and CNN were far from converged
 #: (docs/evaluation.md)
 PAPER_CYCLES_PER_ITERATION = 10
-#: steps of the zero-phase Hann window the PI-CNN's physics term averages its predicted θ and F by under
-#: the paper's protocol before differentiating them (ours, not the paper's; chosen on development subjects
-#: that are not evaluated, docs/evaluation.md): without it the second difference of a per-frame
-#: network's jitter dominates L_P and costs the PI-CNN its angle and its forces
+#: frames of the zero-phase Hann window the PI-CNN's physics residual is averaged by under the paper's
+#: protocol (ours, not the paper's; chosen on development subjects that are not evaluated,
+#: docs/evaluation.md): without it the second difference of a per-frame network's jitter dominates L_P
+#: and costs the PI-CNN its angle and its forces
 PAPER_PHYSICS_SMOOTH = 15
 SIZE_FRACTIONS = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 RESULT_FORMAT = "myoedge-evaluation"
@@ -119,9 +119,9 @@ class EvaluationConfig:
         batch = self.cycle_batch
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise InputError(f"cycle_batch must be an int >= 1, got {self.cycle_batch!r}")
-        smooth = self.physics_smooth
-        if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 1 or smooth % 2 == 0:
-            raise InputError(f"physics_smooth must be an odd number of frames >= 1, got {smooth!r}")
+        from myoedge.train.physics import check_window
+
+        check_window(self.physics_smooth, "physics_smooth")
         if not self.cycle_k_mad > 0:
             raise InputError(f"cycle_k_mad must be > 0, got {self.cycle_k_mad!r}")
 

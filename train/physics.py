@@ -48,12 +48,18 @@ def central_differences(theta, *, dt: float):
     return mid, (after - before) / (2.0 * dt), (after - 2.0 * mid + before) / (dt * dt)
 
 
+def check_window(steps, name: str = "the smoothing window") -> int:
+    """``steps`` if it is a valid averaging window (an odd int >= 1), else InputError naming ``name``."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or steps % 2 == 0:
+        raise InputError(f"{name} must be an odd number of steps >= 1, got {steps!r}")
+    return steps
+
+
 def zero_phase_hann(x, steps: int, *, axis: int = -1):
     """``x`` averaged along ``axis`` by a symmetric Hann window of ``steps`` (odd) nonzero taps, the ends
     mirrored (no phase shift, no edge droop); numpy arrays or torch tensors (differentiable). A window
     of 1 returns ``x`` unchanged."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or steps % 2 == 0:
-        raise InputError(f"the smoothing window must be an odd number of steps >= 1, got {steps!r}")
+    check_window(steps)
     n, half = x.shape[axis], steps // 2
     if steps == 1:
         return x

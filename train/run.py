@@ -21,6 +21,7 @@ from myoedge.ground.errors import InputError
 from myoedge.ground.fileio import atomic_directory
 from myoedge.train.data import Sequence
 from myoedge.train.models import ModelConfig, Normalised, build_model, start_states
+from myoedge.train.physics import check_window
 from myoedge.train.presets import preset as preset_record
 
 LOSS_TERMS = ("L_F", "L_theta", "L_P", "total")
@@ -40,8 +41,8 @@ class TrainConfig:
     w_theta: float = 1.0
     w_physics: float = 0.1  # chosen on a development subject (docs/training.md)
     max_steps: int = 1024  # paper presets: steps per iteration (a random stretch of a longer piece)
-    physics_smooth: int = 1  # L_P: the zero-phase Hann window (odd, steps) the predicted and recorded
-    # sequences are averaged by before the residual differentiates them (1: none; train/physics.py)
+    physics_smooth: int = 1  # L_P: the zero-phase Hann window (odd, steps) the residual is averaged by
+    # before it is squared (1: none; train/physics.py)
     chunk: int = 128  # window / recurrent: outputs (with loss) per training chunk
     batch: int = 16  # window / recurrent: chunks per iteration
     burn_in: int = 0  # recurrent: steps before each chunk that warm the state without loss
@@ -63,9 +64,7 @@ class TrainConfig:
             raise InputError(f"burn_in must be an int >= 0, got {self.burn_in!r}")
         if not isinstance(self.carry_state, bool):
             raise InputError(f"carry_state must be true or false, got {self.carry_state!r}")
-        v = self.physics_smooth
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v % 2 == 0:
-            raise InputError(f"physics_smooth must be an odd number of steps >= 1, got {v!r}")
+        check_window(self.physics_smooth, "physics_smooth")
         for name in ("iterations", "max_steps", "chunk", "batch"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
