@@ -55,6 +55,9 @@ def register(sub) -> None:
     p.add_argument("--smooth", type=int, metavar="N",
                    help="edge: θ is a causal Hann average of the network's last N outputs, which it learns "
                         "to lead (default 31; 1: none; the window grows by N - 1)")
+    p.add_argument("--members", type=int, metavar="K",
+                   help="stateful presets: average K networks fitted with seeds --seed … --seed + K − 1, "
+                        "side by side where there are cores (default 1; docs/training.md)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads while training (default 1: the networks are small, and a second "
@@ -85,7 +88,7 @@ def _train(args: argparse.Namespace) -> dict:
     if args.threads < 1:
         raise InputError(f"--threads must be at least 1, got {args.threads}")
     given = {"iterations": args.iterations, "lr": args.lr, "w_force": args.w_force, "w_theta": args.w_theta,
-             "w_physics": args.w_physics, "physics_smooth": args.physics_smooth}
+             "w_physics": args.w_physics, "physics_smooth": args.physics_smooth, "members": args.members}
     overrides = {k: v for k, v in given.items() if v is not None}
     if args.smooth is not None:
         from myoedge.train.presets import preset

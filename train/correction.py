@@ -35,13 +35,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import multiprocessing
 import time
 
 import numpy as np
 
 from myoedge.ground.errors import InputError
-from myoedge.ground.host import usable_cores
+from myoedge.ground.host import side_by_side
 from myoedge.train.data import split_time
 from myoedge.train.executor import TaskFailed, open_executor
 
@@ -74,11 +73,11 @@ def choose_correction(seqs, config, *, seed: int, threads: int | None) -> dict:
     tail = [s for _, te in parts.values() for s in te]
     log.info("choosing the observer's correction time: a fit on the first %g of every training piece, "
              "scored on the last %g", 1.0 - fraction, fraction)
-    plain = without_selection(config)
+    plain = dataclasses.replace(without_selection(config), members=1)  # the choice weighs single fits
     # the rival fits beside the observer on a second core where there is one (a fit is one thread of
     # dispatch-bound steps); the same seed and threads give the same result either way
     started = time.perf_counter()
-    jobs = 2 if config.rival and _second_core() else 1
+    jobs = side_by_side(2) if config.rival else 1
     with open_executor("process", jobs=jobs) as executor:
         pending = executor.submit(_fit_and_score, head, tail, dataclasses.replace(plain, preset=config.rival),
                                   seed, threads) if config.rival else None
@@ -114,12 +113,6 @@ def _choose(trial, seqs, tail, config, fraction: float) -> tuple[dict, float]:
               "validation_steps": int(sum(s.n for s in tail)),
               "observer_fit_seconds": trial.info["train_seconds"], "winner": config.preset}
     return choice, rmse[best]
-
-
-def _second_core() -> bool:
-    """True where a worker process may take a second core: two usable, and this is not itself a worker
-    (an evaluation's process pool already spreads its fits over the cores)."""
-    return usable_cores() >= 2 and multiprocessing.parent_process() is None
 
 
 def _fit_and_score(head, tail, config, seed: int, threads: int | None) -> tuple[float, float]:

@@ -34,8 +34,10 @@ import torch
 from myoedge.edge.model.bundle_meta import InputRangeMeta
 from myoedge.edge.model.channel_fill import ChannelFill, ChannelFillMeta, fill_quality
 from myoedge.ground.errors import InputError
+from myoedge.ground.host import side_by_side
 from myoedge.train.correction import choose_correction, without_selection
 from myoedge.train.data import Sequence
+from myoedge.train.executor import TaskFailed, open_executor
 from myoedge.train.models import ModelConfig, Normalised, build_model, n_parameters, start_states
 from myoedge.train.physics import passive_moments, physics_residual, sequence_residual, with_passive
 from myoedge.train.presets import preset as preset_record
@@ -100,6 +102,8 @@ def fit(train_seqs, config: TrainConfig, *, seed: int, progress=None,
         raise InputError(f"threads must be a positive int or None, got {threads!r}")
     if config.correction_validation > 0 and preset_record(config.preset).kind == "observer":
         return _validated(seqs, config, seed=seed, progress=progress, threads=threads)
+    if config.members > 1:
+        return _ensemble(seqs, config, seed=seed, progress=progress, threads=threads)
     first = seqs[0]
     mcfg = ModelConfig.for_preset(config.preset, n_channels=len(first.muscles), n_muscles=len(first.muscles),
                                   **config.model)
@@ -188,6 +192,50 @@ def _validated(seqs, config: TrainConfig, *, seed: int, progress, threads) -> Tr
     trained.info["selection"] = choice
     trained.info["train_seconds"] = round(trained.info["train_seconds"] + choice.get("fit_seconds", 0.0), 3)
     return trained
+
+
+def _ensemble(seqs, config: TrainConfig, *, seed: int, progress, threads) -> TrainedModel:
+    """``config.members`` fits of one network with seeds ``seed``, ``seed`` + 1, …, averaged
+    (:mod:`myoedge.train.ensemble`): the first fits here, the others in worker processes beside it where
+    the cores allow (each fit is one thread), one after the other otherwise; the same either way. The
+    first member is the fit ``members`` = 1 gives."""
+    from myoedge.train.ensemble import assemble
+
+    single = dataclasses.replace(config, members=1)
+    seeds = [seed + k for k in range(config.members)]
+    ModelConfig.for_preset(config.preset, n_channels=len(seqs[0].muscles), n_muscles=len(seqs[0].muscles),
+                           members=config.members, **config.model)  # refused before any fit: not stateful
+    started = time.perf_counter()
+    with open_executor("process", jobs=side_by_side(config.members)) as executor:
+        pending = [executor.submit(_fit_member, seqs, single, s, threads) for s in seeds[1:]]
+        members = [fit(seqs, single, seed=seed, progress=progress, threads=threads)]
+        for s, task in zip(seeds[1:], pending, strict=True):
+            try:
+                members.append(_rebuilt(task.result(), single))
+            except TaskFailed as exc:
+                raise InputError(f"the ensemble's member with seed {s} could not be fitted ({exc}); "
+                                 "train with members 1, or free memory and run again") from None
+    trained = assemble(members, config)
+    trained.info["train_seconds"] = round(time.perf_counter() - started, 3)  # wall time, side by side
+    trained.info["parameters"] = n_parameters(trained.model)
+    return trained
+
+
+def _fit_member(seqs, config: TrainConfig, seed: int, threads) -> dict:
+    """One member of an ensemble, fitted in a worker process: what rebuilds it here (the network's
+    weights and buffers as plain tensors; a module holding autograd results does not cross processes)."""
+    trained = fit(seqs, config, seed=seed, threads=threads)
+    return {"model_config": trained.model_config, "weights": trained.model.state_dict(), "info": trained.info,
+            "history": trained.history, "samples": trained.samples, "joint": trained.joint,
+            "muscles": trained.muscles, "rate_hz": trained.rate_hz,
+            "envelope_config": trained.envelope_config}
+
+
+def _rebuilt(member: dict, config: TrainConfig) -> TrainedModel:
+    """The :class:`TrainedModel` of a :func:`_fit_member` result."""
+    model = build_model(member.pop("model_config"))
+    model.load_state_dict(member.pop("weights"))
+    return TrainedModel(model=model.eval(), config=config, model_config=model.config, **member)
 
 
 def _channel_fill(envelopes: np.ndarray) -> dict:

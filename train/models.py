@@ -56,6 +56,7 @@ class ModelConfig:
     smooth_all: bool = False  # edge: smooth the forces too, not only θ
     force_stage: bool = False  # observer: forces shaped by its integrated angle and velocity
     # (force-length, force-velocity, passive force: myoedge.train.force_stage)
+    members: int = 1  # stateful kinds: the mean of this many networks of this shape (myoedge.train.ensemble)
 
     def __post_init__(self):
         record = preset_record(self.preset)
@@ -63,7 +64,8 @@ class ModelConfig:
             object.__setattr__(self, "kind", record.kind)
         if self.kind not in KINDS:
             raise InputError(f"model kind must be one of {KINDS}, got {self.kind!r}")
-        for name in ("n_channels", "n_muscles", "filters", "conv_blocks", "hidden", "kernel", "smooth"):
+        for name in ("n_channels", "n_muscles", "filters", "conv_blocks", "hidden", "kernel", "smooth",
+                     "members"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"model {name} must be a positive int, got {v!r}")
@@ -78,6 +80,8 @@ class ModelConfig:
         if self.force_stage and self.n_channels != self.n_muscles:
             raise InputError(f"model force_stage pairs every muscle with its own envelope channel; got "
                              f"{self.n_channels} channels for {self.n_muscles} muscles")
+        if self.members > 1 and self.kind not in STATEFUL_KINDS:
+            raise InputError(f"model members > 1 averages stateful networks, not the {self.kind!r} kind")
         object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
         if self.kind == "window" and (not self.dilations or min(self.dilations) < 1):
             raise InputError(f"the window model needs dilations >= 1, got {self.dilations}")
@@ -271,6 +275,10 @@ def build_model(config: ModelConfig) -> Normalised:
     """The network for ``config`` (weights from the current torch RNG state)."""
     if not isinstance(config, ModelConfig):
         raise InputError(f"build_model needs a ModelConfig, got {type(config).__name__}")
+    if config.members > 1:
+        from myoedge.train.ensemble import EnsembleNet
+
+        return EnsembleNet(config)
     if config.kind == "recurrent":
         from myoedge.train.recurrent import RecurrentNet
 

@@ -54,6 +54,8 @@ class TrainConfig:
     # identified one (the held-out choice of correction_validation trains the final model at its choice)
     rival: str = ""  # observer with correction_validation: a preset fitted on the same split; trained
     # instead where it predicts the held-out angle more than 10 % better (the GRU for ``edge``)
+    members: int = 1  # stateful presets: fit this many networks, seeds seed … seed + members − 1, and
+    # average them (myoedge.train.ensemble; the held-out choice above weighs single fits)
     model: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -65,7 +67,7 @@ class TrainConfig:
         if not isinstance(self.carry_state, bool):
             raise InputError(f"carry_state must be true or false, got {self.carry_state!r}")
         check_window(self.physics_smooth, "physics_smooth")
-        for name in ("iterations", "max_steps", "chunk", "batch"):
+        for name in ("iterations", "max_steps", "chunk", "batch", "members"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"{name} must be a positive int, got {v!r}")
@@ -80,6 +82,9 @@ class TrainConfig:
         v = self.correction_validation
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 0.5:
             raise InputError(f"correction_validation must be a fraction in [0, 0.5), got {v!r}")
+        if "members" in dict(self.model):
+            raise InputError("members is a training setting (TrainConfig.members, --members), not a model "
+                             "override")
         try:  # JSON-normal (tuples -> lists) so a config read back from run.json compares equal
             object.__setattr__(self, "model", json.loads(json.dumps(dict(self.model))))
         except (TypeError, ValueError):

@@ -159,25 +159,28 @@ def test_edge_trains_the_rival_gru_only_where_it_predicts_the_held_out_angle_cle
 
 
 def test_the_rival_fitted_on_a_second_core_scores_as_it_does_in_this_process(hard_wrist, monkeypatch):
+    import myoedge.ground.host as host
     import myoedge.train.correction as correction
     from myoedge.train.run import TrainConfig
 
     _, train = hard_wrist
     cfg = TrainConfig.for_preset("edge", iterations=6, chunk=30, burn_in=5, batch=2, model={"hidden": 8})
-    monkeypatch.setattr(correction, "usable_cores", lambda: 2)
+    monkeypatch.setattr(host, "usable_cores", lambda: 2)
     beside = correction.choose_correction(train, cfg, seed=0, threads=1)
-    monkeypatch.setattr(correction, "usable_cores", lambda: 1)
+    monkeypatch.setattr(host, "usable_cores", lambda: 1)
     inline = correction.choose_correction(train, cfg, seed=0, threads=1)
     assert beside["parallel"] and not inline["parallel"]
     assert beside["rival"]["validation_rmse_deg"] == inline["rival"]["validation_rmse_deg"]
     assert beside["validation_rmse_deg"] == inline["validation_rmse_deg"]
     assert beside["winner"] == inline["winner"] and beside["chosen_s"] == inline["chosen_s"]
-    monkeypatch.setattr(correction, "usable_cores", lambda: 2)
-    monkeypatch.setattr(correction.multiprocessing, "parent_process", lambda: object())
-    assert not correction._second_core()  # inside an evaluation's worker the pool has the cores
+    monkeypatch.setattr(host, "usable_cores", lambda: 2)
+    assert host.side_by_side(2) == 2 and host.side_by_side(5) == 2 and host.side_by_side(1) == 1
+    monkeypatch.setattr(host.multiprocessing, "parent_process", lambda: object())
+    assert host.side_by_side(2) == 1  # inside an evaluation's worker the pool has the cores
 
 
 def test_a_rival_that_cannot_be_fitted_leaves_the_observer_and_says_why(hard_wrist, monkeypatch, caplog):
+    import myoedge.ground.host as host
     import myoedge.train.correction as correction
     from myoedge.train.run import TrainConfig
 
@@ -186,7 +189,7 @@ def test_a_rival_that_cannot_be_fitted_leaves_the_observer_and_says_why(hard_wri
 
     _, train = hard_wrist
     cfg = TrainConfig.for_preset("edge", iterations=4, chunk=30, burn_in=5, batch=2, model={"hidden": 8})
-    monkeypatch.setattr(correction, "usable_cores", lambda: 1)  # in this process, where the patch holds
+    monkeypatch.setattr(host, "usable_cores", lambda: 1)  # in this process, where the patch holds
     monkeypatch.setattr(correction, "_fit_and_score", broken)
     with caplog.at_level("WARNING", logger="myoedge.train.correction"):
         choice = correction.choose_correction(train, cfg, seed=0, threads=1)

@@ -7,13 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from train_data import short_wrist
 
-from myoedge.body.subjects import make_subject, simulate_session, true_profile
 from myoedge.edge.model import OnnxCpuPredictor, replay_test_vectors
 from myoedge.edge.model.bundle import load_bundle
 from myoedge.ground.errors import InputError
 from myoedge.train import export
-from myoedge.train.data import load_sequences, split_time
 from myoedge.train.fit import fit
 from myoedge.train.models import ModelConfig, build_model
 from myoedge.train.presets import PRESETS, preset
@@ -32,10 +31,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def wrist():
-    subject = make_subject("wrist", 1)
-    seqs = load_sequences(simulate_session(subject, duration_s=4.0, trial_paces=("slow", "fast")),
-                          profiles={subject.name: true_profile(subject)})
-    return split_time(seqs)[subject.name]
+    return short_wrist()
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +40,19 @@ def trained(wrist):
     return fit(wrist[0], cfg, seed=0)
 
 
-STATEFUL = ("edge-rnn", "edge-ssm", "edge-observer", "edge-observer+stage", "edge-observer-stage")
+STATEFUL = ("edge-rnn", "edge-ssm", "edge-observer", "edge-observer+stage", "edge-observer-stage",
+            "edge-observer+stage*2", "edge-rnn*2")
 
 
 def _variant(name: str) -> tuple[str, dict]:
-    """A preset name and model overrides: ``+stage`` with the force stage on, ``-stage`` off."""
+    """A preset name and model overrides: ``+stage`` with the force stage on, ``-stage`` off; ``*K`` an
+    ensemble of K members (a training setting, returned as ``members``)."""
+    name, star, k = name.partition("*")
+    members = {"members": int(k)} if star else {}
     base, sign, _ = name.partition("stage")
     if not sign:
-        return name, {}
-    return base[:-1], {"force_stage": base.endswith("+")}
+        return name, members
+    return base[:-1], {"force_stage": base.endswith("+"), **members}
 
 
 def _net(name, seed=0):
@@ -60,13 +60,14 @@ def _net(name, seed=0):
     base, overrides = _variant(name)
     net = build_model(ModelConfig.for_preset(base, n_channels=3, n_muscles=3, hidden=8, **overrides))
     with torch.no_grad():
-        net.env_mean.copy_(torch.tensor([0.1, 0.2, 0.3]))
-        net.theta_std.fill_(0.5)
-        if hasattr(net, "joint"):  # the observer: a joint whose muscles move it
-            net.joint.copy_(torch.tensor([0.01, 0.1, 0.3, 0.1, 0.5, 0.0]))
-            net.arm_coeffs.copy_(torch.tensor([[0.02, 0.01, 0.0, 0.0], [-0.02, 0.0, 0.003, 0.0],
-                                               [0.01, -0.005, 0.0, 0.001]]))
-            net.force_std.fill_(10.0)
+        for part in [net, *getattr(net, "members", ())]:  # an ensemble: each member's buffers too
+            part.env_mean.copy_(torch.tensor([0.1, 0.2, 0.3]))
+            part.theta_std.fill_(0.5)
+            part.force_std.fill_(10.0)
+            if hasattr(part, "joint"):  # the observer: a joint whose muscles move it
+                part.joint.copy_(torch.tensor([0.01, 0.1, 0.3, 0.1, 0.5, 0.0]))
+                part.arm_coeffs.copy_(torch.tensor([[0.02, 0.01, 0.0, 0.0], [-0.02, 0.0, 0.003, 0.0],
+                                                    [0.01, -0.005, 0.0, 0.001]]))
     return net.eval()
 
 
@@ -149,7 +150,8 @@ def test_run_folder_round_trip(trained, wrist, tmp_path):
 def test_onnx_step_matches_torch_on_a_sequence_with_state(name, trained, wrist, tmp_path):
     base, overrides = _variant(name)
     if name != trained.config.preset:
-        cfg = TrainConfig(**{**trained.config.to_dict(), "preset": base, "iterations": 10,
+        members = overrides.pop("members", 1)
+        cfg = TrainConfig(**{**trained.config.to_dict(), "preset": base, "iterations": 10, "members": members,
                              "model": {**SMALL, **overrides}})
         trained = fit(wrist[0], cfg, seed=0)
     inputs = trained.samples
