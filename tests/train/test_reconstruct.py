@@ -205,6 +205,9 @@ def test_the_synergy_prior_averages_the_measured_muscles_of_the_hidden_ones_acti
     assert torch.isfinite(weights).all() and float(weights.min()) > 0
     with pytest.raises(InputError, match="synergy_mix"):
         nmm.NmmConfig(synergy_mix="fixed")
+    for name, bad in (("w_torque", -1.0), ("w_emg", float("nan")), ("physics_lr_scale", True)):
+        with pytest.raises(InputError, match=name):
+            nmm.NmmConfig(**{name: bad})
 
 
 def test_check_hidden_rejects_unknown_duplicate_and_all():
@@ -228,6 +231,8 @@ def test_cli_rejects_bad_hidden_lists_and_missing_load(elbow_data, tmp_path, cap
     meta_path.write_text(json.dumps(meta))
     assert main(["reconstruct", str(copy), "--out", str(tmp_path / "r2"), "--hidden", "BRA"]) == 2
     assert "load_kg" in capsys.readouterr().err
+    assert main(base + ["--hidden", "BRA", "--w-torque", "-1"]) == 2
+    assert "w_torque must be a finite number >= 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("method", ["synx", "nmm"])

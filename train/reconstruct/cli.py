@@ -41,6 +41,9 @@ def register(sub) -> None:
     p.add_argument("--encoder", choices=list(ENCODERS), default=NMM_DEFAULTS.encoder,
                    help="NMM encoder (default gru)")
     p.add_argument("--iterations", type=int, default=1500, help="NMM training iterations (default 1500)")
+    p.add_argument("--w-torque", type=float,
+                   help="NMM: weight λ_p of the torque term against inverse dynamics (default "
+                        f"{NMM_DEFAULTS.w_torque:g}; the envelopes' λ_d is {NMM_DEFAULTS.w_emg:g})")
     p.add_argument("--w-effort", type=float, help="NMM: weight of the hidden excitations' least-effort term "
                                                   f"(default {NMM_DEFAULTS.w_effort:g})")
     p.add_argument("--w-synergy", type=float,
@@ -85,7 +88,8 @@ def _reconstruct(args) -> dict:
     cfg = RunConfig(method=args.method, split=args.split,
                     nmm=NmmConfig(encoder=args.encoder, iterations=args.iterations, seed=args.seed,
                                   hidden_strength=args.hidden_strength, synergy_mix=args.synergy_mix,
-                                  **{k: v for k, v in (("w_effort", args.w_effort),
+                                  **{k: v for k, v in (("w_torque", args.w_torque),
+                                                       ("w_effort", args.w_effort),
                                                        ("w_synergy", args.w_synergy),
                                                        ("physics_lr_scale", args.physics_lr_scale))
                                      if v is not None}),

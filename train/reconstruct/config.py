@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from myoedge.ground.errors import InputError
@@ -38,6 +39,10 @@ class NmmConfig:
             raise InputError(f"synergy_mix must be one of {list(SYNERGY_MIXES)}, got {self.synergy_mix!r}")
         if self.iterations < 1 or self.window <= self.burn_in:
             raise InputError("iterations must be >= 1 and the window longer than the burn-in")
+        for name in ("lr", "physics_lr_scale", "w_emg", "w_torque", "w_effort", "w_synergy"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise InputError(f"{name} must be a finite number >= 0, got {v!r}")
 
 
 
