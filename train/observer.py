@@ -63,35 +63,19 @@ import torch
 from torch import nn
 
 from myoedge.body.identify import LOAD_TERMS, identify_joint
-from myoedge.ground.errors import InputError
 from myoedge.train.correction import candidate_times
 from myoedge.train.force_stage import VELOCITY_S, KinematicForceStage, staged_forces
 from myoedge.train.models import ModelConfig, Normalised, SharedDropout
+from myoedge.train.moment_arms import ARM_DEGREE, arm_polynomials
 from myoedge.train.recurrent import tanh_head
 
 log = logging.getLogger(__name__)
 
-ARM_DEGREE = 3  # moment arms as cubics in θ
 CORRECTION_S = 1.0  # T (s) until identified: the correction is never faster; the physics owns shorter times
 DRIFT = 0.1  # identified T: the slowest at which the recorded moment's integration stays within this · σ_θ
 GAIN_BIAS = 0.0  # initial gains half their bounds
 MIN_INERTIA = 1e-6  # kg·m²: with no identified inertia the damping alone sets the response
 MARGIN = 0.1  # the angle is clamped to the training range widened by this share of it
-
-
-def _arm_polynomials(seqs, degree: int) -> np.ndarray:
-    """(M, degree + 1) coefficients, lowest power first, of r_n(θ) fitted over the training steps."""
-    arms = []
-    for s in seqs:
-        if s.moment_arms is not None:  # measured (e.g. a muscle analysis) before modelled
-            arms.append(s.moment_arms)
-        elif s.model_moment_arms:
-            arms.append(s.model.moment_arms(s.theta))
-        else:
-            raise InputError(f"{s.name}: the observer needs moment arms (recorded, or a model that names "
-                             f"the muscles {list(s.muscles)}); without them train --preset edge-rnn")
-    theta = np.concatenate([s.theta for s in seqs])
-    return np.polynomial.polynomial.polyfit(theta, np.concatenate(arms), degree).T
 
 
 def _recorded_moments(seqs, coeffs: np.ndarray) -> list[np.ndarray]:
@@ -141,7 +125,7 @@ class ObserverNet(Normalised):
     def identify(self, seqs) -> dict:
         """Set the joint's equation of motion, moment arms, angle limits and step from training sequences."""
         rate = seqs[0].rate_hz
-        coeffs = _arm_polynomials(seqs, ARM_DEGREE)
+        coeffs = arm_polynomials(seqs, hint="; the observer needs them (without, train --preset edge-rnn)")
         torques = _recorded_moments(seqs, coeffs)
         terms = identify_joint([s.theta for s in seqs], torques, dt=1.0 / rate,
                                loads=[s.load_kg for s in seqs])

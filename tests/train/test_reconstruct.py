@@ -173,6 +173,23 @@ def test_splits_and_hidden_channels(elbow_data):
     assert all(t.measured.shape[1] == 4 and t.truth.shape[1] == 2 for t in data.trials)
 
 
+def test_without_a_profile_the_recorded_moment_arms_give_the_geometry(elbow_data, tmp_path):
+    """A lab's recordings with a muscle analysis and no profile: r(θ) and l_MT(θ) from the recorded arms."""
+    lab = shutil.copytree(elbow_data, tmp_path / "lab")
+    for profile in lab.rglob("profile.json"):
+        profile.unlink()
+    (with_profile,) = load_dataset(elbow_data, hidden=["BRA", "TRImed"]).values()
+    (data,) = load_dataset(lab, hidden=["BRA", "TRImed"]).values()
+    theta = np.concatenate([t.kinematics[:, 0] for t in data.trials])
+    seg = data.model.segment
+    assert (seg.range_lo, seg.range_hi) == pytest.approx((theta.min(), theta.max()))
+    for t, p in zip(data.trials, with_profile.trials):
+        np.testing.assert_allclose(t.moment_arms, p.moment_arms, atol=1e-3)  # the subject's arms, as recorded
+        np.testing.assert_allclose(t.l_mt_dot, -t.moment_arms * t.kinematics[:, 1:2])
+    generic = generic_model("elbow6")
+    assert [m.max_force for m in data.model.muscles] == [m.max_force for m in generic.muscles]
+
+
 def test_nmm_short_fit_keeps_excitations_and_activations_in_range(elbow_data):
     torch.set_num_threads(1)
     (data,) = load_dataset(elbow_data, hidden=["BRA", "TRImed"]).values()

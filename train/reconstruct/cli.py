@@ -47,9 +47,9 @@ def register(sub) -> None:
     p.add_argument("--w-effort", type=float, help="NMM: weight of the hidden excitations' least-effort term "
                                                   f"(default {NMM_DEFAULTS.w_effort:g})")
     p.add_argument("--w-synergy", type=float,
-                   help="NMM: weight of the synergy prior, hidden excitations near a learned non-negative "
-                        f"mix of the measured envelopes (default {NMM_DEFAULTS.w_synergy:g}; 0: the paper's "
-                        "loss)")
+                   help="NMM: weight of the synergy prior, hidden excitations near a non-negative mix of "
+                        "the measured envelopes (--synergy-mix) "
+                        f"(default {NMM_DEFAULTS.w_synergy:g}; 0: the paper's loss)")
     p.add_argument("--synergy-mix", choices=list(SYNERGY_MIXES), default=NMM_DEFAULTS.synergy_mix,
                    help="NMM: the synergy prior's mix: the mean of the measured muscles of the hidden one's "
                         "action (a learned mix where none is measured), or a mix learned with the rest "

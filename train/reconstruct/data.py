@@ -7,8 +7,9 @@ envelope and normalisation as the surface channels. ``hidden`` muscles never rea
 
 Each trial needs the load held in the hand (``load_kg`` in recording.json, 0 allowed) and the net joint
 moment from inverse dynamics (the torque column). The muscle-tendon geometry (moment arms r(θ) and
-lengths l_MT(θ)) comes from the subject's profile where there is one, else the generic joint model; the
-muscle parameters the reconstruction personalises start from the generic catalog values.
+lengths l_MT(θ)) comes from the subject's profile where there is one, else from the recorded moment arms
+(a lab's muscle analysis), else from the generic joint model; the muscle parameters the reconstruction
+personalises start from the generic catalog values.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from myoedge.body.model import JointModel
 from myoedge.body.muscle import MuscleSet
 from myoedge.body.recording import find_recordings, load_recording
 from myoedge.ground.errors import InputError
+from myoedge.train.moment_arms import recorded_geometry
 
 SPLITS = ("trial", "load")
 _LOAD_SUFFIX = re.compile(r"_\d+(\.\d+)?kg$")
@@ -76,21 +78,27 @@ def check_hidden(muscles, hidden) -> tuple[str, ...]:
     return hidden
 
 
-def _geometry_model(seq) -> JointModel:
-    """The subject's geometry (profile or generic moment arms) with generic muscle parameters."""
-    if seq.model is None or not seq.model_moment_arms:
-        raise InputError(f"{seq.name}: moment arms and muscle-tendon lengths need a profile or a known joint "
-                         f"({sorted(JOINTS)}) naming the muscles {list(seq.muscles)}")
-    model = seq.model
-    if seq.joint in JOINTS:
+def _geometry_model(seqs) -> JointModel:
+    """One subject's geometry with generic muscle parameters: the profile's (or, with no recorded moment
+    arms, the generic joint's) r(θ), else the generic joint's muscles on the recorded moment arms
+    (:func:`~myoedge.train.moment_arms.recorded_geometry`: a lab's muscle analysis is that subject's)."""
+    seq = seqs[0]
+    known = seq.joint in JOINTS and set(generic_model(seq.joint).muscle_names) == set(seq.muscles)
+    if seq.model is not None and seq.model_moment_arms:
+        model = seq.model
+    elif known and all(s.moment_arms is not None for s in seqs):
+        model = recorded_geometry(seqs, generic_model(seq.joint))
+    else:
+        raise InputError(f"{seq.name}: moment arms and muscle-tendon lengths need a profile, or a known "
+                         f"joint ({sorted(JOINTS)}) naming the muscles {list(seq.muscles)}")
+    if known:
         generic = generic_model(seq.joint)
-        if set(generic.muscle_names) == set(seq.muscles):
-            muscles = []
-            for m in model.muscles:
-                g = generic.muscles[generic.index(m.name)]
-                muscles.append(replace(m, max_force=g.max_force, optimal_fiber_length=g.optimal_fiber_length,
-                                       tendon_slack_length=g.tendon_slack_length, pennation=g.pennation))
-            model = replace(model, muscles=tuple(muscles))
+        muscles = []
+        for m in model.muscles:
+            g = generic.muscles[generic.index(m.name)]
+            muscles.append(replace(m, max_force=g.max_force, optimal_fiber_length=g.optimal_fiber_length,
+                                   tendon_slack_length=g.tendon_slack_length, pennation=g.pennation))
+        model = replace(model, muscles=tuple(muscles))
     return model
 
 
@@ -131,8 +139,10 @@ def load_dataset(root, *, hidden, rate_hz: float = 100.0, subjects=None) -> dict
     m_idx = tuple(i for i in range(len(muscles)) if i not in h_idx)
     out: dict[str, list] = {}
     models: dict[str, JointModel] = {}
+    for subject in {s.subject for s in seqs}:
+        models[subject] = _geometry_model([s for s in seqs if s.subject == subject])
     for s in seqs:
-        model = models.setdefault(s.subject, _geometry_model(s))
+        model = models[s.subject]
         theta = np.asarray(s.theta, float)
         dt = 1.0 / rate_hz
         theta_dot = np.gradient(theta, dt)
