@@ -96,6 +96,28 @@ def test_torque_from_known_excitations_equals_the_body_model():
     np.testing.assert_allclose(tau_np, expected, atol=1e-9 * scale)
 
 
+def test_the_joints_passive_moment_is_taken_off_the_muscles_torque_and_stays_in_its_bounds():
+    model = generic_model("elbow6")
+    tt = np.arange(300) * 0.01
+    theta = 1.2 + 0.6 * np.sin(2 * np.pi * 0.7 * tt)
+    trial = _trial(model, theta)
+    e = torch.full((1, 300, 6), 0.3)
+    tensors = [torch.tensor(x[None], dtype=torch.float32)
+               for x in (trial.l_mt, trial.l_mt_dot, trial.moment_arms, trial.kinematics)]
+    muscles_only, _ = physics.torque(e, *tensors[:3], physics.Personal(model))
+    personal = physics.Personal(model, joint_passive=True)
+    with torch.no_grad():
+        for name, raw in (("stiffness", 0.0), ("offset", -1.0), ("damping", 2.0)):
+            personal.raw[name].fill_(raw)
+    tau, _ = physics.torque(e, *tensors[:3], personal, kinematics=tensors[3])
+    p = {k: float(v[0].detach()) for k, v in personal.values().items() if k in physics.JOINT_PASSIVE}
+    for k, (lo, hi, _) in physics.JOINT_PASSIVE.items():
+        assert lo < p[k] < hi
+    expected = muscles_only[0].detach().numpy() - (p["stiffness"] * theta + p["offset"]
+                                          + p["damping"] * trial.kinematics[:, 1])
+    np.testing.assert_allclose(tau[0].detach().numpy(), expected, rtol=1e-5, atol=1e-4)
+
+
 def test_synx_recovers_a_hidden_channel_that_is_a_synergy_combination():
     model = generic_model("elbow6")
     rng = np.random.default_rng(3)
@@ -225,6 +247,30 @@ def test_the_synergy_prior_averages_the_measured_muscles_of_the_hidden_ones_acti
     for name, bad in (("w_torque", -1.0), ("w_emg", float("nan")), ("physics_lr_scale", True)):
         with pytest.raises(InputError, match=name):
             nmm.NmmConfig(**{name: bad})
+
+
+def test_the_prior_alone_scores_a_hidden_channel_that_is_its_synergists_mean_perfectly(elbow_data, capsys):
+    from myoedge.train.reconstruct import prior
+
+    model = generic_model("elbow6")
+    tt = np.arange(300) * 0.01
+    env = 0.2 + 0.1 * np.sin(2 * np.pi * np.outer(tt, [0.5, 0.8, 1.1, 0.3, 0.9, 1.4]))
+    env[:, 2] = env[:, :2].mean(1)  # BRA: the mean of the biceps heads
+    env[:, 5] = 0.3 * env[:, 3] + 0.1  # TRImed: another shape than its synergists' mean
+    trials = tuple(_trial(model, np.full(300, 1.0), env=env, name=n) for n in ("a", "b"))
+    data = SubjectData(subject="S", muscles=MUSCLES, measured=(0, 1, 3, 4), hidden=(2, 5), model=model,
+                       trials=trials)
+    s = prior.score_prior(data, "trial")
+    assert s["BRA"]["cc"] == pytest.approx(1.0) and s["BRA"]["rmse"] == pytest.approx(0.0, abs=1e-12)
+    assert s["TRImed"]["cc"] < 0.99 and s["TRImed"]["rmse"] > 0.01
+    lonely = SubjectData(subject="S", muscles=MUSCLES, measured=(3, 4, 5), hidden=(0, 1, 2), model=model,
+                         trials=trials)
+    with pytest.raises(InputError, match="no measured muscle shares the action"):
+        prior.score_prior(lonely, "trial")
+    assert prior.main([str(elbow_data), "--hidden", "BRA", "TRImed", "--split", "load"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["method"] == "prior" and set(line["hidden"]) == {"BRA", "TRImed"}
+    assert prior.main([str(elbow_data), "--hidden", "XYZ"]) == 2
 
 
 def test_check_hidden_rejects_unknown_duplicate_and_all():

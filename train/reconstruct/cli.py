@@ -61,6 +61,11 @@ def register(sub) -> None:
                    default=NMM_DEFAULTS.hidden_strength,
                    help="NMM: personalise the hidden muscles' F0 or hold it generic (the torque sees only "
                         f"F0·a of a hidden muscle; default {NMM_DEFAULTS.hidden_strength})")
+    p.add_argument("--joint-passive", choices=["on", "off"],
+                   default="on" if NMM_DEFAULTS.joint_passive else "off",
+                   help="NMM: fit the joint's passive moment P(θ, θ̇) = kθ + c + bθ̇ with the rest, the torque "
+                        "Σ r F − P (inverse dynamics carries the joint's own spring and damper; default "
+                        f"{'on' if NMM_DEFAULTS.joint_passive else 'off'})")
     p.add_argument("--synergies", type=int, default=3, help="SynX synergies (default 3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -88,6 +93,7 @@ def _reconstruct(args) -> dict:
     cfg = RunConfig(method=args.method, split=args.split,
                     nmm=NmmConfig(encoder=args.encoder, iterations=args.iterations, seed=args.seed,
                                   hidden_strength=args.hidden_strength, synergy_mix=args.synergy_mix,
+                                  joint_passive=args.joint_passive == "on",
                                   **{k: v for k, v in (("w_torque", args.w_torque),
                                                        ("w_effort", args.w_effort),
                                                        ("w_synergy", args.w_synergy),

@@ -28,6 +28,7 @@ class NmmConfig:
     synergy_mix: str = "action"  # "action": the mean of the measured muscles of the hidden one's action
     # (a learned mix where none is measured) | "learned": a mix learned with the rest
     hidden_strength: str = "personal"  # "personal" | "generic": F₀ of the hidden muscles fit or held
+    joint_passive: bool = True  # the joint's passive moment P(θ, θ̇) fitted with the rest: τ = Σ r F − P
     seed: int = 0
 
     def __post_init__(self):

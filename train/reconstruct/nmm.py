@@ -88,7 +88,8 @@ class Nmm(nn.Module):
         self.head = nn.Linear(cfg.hidden, len(data.muscles))
         nn.init.constant_(self.head.bias, -3.0)  # start near rest, not at half excitation
         self.personal = Personal(data.model,
-                                 fixed_strength=data.hidden if cfg.hidden_strength == "generic" else ())
+                                 fixed_strength=data.hidden if cfg.hidden_strength == "generic" else (),
+                                 joint_passive=cfg.joint_passive)
         # the synergy prior's mix: hidden ≈ measured · mix, one column per hidden muscle
         self.mix = nn.Parameter(torch.full((len(data.measured), len(data.hidden)), -2.0))  # learned: softplus
         fixed = action_mix(data) if cfg.synergy_mix == "action" else np.full(self.mix.shape, np.nan)
@@ -105,7 +106,7 @@ class Nmm(nn.Module):
     def forward(self, x, l_mt, l_mt_dot, r):
         """(excitations (B, T, M), activations (B, T, M), torque (B, T)) of inputs x (B, T, F)."""
         e = torch.sigmoid(self.head(self.encoder((x - self.mean) / self.std)))
-        tau, a = torque(e, l_mt, l_mt_dot, r, self.personal)
+        tau, a = torque(e, l_mt, l_mt_dot, r, self.personal, kinematics=x)
         return e, a, tau
 
 

@@ -6,11 +6,12 @@ Every curve is :mod:`myoedge.body`'s (array-agnostic) — :func:`~myoedge.body.a
 tensors. The activation recursion runs as a causal convolution with its impulse response
 (:func:`~myoedge.body.activation.impulse_response`, truncated where it has decayed below 1e-6).
 
-Personalised parameters (per subject, 5 per muscle + 2): strength F₀ (0.5–2.5 × generic), optimal
+Personalised parameters (per subject, 5 per muscle + 2, + 3): strength F₀ (0.5–2.5 × generic), optimal
 fibre length and tendon slack length (± 20 %), pennation at optimal length (generic ± 5°, ≥ 0), the
 activation shape factor A ∈ (−3, −0.05), and the recursion's coefficients C1, C2 ∈ (−0.85, −0.05)
-(poles at 0.05–0.85 per sample: time constants up to 60 ms at 100 Hz). Each is
-lo + (hi − lo)·sigmoid(p), so no step of the optimiser can leave its bounds.
+(poles at 0.05–0.85 per sample: time constants up to 60 ms at 100 Hz); with the joint's passive moment,
+its stiffness, offset and damping (:data:`JOINT_PASSIVE`). Each is lo + (hi − lo)·sigmoid(p), so no
+step of the optimiser can leave its bounds.
 """
 
 from __future__ import annotations
@@ -30,10 +31,17 @@ DEG = math.pi / 180.0
 KERNEL = 100  # taps of the activation impulse response: 0.85^100 < 1e-7
 PER_MUSCLE = ("strength", "l_opt", "l_ts", "pennation", "shape")
 SHARED = ("c1", "c2")
+# The joint's own passive moment P(θ, θ̇) = k θ + c + b θ̇ (its capsule, ligaments and skin: a spring and a
+# damper). Inverse dynamics of a model without them carries it in the net moment, τ_ID = Σ r F − P, so a
+# muscle model fitted to τ_ID alone books it on the muscles. (lo, hi, start): N·m/rad, N·m, N·m·s/rad;
+# started inside the bounds (at a bound the sigmoid's gradient vanishes and nothing is learned).
+JOINT_PASSIVE = {"stiffness": (0.0, 5.0, 0.5), "offset": (-5.0, 5.0, 0.0), "damping": (0.0, 1.0, 0.1)}
 
 
-def bounds(model: JointModel, *, fixed_strength=()) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per parameter: (lo, hi, generic) arrays — per muscle, or one value for C1, C2.
+def bounds(model: JointModel, *, fixed_strength=(), joint_passive: bool = False
+           ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per parameter: (lo, hi, generic) arrays — per muscle, or one value for C1, C2 (and, with
+    ``joint_passive``, the joint's passive stiffness, offset and damping, :data:`JOINT_PASSIVE`).
 
     Muscles in ``fixed_strength`` (indices) keep their generic F₀ (lo = hi)."""
     ms = model.muscles
@@ -44,7 +52,7 @@ def bounds(model: JointModel, *, fixed_strength=()) -> dict[str, tuple[np.ndarra
     n = len(ms)
     free = np.ones(n, bool)
     free[list(fixed_strength)] = False
-    return {
+    out = {
         "strength": (np.where(free, 0.5, 1.0) * f0, np.where(free, 2.5, 1.0) * f0, f0),
         "l_opt": (0.8 * l_opt, 1.2 * l_opt, l_opt),
         "l_ts": (0.8 * l_ts, 1.2 * l_ts, l_ts),
@@ -53,14 +61,17 @@ def bounds(model: JointModel, *, fixed_strength=()) -> dict[str, tuple[np.ndarra
         "c1": (np.array([-0.85]), np.array([-0.05]), np.array([-0.6])),
         "c2": (np.array([-0.85]), np.array([-0.05]), np.array([-0.6])),
     }
+    if joint_passive:
+        out.update({k: tuple(np.array([v]) for v in b) for k, b in JOINT_PASSIVE.items()})
+    return out
 
 
 class Personal(nn.Module):
     """A subject's bounded parameters; ``values()`` gives them in physical units."""
 
-    def __init__(self, model: JointModel, *, fixed_strength=()):
+    def __init__(self, model: JointModel, *, fixed_strength=(), joint_passive: bool = False):
         super().__init__()
-        self._bounds = bounds(model, fixed_strength=fixed_strength)
+        self._bounds = bounds(model, fixed_strength=fixed_strength, joint_passive=joint_passive)
         self.max_velocity = torch.tensor([m.max_velocity for m in model.muscles], dtype=torch.float32)
         self.raw = nn.ParameterDict()
         for name, (lo, hi, start) in self._bounds.items():
@@ -101,8 +112,13 @@ def forces(a: torch.Tensor, l_mt: torch.Tensor, l_mt_dot: torch.Tensor, p: dict[
     return hill_force(a, l, v, cos_a, max_force=p["strength"], damping=FIBER_DAMPING)
 
 
-def torque(e, l_mt, l_mt_dot, moment_arms, personal: Personal):
-    """(τ = Σ r·F (B, T) N·m, activations (B, T, M)) from excitations e (B, T, M)."""
+def torque(e, l_mt, l_mt_dot, moment_arms, personal: Personal, kinematics=None):
+    """(τ (B, T) N·m, activations (B, T, M)) from excitations e (B, T, M): τ = Σ r·F, less the joint's
+    passive moment P(θ, θ̇) where ``personal`` has one (``kinematics`` (B, T, ≥ 2): θ, θ̇)."""
     p = personal.values()
     a = activation(e, p)
-    return (moment_arms * forces(a, l_mt, l_mt_dot, p, personal.max_velocity)).sum(-1), a
+    tau = (moment_arms * forces(a, l_mt, l_mt_dot, p, personal.max_velocity)).sum(-1)
+    if "stiffness" in p:
+        theta, theta_dot = kinematics[..., 0], kinematics[..., 1]
+        tau = tau - (p["stiffness"][0] * theta + p["offset"][0] + p["damping"][0] * theta_dot)
+    return tau, a
