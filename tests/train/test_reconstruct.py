@@ -212,6 +212,22 @@ def test_without_a_profile_the_recorded_moment_arms_give_the_geometry(elbow_data
     assert [m.max_force for m in data.model.muscles] == [m.max_force for m in generic.muscles]
 
 
+def test_the_trial_split_holds_out_the_last_trial_at_every_load_of_a_labs_numbered_trials():
+    model = generic_model("elbow6")
+    theta = np.full(50, 1.0)
+    trials = tuple(_trial(model, theta, load=load, name=f"trial{i + 1}")
+                   for i, load in enumerate([0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 2.0]))
+    data = SubjectData(subject="S", muscles=MUSCLES, measured=(0, 1, 3, 4), hidden=(2, 5), model=model,
+                       trials=trials)
+    train, test = split(data, "trial")
+    assert [t.name for t in test] == ["trial4", "trial5", "trial7"]
+    assert [t.name for t in train] == ["trial1", "trial2", "trial3", "trial6"]
+    alone = SubjectData(subject="S", muscles=MUSCLES, measured=(0, 1, 3, 4), hidden=(2, 5), model=model,
+                        trials=trials[:3])
+    with pytest.raises(InputError, match="two or more trials at one load"):
+        split(alone, "trial")
+
+
 def test_nmm_short_fit_keeps_excitations_and_activations_in_range(elbow_data):
     torch.set_num_threads(1)
     (data,) = load_dataset(elbow_data, hidden=["BRA", "TRImed"]).values()

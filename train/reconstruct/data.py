@@ -164,17 +164,22 @@ def load_dataset(root, *, hidden, rate_hz: float = 100.0, subjects=None) -> dict
 def split(data: SubjectData, how: str) -> tuple[list[Trial], list[Trial]]:
     """(train, test) trials of one subject.
 
-    ``trial``: the last task (movement) is held out at every load, the others train. ``load``: the
-    lightest and heaviest loads train, the loads between them are the test (0/4 kg train, 2 kg test).
+    ``trial``: at every load with two or more tasks (movements), the last task in name order is held
+    out and the others train (the same task at every load where the trials share task names, as
+    ``mix1_0kg`` … ``mix3_4kg``). ``load``: the lightest and heaviest loads train, the loads between them
+    are the test (0/4 kg train, 2 kg test).
     """
     if how not in SPLITS:
         raise InputError(f"unknown split {how!r}; choose one of {list(SPLITS)}")
     if how == "trial":
-        tasks = sorted({t.task for t in data.trials})
-        if len(tasks) < 2:
-            raise InputError(f"subject {data.subject}: --split trial needs at least two trials, "
-                             f"found {tasks}")
-        test = [t for t in data.trials if t.task == tasks[-1]]
+        test = []
+        for load in sorted({t.load_kg for t in data.trials}):
+            tasks = sorted({t.task for t in data.trials if t.load_kg == load})
+            if len(tasks) >= 2:
+                test += [t for t in data.trials if t.load_kg == load and t.task == tasks[-1]]
+        if not test:
+            raise InputError(f"subject {data.subject}: --split trial needs two or more trials at one load "
+                             f"at least, found {sorted(t.name for t in data.trials)}")
     else:
         loads = sorted({t.load_kg for t in data.trials})
         if len(loads) < 3:
