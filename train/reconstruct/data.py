@@ -83,16 +83,17 @@ def _geometry_model(seqs) -> JointModel:
     arms, the generic joint's) r(θ), else the generic joint's muscles on the recorded moment arms
     (:func:`~myoedge.train.moment_arms.recorded_geometry`: a lab's muscle analysis is that subject's)."""
     seq = seqs[0]
-    known = seq.joint in JOINTS and set(generic_model(seq.joint).muscle_names) == set(seq.muscles)
+    generic = generic_model(seq.joint) if seq.joint in JOINTS else None
+    if generic is not None and set(generic.muscle_names) != set(seq.muscles):
+        generic = None
     if seq.model is not None and seq.model_moment_arms:
         model = seq.model
-    elif known and all(s.moment_arms is not None for s in seqs):
-        model = recorded_geometry(seqs, generic_model(seq.joint))
+    elif generic is not None and all(s.moment_arms is not None for s in seqs):
+        model = recorded_geometry(seqs, generic)
     else:
         raise InputError(f"{seq.name}: moment arms and muscle-tendon lengths need a profile, or a known "
                          f"joint ({sorted(JOINTS)}) naming the muscles {list(seq.muscles)}")
-    if known:
-        generic = generic_model(seq.joint)
+    if generic is not None:
         muscles = []
         for m in model.muscles:
             g = generic.muscles[generic.index(m.name)]
@@ -138,9 +139,8 @@ def load_dataset(root, *, hidden, rate_hz: float = 100.0, subjects=None) -> dict
     h_idx = tuple(muscles.index(h) for h in hidden_names)
     m_idx = tuple(i for i in range(len(muscles)) if i not in h_idx)
     out: dict[str, list] = {}
-    models: dict[str, JointModel] = {}
-    for subject in {s.subject for s in seqs}:
-        models[subject] = _geometry_model([s for s in seqs if s.subject == subject])
+    models = {subject: _geometry_model([s for s in seqs if s.subject == subject])
+              for subject in {s.subject for s in seqs}}
     for s in seqs:
         model = models[s.subject]
         theta = np.asarray(s.theta, float)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from myoedge.body.activation import impulse_response, shape_activation
+from myoedge.body.identify import PassiveMoment
 from myoedge.body.model import JointModel
 from myoedge.body.muscle import fiber_state_at, hill_force
 from myoedge.body.tendon import FIBER_DAMPING
@@ -32,8 +33,9 @@ KERNEL = 100  # taps of the activation impulse response: 0.85^100 < 1e-7
 PER_MUSCLE = ("strength", "l_opt", "l_ts", "pennation", "shape")
 SHARED = ("c1", "c2")
 # The joint's own passive moment P(θ, θ̇) = k θ + c + b θ̇ (its capsule, ligaments and skin: a spring and a
-# damper). Inverse dynamics of a model without them carries it in the net moment, τ_ID = Σ r F − P, so a
-# muscle model fitted to τ_ID alone books it on the muscles. (lo, hi, start): N·m/rad, N·m, N·m·s/rad;
+# damper; myoedge.body.identify.PassiveMoment's law, linear here). Inverse dynamics of a model without
+# them carries it in the net moment, τ_ID = Σ r F − P, so a muscle model fitted to τ_ID alone books it on
+# the muscles. (lo, hi, start): N·m/rad, N·m, N·m·s/rad;
 # started inside the bounds (at a bound the sigmoid's gradient vanishes and nothing is learned).
 JOINT_PASSIVE = {"stiffness": (0.0, 5.0, 0.5), "offset": (-5.0, 5.0, 0.0), "damping": (0.0, 1.0, 0.1)}
 
@@ -119,6 +121,7 @@ def torque(e, l_mt, l_mt_dot, moment_arms, personal: Personal, kinematics=None):
     a = activation(e, p)
     tau = (moment_arms * forces(a, l_mt, l_mt_dot, p, personal.max_velocity)).sum(-1)
     if "stiffness" in p:
-        theta, theta_dot = kinematics[..., 0], kinematics[..., 1]
-        tau = tau - (p["stiffness"][0] * theta + p["offset"][0] + p["damping"][0] * theta_dot)
+        law = PassiveMoment(elastic=(p["offset"][0], p["stiffness"][0]), damping=p["damping"][0],
+                            rmse=math.nan, moment_rms=math.nan)
+        tau = tau - law.moment(kinematics[..., 0], kinematics[..., 1])
     return tau, a
